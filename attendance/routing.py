@@ -1,0 +1,3 @@
+"""Websocket routes of the attendance app (the live monitor joins here)."""
+
+websocket_urlpatterns: list = []

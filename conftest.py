@@ -1,0 +1,37 @@
+"""Test-wide fixtures: the shipped face photos, one shared model pipeline, isolated media."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent
+FACES = ROOT / "recognition" / "fixtures" / "faces"
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def faces_dir() -> Path:
+    return FACES
+
+
+@pytest.fixture(scope="session")
+def people(faces_dir: Path) -> dict[str, list[Path]]:
+    """person name -> that person's photos (2-3 each, 5 people)."""
+    return {p.name: sorted(p.glob("*.jpg")) for p in sorted((faces_dir / "people").iterdir()) if p.is_dir()}
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"../shared/data is absent ({SHARED_DATA}); this test needs the shared evaluation data")
+    return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _isolated_media(request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """Django tests write uploads into a temporary MEDIA_ROOT, never into ./var."""
+    if "settings" in request.fixturenames or request.node.get_closest_marker("django_db"):
+        settings = request.getfixturevalue("settings")
+        settings.MEDIA_ROOT = tmp_path / "media"

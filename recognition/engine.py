@@ -1,0 +1,30 @@
+"""The process-wide recognition engine built from settings (one per web or worker process)."""
+
+from __future__ import annotations
+
+import functools
+
+from django.conf import settings
+
+from recognition.pipeline.detection import MtcnnDetector
+from recognition.pipeline.embedding import create_embedder
+from recognition.pipeline.pipeline import FacePipeline
+
+
+@functools.lru_cache(maxsize=1)
+def get_pipeline() -> FacePipeline:
+    """Build (once) the detector and the embedder named by ROLLCALL_EMBEDDER."""
+    import torch
+
+    if settings.ROLLCALL_TORCH_THREADS:
+        torch.set_num_threads(settings.ROLLCALL_TORCH_THREADS)
+    detector = MtcnnDetector(min_face_size=settings.ROLLCALL_DETECTOR_MIN_FACE, device=settings.ROLLCALL_DEVICE)
+    embedder = create_embedder(settings.ROLLCALL_EMBEDDER, **settings.ROLLCALL_EMBEDDER_OPTIONS)
+    return FacePipeline(detector=detector, embedder=embedder)
+
+
+def match_threshold() -> float:
+    """Cosine similarity at or above which a face is recognised as a gallery person."""
+    if settings.ROLLCALL_MATCH_THRESHOLD is not None:
+        return settings.ROLLCALL_MATCH_THRESHOLD
+    return get_pipeline().embedder.threshold

@@ -1,0 +1,67 @@
+"""The face gallery: enrolled photos with their aligned crops and embeddings."""
+
+from __future__ import annotations
+
+import uuid
+
+import numpy as np
+from django.conf import settings
+from django.db import models
+
+from portal.models import Employee
+
+
+def _face_path(instance: "FaceImage", filename: str) -> str:
+    return f"faces/{instance.employee_id}/{uuid.uuid4().hex}{_suffix(filename)}"
+
+
+def _crop_path(instance: "FaceImage", filename: str) -> str:
+    return f"faces/{instance.employee_id}/crops/{uuid.uuid4().hex}.png"
+
+
+def _suffix(filename: str) -> str:
+    return "." + filename.rsplit(".", 1)[-1].lower() if "." in filename else ".jpg"
+
+
+class FaceImage(models.Model):
+    class Source(models.TextChoices):
+        UPLOAD = "upload", "Upload"
+        CHECK_IN = "check_in", "Check-in"
+        DEVICE = "device", "Device"
+        DEMO = "demo", "Demo data"
+
+    employee = models.ForeignKey(Employee, on_delete=models.CASCADE, related_name="faces")
+    image = models.FileField(upload_to=_face_path)
+    crop = models.FileField(upload_to=_crop_path)
+    content_hash = models.CharField(max_length=64, db_index=True)
+    embedding = models.BinaryField()
+    embedder = models.CharField(max_length=40)
+    embedder_version = models.CharField(max_length=120)
+    detection_score = models.FloatField()
+    box = models.JSONField(help_text="[x1, y1, x2, y2] in pixels of the upright original.")
+    face_size = models.FloatField(help_text="Shorter side of the face box in pixels.")
+    sharpness = models.FloatField(help_text="Variance of the Laplacian of the aligned crop.")
+    source = models.CharField(max_length=20, choices=Source.choices, default=Source.UPLOAD)
+    is_primary = models.BooleanField(default=False)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["employee", "-is_primary", "created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["employee", "content_hash"], name="face_unique_image_per_employee"),
+        ]
+
+    def __str__(self) -> str:
+        return f"face {self.pk} of {self.employee}"
+
+    @property
+    def vector(self) -> np.ndarray:
+        return np.frombuffer(bytes(self.embedding), dtype=np.float32)
+
+
+class GalleryState(models.Model):
+    """One row: the gallery's version, bumped on every change so each process knows when its
+    in-memory index is stale without reading the embeddings."""
+
+    version = models.BigIntegerField(default=0)

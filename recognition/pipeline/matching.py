@@ -1,0 +1,87 @@
+"""Matching: exact cosine search of a gallery matrix, and the known/unknown decision.
+
+The gallery is an (N, dim) float32 matrix of unit vectors with one label per row (an employee id;
+a person may own several rows). Search returns the best-scoring *people* (a person's score is the
+best of their rows), so several photos per person help without crowding the top-k.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from recognition.pipeline.embedding import l2_normalise
+
+
+@dataclass(frozen=True)
+class Match:
+    label: int
+    score: float  # cosine similarity in [-1, 1]; higher is more alike
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The answer for one probe: the best match (if any), whether it is known, and the top-k."""
+
+    best: Match | None
+    known: bool
+    top: tuple[Match, ...]
+
+
+def cosine_to_distance(score: float) -> float:
+    """Euclidean distance between unit vectors with cosine ``score`` (dlib's usual scale)."""
+    return float(np.sqrt(max(0.0, 2.0 - 2.0 * score)))
+
+
+class GalleryIndex:
+    """Exact search over a gallery. Immutable: build a new index when the gallery changes."""
+
+    def __init__(self, vectors: np.ndarray, labels: np.ndarray | list[int], *, dim: int | None = None) -> None:
+        labels = np.asarray(labels, dtype=np.int64)
+        if len(labels) == 0:
+            self.vectors = np.zeros((0, dim or 0), dtype=np.float32)
+        else:
+            self.vectors = l2_normalise(np.atleast_2d(np.asarray(vectors, dtype=np.float32)))
+        if self.vectors.shape[0] != labels.shape[0]:
+            raise ValueError(f"{self.vectors.shape[0]} vectors but {labels.shape[0]} labels")
+        self.labels = labels
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def scores(self, queries: np.ndarray) -> np.ndarray:
+        """(M, dim) queries -> (M, N) cosine similarities against every gallery row."""
+        queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
+        return queries @ self.vectors.T
+
+    def search(self, queries: np.ndarray, *, k: int = 5) -> list[list[Match]]:
+        """For each query, up to k distinct labels with their best score, best first."""
+        queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
+        if len(self) == 0:
+            return [[] for _ in range(queries.shape[0])]
+        all_scores = self.scores(queries)
+        # Over-fetch rows so that k distinct people survive when people own several rows.
+        fetch = min(len(self), max(k * 4, k + 16))
+        results = []
+        for row in all_scores:
+            if fetch < len(self):
+                candidates = np.argpartition(-row, fetch - 1)[:fetch]
+            else:
+                candidates = np.arange(len(self))
+            candidates = candidates[np.argsort(-row[candidates], kind="stable")]
+            seen: dict[int, float] = {}
+            for index in candidates:
+                label = int(self.labels[index])
+                if label not in seen:
+                    seen[label] = float(row[index])
+                    if len(seen) == k:
+                        break
+            results.append([Match(label=label, score=score) for label, score in seen.items()])
+        return results
+
+    def decide(self, query: np.ndarray, *, threshold: float, k: int = 5) -> Decision:
+        """Search one query and apply the known/unknown threshold to the best match."""
+        top = self.search(query, k=k)[0]
+        best = top[0] if top else None
+        return Decision(best=best, known=best is not None and best.score >= threshold, top=tuple(top))

@@ -1,0 +1,44 @@
+"""FacePipeline: the stages joined, for callers that want faces with their embeddings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from recognition.pipeline.detection import Face, MtcnnDetector
+from recognition.pipeline.embedding import Embedder
+from recognition.pipeline.errors import MultipleFacesError, NoFaceError
+
+
+@dataclass(frozen=True)
+class EmbeddedFace:
+    """A detected face, its aligned crop (RGB uint8) and its unit vector (float32, embedder.dim)."""
+
+    face: Face
+    crop: np.ndarray
+    vector: np.ndarray
+
+
+class FacePipeline:
+    """detect -> align -> embed on RGB uint8 images."""
+
+    def __init__(self, *, detector: MtcnnDetector, embedder: Embedder) -> None:
+        self.detector = detector
+        self.embedder = embedder
+
+    def embed_all(self, image: np.ndarray, faces: list[Face] | None = None) -> list[EmbeddedFace]:
+        """Every face in ``image`` (detected unless ``faces`` is given), embedded in one batch."""
+        faces = self.detector.detect(image) if faces is None else faces
+        crops = [self.embedder.crop(image, face) for face in faces]
+        vectors = self.embedder.embed(crops)
+        return [EmbeddedFace(face=f, crop=c, vector=v) for f, c, v in zip(faces, crops, vectors)]
+
+    def embed_single(self, image: np.ndarray) -> EmbeddedFace:
+        """Exactly one face is expected (enrolment, verification); otherwise a typed error."""
+        faces = self.detector.detect(image)
+        if not faces:
+            raise NoFaceError("No face was found in the image.")
+        if len(faces) > 1:
+            raise MultipleFacesError(f"{len(faces)} faces were found; the photo must show one person.")
+        return self.embed_all(image, faces)[0]

@@ -1,0 +1,51 @@
+"""Reads of the face gallery. The in-memory index is rebuilt only when the gallery changed."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from recognition.engine import get_pipeline
+from recognition.models import FaceImage, GalleryState
+from recognition.pipeline.matching import GalleryIndex
+
+
+def gallery_version() -> int:
+    state = GalleryState.objects.filter(pk=1).values_list("version", flat=True).first()
+    return int(state or 0)
+
+
+@dataclass(frozen=True)
+class _LoadedIndex:
+    version: int
+    embedder_key: str
+    index: GalleryIndex
+
+
+_lock = threading.Lock()
+_loaded: _LoadedIndex | None = None
+
+
+def gallery_index() -> GalleryIndex:
+    """The gallery of active employees for the current embedder, labelled by employee id.
+
+    Costs one small query when nothing changed; reloads every embedding only after a change.
+    """
+    global _loaded
+    embedder = get_pipeline().embedder
+    version = gallery_version()
+    loaded = _loaded
+    if loaded is not None and loaded.version == version and loaded.embedder_key == embedder.key:
+        return loaded.index
+    with _lock:
+        rows = list(
+            FaceImage.objects.filter(
+                employee__is_active=True, embedder=embedder.name, embedder_version=embedder.version
+            ).values_list("employee_id", "embedding")
+        )
+        vectors = np.array([np.frombuffer(bytes(blob), dtype=np.float32) for _, blob in rows]).reshape(len(rows), -1)
+        index = GalleryIndex(vectors, [employee_id for employee_id, _ in rows], dim=embedder.dim)
+        _loaded = _LoadedIndex(version=version, embedder_key=embedder.key, index=index)
+        return index

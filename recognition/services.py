@@ -1,0 +1,155 @@
+"""Writes to the face gallery, and recognition (which reads the gallery through selectors)."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.db.models import F
+from PIL import Image
+
+from portal.models import Employee
+from recognition.engine import get_pipeline, match_threshold
+from recognition.models import FaceImage, GalleryState
+from recognition.pipeline.detection import Face
+from recognition.pipeline.errors import ImageTooLargeError, PipelineError
+from recognition.pipeline.image import content_hash, load_image
+from recognition.pipeline.matching import Match
+from recognition.quality import sharpness, yaw_ratio
+from recognition.selectors import gallery_index
+
+MIN_SHARPNESS = 20.0
+MAX_YAW_RATIO = 0.35
+
+
+class EnrolmentRejected(PipelineError):
+    """The photo decodes and shows one face, but is unfit for the gallery (size, blur, pose, duplicate)."""
+
+    code = "enrolment_rejected"
+
+    def __init__(self, detail: str, *, code: str) -> None:
+        super().__init__(detail)
+        self.code = code
+
+
+def decode_upload(data: bytes) -> np.ndarray:
+    """Size-checked decode of uploaded bytes into an RGB array (typed errors on bad input)."""
+    limit = settings.ROLLCALL_UPLOAD_MAX_BYTES
+    if len(data) > limit:
+        raise ImageTooLargeError(f"The file is {len(data) / 1e6:.1f} MB; the limit is {limit / 1e6:.0f} MB.")
+    return load_image(data, max_pixels=settings.ROLLCALL_MAX_IMAGE_PIXELS)
+
+
+def gallery_changed() -> None:
+    """Bump the gallery version so every process reloads its index on its next recognition."""
+    updated = GalleryState.objects.filter(pk=1).update(version=F("version") + 1)
+    if not updated:
+        GalleryState.objects.get_or_create(pk=1, defaults={"version": 1})
+
+
+def face_enroll(
+    *,
+    employee: Employee,
+    data: bytes,
+    filename: str = "photo.jpg",
+    source: str = FaceImage.Source.UPLOAD,
+    created_by: AbstractBaseUser | None = None,
+) -> FaceImage:
+    """Detect, check and embed the one face in ``data`` and add it to ``employee``'s gallery.
+
+    Raises a PipelineError subclass (with a user-facing message) when the photo is unusable;
+    in that case nothing is stored: no row and no file.
+    """
+    digest = content_hash(data)
+    if FaceImage.objects.filter(employee=employee, content_hash=digest).exists():
+        raise EnrolmentRejected("This photo is already enrolled for this person.", code="duplicate_image")
+    image = decode_upload(data)
+    pipeline = get_pipeline()
+    embedded = pipeline.embed_single(image)
+    _check_quality(embedded.face, embedded.crop)
+    face = FaceImage(
+        employee=employee,
+        content_hash=digest,
+        embedding=embedded.vector.astype(np.float32).tobytes(),
+        embedder=pipeline.embedder.name,
+        embedder_version=pipeline.embedder.version,
+        detection_score=embedded.face.score,
+        box=[round(v, 1) for v in embedded.face.box],
+        face_size=embedded.face.size,
+        sharpness=sharpness(embedded.crop),
+        source=source,
+        is_primary=not employee.faces.exists(),
+        created_by=created_by,
+    )
+    face.image.save(filename, ContentFile(data), save=False)
+    try:
+        face.crop.save("crop.png", ContentFile(_png(embedded.crop)), save=False)
+        with transaction.atomic():
+            face.save()
+            gallery_changed()
+    except BaseException:
+        _delete_files(face)
+        raise
+    return face
+
+
+def face_delete(*, face: FaceImage) -> None:
+    """Remove a photo, its crop and its embedding; the files go once the deletion commits."""
+    with transaction.atomic():
+        face.delete()  # recognition.signals removes the files on commit and bumps the gallery
+
+
+def _check_quality(face: Face, crop: np.ndarray) -> None:
+    minimum = settings.ROLLCALL_ENROL_MIN_FACE
+    if face.size < minimum:
+        raise EnrolmentRejected(
+            f"The face is {face.size:.0f} pixels wide; at least {minimum} are needed. Move closer or use a larger photo.",
+            code="face_too_small",
+        )
+    if sharpness(crop) < MIN_SHARPNESS:
+        raise EnrolmentRejected("The face is too blurry. Hold still and use a sharper photo.", code="too_blurry")
+    if yaw_ratio(face.landmarks) > MAX_YAW_RATIO:
+        raise EnrolmentRejected("The head is turned too far. Look straight at the camera.", code="extreme_pose")
+
+
+def _png(crop: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(crop).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _delete_files(face: FaceImage) -> None:
+    for field in (face.image, face.crop):
+        if field and field.name:
+            field.storage.delete(field.name)
+
+
+@dataclass(frozen=True)
+class RecognizedFace:
+    """One face in a probe image: where it is, who it most resembles and whether that counts."""
+
+    face: Face
+    best: Match | None
+    known: bool
+    top: tuple[Match, ...]
+    threshold: float
+
+
+def face_recognize(*, data: bytes, k: int = 5) -> list[RecognizedFace]:
+    """Every face in the image, matched against the current gallery (no database writes)."""
+    image = decode_upload(data)
+    embedded = get_pipeline().embed_all(image)
+    index = gallery_index()
+    threshold = match_threshold()
+    results = []
+    for item in embedded:
+        decision = index.decide(item.vector, threshold=threshold, k=k)
+        results.append(
+            RecognizedFace(face=item.face, best=decision.best, known=decision.known, top=decision.top, threshold=threshold)
+        )
+    return results

@@ -1,0 +1,19 @@
+"""Erasure: however a FaceImage row goes (the service, the admin, an employee's cascade), its
+files are deleted once the transaction commits and every process's gallery index is refreshed.
+A signal is used because cascades never call a service."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.db.models.signals import post_delete
+from django.dispatch import receiver
+
+from recognition.models import FaceImage
+
+
+@receiver(post_delete, sender=FaceImage)
+def _face_deleted(sender: type[FaceImage], instance: FaceImage, **kwargs: object) -> None:
+    from recognition.services import _delete_files, gallery_changed
+
+    gallery_changed()
+    transaction.on_commit(lambda: _delete_files(instance))

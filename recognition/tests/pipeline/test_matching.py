@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recognition.pipeline.embedding import l2_normalise
+from recognition.pipeline.matching import GalleryIndex, cosine_to_distance
+
+
+def _random_unit(n: int, dim: int = 128, seed: int = 0) -> np.ndarray:
+    return l2_normalise(np.random.default_rng(seed).normal(size=(n, dim)))
+
+
+def test_exact_search_finds_the_planted_vector_among_many() -> None:
+    vectors = _random_unit(5000)
+    index = GalleryIndex(vectors, np.arange(5000))
+    query = l2_normalise(vectors[1234] + 0.05 * _random_unit(1, seed=9)[0])
+    top = index.search(query, k=3)[0]
+    assert top[0].label == 1234
+    assert top[0].score > 0.99 and top[0].score >= top[1].score >= top[2].score
+
+
+def test_search_returns_distinct_people_with_their_best_score() -> None:
+    vectors = _random_unit(6)
+    labels = [7, 7, 7, 8, 9, 10]
+    index = GalleryIndex(vectors, labels)
+    top = index.search(vectors[1], k=3)[0]
+    assert [m.label for m in top][0] == 7
+    assert len({m.label for m in top}) == 3
+    assert top[0].score == pytest.approx(1.0, abs=1e-6)
+
+
+def test_decide_applies_the_threshold() -> None:
+    vectors = _random_unit(10)
+    index = GalleryIndex(vectors, range(10))
+    assert index.decide(vectors[3], threshold=0.9).known
+    stranger = _random_unit(1, seed=99)[0]
+    decision = index.decide(stranger, threshold=0.9)
+    assert not decision.known and decision.best is not None and decision.best.score < 0.9
+
+
+def test_empty_gallery_knows_nobody() -> None:
+    index = GalleryIndex(np.zeros((0, 128)), [], dim=128)
+    decision = index.decide(_random_unit(1)[0], threshold=0.5)
+    assert decision.best is None and not decision.known and len(index) == 0
+
+
+def test_mismatched_labels_are_rejected() -> None:
+    with pytest.raises(ValueError):
+        GalleryIndex(_random_unit(3), [1, 2])
+
+
+def test_cosine_to_distance() -> None:
+    assert cosine_to_distance(1.0) == pytest.approx(0.0)
+    assert cosine_to_distance(0.0) == pytest.approx(np.sqrt(2))
