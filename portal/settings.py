@@ -199,6 +199,8 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "RollCall API",
     "DESCRIPTION": "Face-recognition attendance: people, face gallery, recognition.",
     "VERSION": "1.0.0",
+    # The schema and its Swagger page are public documentation; every endpoint still checks auth.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
 }
 
 LOGGING = {

@@ -60,8 +60,15 @@ class FaceImage(models.Model):
         return np.frombuffer(bytes(self.embedding), dtype=np.float32)
 
 
+def _new_epoch() -> str:
+    return uuid.uuid4().hex
+
+
 class GalleryState(models.Model):
     """One row: the gallery's version, bumped on every change so each process knows when its
     in-memory index is stale without reading the embeddings."""
 
     version = models.BigIntegerField(default=0)
+    # Identifies this row's lifetime: a recreated gallery (a new database) starts a new epoch,
+    # so a process never mistakes a fresh version 1 for the version 1 it already loaded.
+    epoch = models.CharField(max_length=32, default=_new_epoch)

@@ -12,14 +12,15 @@ from recognition.models import FaceImage, GalleryState
 from recognition.pipeline.matching import GalleryIndex
 
 
-def gallery_version() -> int:
-    state = GalleryState.objects.filter(pk=1).values_list("version", flat=True).first()
-    return int(state or 0)
+def gallery_version() -> tuple[str, int]:
+    """(epoch, version) of the gallery: changes whenever any face is added or removed."""
+    state = GalleryState.objects.filter(pk=1).values_list("epoch", "version").first()
+    return (state[0], int(state[1])) if state else ("", 0)
 
 
 @dataclass(frozen=True)
 class _LoadedIndex:
-    version: int
+    version: tuple[str, int]
     embedder_key: str
     index: GalleryIndex
 
@@ -45,7 +46,7 @@ def gallery_index() -> GalleryIndex:
                 employee__is_active=True, embedder=embedder.name, embedder_version=embedder.version
             ).values_list("employee_id", "embedding")
         )
-        vectors = np.array([np.frombuffer(bytes(blob), dtype=np.float32) for _, blob in rows]).reshape(len(rows), -1)
+        vectors = np.array([np.frombuffer(bytes(blob), dtype=np.float32) for _, blob in rows], dtype=np.float32)
         index = GalleryIndex(vectors, [employee_id for employee_id, _ in rows], dim=embedder.dim)
         _loaded = _LoadedIndex(version=version, embedder_key=embedder.key, index=index)
         return index

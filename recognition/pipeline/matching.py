@@ -43,6 +43,8 @@ class GalleryIndex:
             self.vectors = np.zeros((0, dim or 0), dtype=np.float32)
         else:
             self.vectors = l2_normalise(np.atleast_2d(np.asarray(vectors, dtype=np.float32)))
+        if self.vectors.ndim != 2:
+            raise ValueError(f"expected an (N, dim) matrix, got shape {self.vectors.shape}")
         if self.vectors.shape[0] != labels.shape[0]:
             raise ValueError(f"{self.vectors.shape[0]} vectors but {labels.shape[0]} labels")
         self.labels = labels

@@ -1,0 +1,146 @@
+"""Per-stage latency of the face pipeline and exact-search time for large galleries.
+
+    .venv/bin/python bench/pipeline.py [--embedder dlib --embedder facenet:checkpoint=PATH] [--json FILE]
+
+Frame: a 640x480 JPEG with one real face (a shipped fixture letterboxed to 640x480).
+Stages, medians over --repeat runs after a warm-up: decode, detect, align, embed, search;
+``detect+align+embed`` is timed end to end. Search: one query against galleries of random unit
+vectors (1k, 10k, 100k, 1M) with GalleryIndex.search(k=5).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from recognition.pipeline.detection import MtcnnDetector  # noqa: E402
+from recognition.pipeline.embedding import create_embedder, l2_normalise  # noqa: E402
+from recognition.pipeline.image import load_image  # noqa: E402
+from recognition.pipeline.matching import GalleryIndex  # noqa: E402
+
+FIXTURE = ROOT / "recognition" / "fixtures" / "faces" / "people" / "rose_leslie" / "1.jpg"
+
+
+def frame_jpeg() -> bytes:
+    photo = Image.open(FIXTURE).convert("RGB")
+    photo.thumbnail((640, 480))
+    canvas = Image.new("RGB", (640, 480), (40, 40, 40))
+    canvas.paste(photo, ((640 - photo.width) // 2, (480 - photo.height) // 2))
+    buffer = io.BytesIO()
+    canvas.save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def median_ms(fn, repeat: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
+def parse_spec(spec: str) -> tuple[str, dict[str, object]]:
+    name, _, flags = spec.partition(":")
+    options: dict[str, object] = {}
+    for flag in filter(None, flags.split(",")):
+        key, _, value = flag.partition("=")
+        options[key] = value if value else True
+    return name, options
+
+
+def bench_stages(spec: str, repeat: int, min_face: int) -> dict[str, float]:
+    name, options = parse_spec(spec)
+    embedder = create_embedder(name, **options)
+    detector = MtcnnDetector(min_face_size=min_face)
+    data = frame_jpeg()
+    image = load_image(data)
+    face = detector.detect(image)[0]
+    crop = embedder.crop(image, face)
+    index = GalleryIndex(l2_normalise(np.random.default_rng(0).normal(size=(1000, embedder.dim))), np.arange(1000))
+    vector = embedder.embed([crop])[0]
+
+    def end_to_end() -> None:
+        found = detector.detect(image)
+        embedder.embed([embedder.crop(image, found[0])])
+
+    figures = {
+        "decode_ms": median_ms(lambda: load_image(data), repeat),
+        "detect_ms": median_ms(lambda: detector.detect(image), repeat),
+        "align_ms": median_ms(lambda: embedder.crop(image, face), repeat),
+        "embed_ms": median_ms(lambda: embedder.embed([crop]), repeat),
+        "search_1k_ms": median_ms(lambda: index.search(vector, k=5), repeat),
+        "detect_align_embed_ms": median_ms(end_to_end, repeat),
+    }
+    batch = [crop] * 16
+    figures["embed_batch16_ms_per_face"] = median_ms(lambda: embedder.embed(batch), max(3, repeat // 5)) / 16
+    return figures
+
+
+def bench_search(sizes: list[int], dim: int, queries: int) -> dict[int, float]:
+    rng = np.random.default_rng(1)
+    results = {}
+    for size in tqdm(sizes, desc="search galleries", unit="gallery"):
+        vectors = np.empty((size, dim), dtype=np.float32)
+        for start in range(0, size, 100_000):  # fill in chunks to bound temporary memory
+            stop = min(size, start + 100_000)
+            vectors[start:stop] = l2_normalise(rng.normal(size=(stop - start, dim)).astype(np.float32))
+        index = GalleryIndex(vectors, np.arange(size))
+        probes = l2_normalise(rng.normal(size=(queries, dim)).astype(np.float32))
+        times = []
+        index.search(probes[0], k=5)
+        for probe in probes:
+            started = time.perf_counter()
+            index.search(probe, k=5)
+            times.append((time.perf_counter() - started) * 1000)
+        results[size] = statistics.median(times)
+        del index, vectors
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--embedder", action="append", help="embedder spec, repeatable (default: dlib)")
+    parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--threads", type=int, default=int(os.environ.get("ROLLCALL_TORCH_THREADS", "2")))
+    parser.add_argument("--min-face", type=int, default=40, help="MTCNN min_face_size (RollCall's default: 40)")
+    parser.add_argument("--sizes", default="1000,10000,100000,1000000", help="gallery sizes for the search benchmark")
+    parser.add_argument("--dim", type=int, default=128, help="vector size for the search benchmark")
+    parser.add_argument("--json", type=Path, help="write the figures to this JSON file")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    specs = args.embedder or ["dlib"]
+    stages = {spec: bench_stages(spec, args.repeat, args.min_face) for spec in tqdm(specs, desc="embedders", unit="embedder")}
+    search = bench_search([int(s) for s in args.sizes.split(",")], args.dim, queries=50)
+
+    print(f"\nPipeline on one 640x480 frame with one face ({args.threads} torch threads, medians of {args.repeat}):")
+    columns = ["decode_ms", "detect_ms", "align_ms", "embed_ms", "search_1k_ms", "detect_align_embed_ms", "embed_batch16_ms_per_face"]
+    print(f"{'embedder':28}" + "".join(f"{c.replace('_ms', ''):>24}" for c in columns))
+    for spec, figures in stages.items():
+        print(f"{spec:28.28}" + "".join(f"{figures[c]:>21.2f} ms" for c in columns))
+    print(f"\nExact search, one query, k=5, {args.dim}-d unit vectors:")
+    for size, ms in search.items():
+        print(f"  {size:>9,} faces: {ms:8.2f} ms")
+    if args.json:
+        args.json.write_text(json.dumps({"threads": args.threads, "stages": stages,
+                                         "search_ms": {str(k): v for k, v in search.items()}, "dim": args.dim}, indent=2))
+        print(f"figures written to {args.json}")
+
+
+if __name__ == "__main__":
+    main()
