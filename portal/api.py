@@ -8,13 +8,20 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from recognition.pipeline.errors import ImageTooLargeError, PipelineError
+from recognition.pipeline.errors import PipelineError
+
+# By code, not by class: errors raised on a worker come back as codes.
+STATUS_BY_CODE = {
+    "image_too_large": status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    "recognition_unavailable": status.HTTP_503_SERVICE_UNAVAILABLE,
+    "model_unavailable": status.HTTP_503_SERVICE_UNAVAILABLE,
+}
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, PipelineError):
-        code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE if isinstance(exc, ImageTooLargeError) else status.HTTP_400_BAD_REQUEST
-        return Response({"code": exc.code, "detail": exc.detail}, status=code)
+        http_status = STATUS_BY_CODE.get(exc.code, status.HTTP_400_BAD_REQUEST)
+        return Response({"code": exc.code, "detail": exc.detail}, status=http_status)
     response = drf_exception_handler(exc, context)
     if response is not None:
         detail = response.data

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from django.conf import settings
+import hashlib
+import secrets
+
 from django.db import models
 
 
@@ -45,3 +48,30 @@ class Employee(models.Model):
     @property
     def first_name(self) -> str:
         return self.full_name.split(" ")[0]
+
+
+class Device(models.Model):
+    """A kiosk or an edge device. Its API token is shown once, at creation; only a hash is kept."""
+
+    name = models.CharField(max_length=120, unique=True)
+    location = models.CharField(max_length=200, blank=True)
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    token_prefix = models.CharField(max_length=8, editable=False, help_text="First characters, to tell tokens apart.")
+    is_active = models.BooleanField(default=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @staticmethod
+    def hash_token(token: str) -> str:
+        # Tokens are 256-bit random strings, so a plain SHA-256 is enough (no password stretching).
+        return hashlib.sha256(token.encode()).hexdigest()
+
+    @staticmethod
+    def new_token() -> str:
+        return secrets.token_urlsafe(32)

@@ -118,6 +118,9 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_TIME_LIMIT = int(os.environ.get("CELERY_TASK_TIME_LIMIT", "300"))
 CELERY_TASK_SOFT_TIME_LIMIT = int(os.environ.get("CELERY_TASK_SOFT_TIME_LIMIT", "240"))
 CELERY_TASK_ACKS_LATE = True
+# A dead broker must fail a request in about a second, not hang it.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_RESULT_EXPIRES = 3600
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
@@ -169,7 +172,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = ROLLCALL_UPLOAD_MAX_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = ROLLCALL_UPLOAD_MAX_BYTES + 1024 * 1024
 
 # --- Recognition engine ---------------------------------------------------------------------
-ROLLCALL_EMBEDDER = os.environ.get("ROLLCALL_EMBEDDER", "dlib")
+ROLLCALL_EMBEDDER = os.environ.get("ROLLCALL_EMBEDDER", "fused")
 ROLLCALL_EMBEDDER_OPTIONS: dict[str, object] = {}
 if checkpoint := os.environ.get("ROLLCALL_EMBEDDER_CHECKPOINT"):
     ROLLCALL_EMBEDDER_OPTIONS["checkpoint"] = checkpoint
@@ -181,6 +184,8 @@ ROLLCALL_DETECTOR_MIN_FACE = int(os.environ.get("ROLLCALL_DETECTOR_MIN_FACE", "4
 ROLLCALL_DEVICE = os.environ.get("ROLLCALL_DEVICE", "cpu")
 ROLLCALL_TORCH_THREADS = int(os.environ.get("ROLLCALL_TORCH_THREADS", "0"))
 ROLLCALL_MAX_IMAGE_PIXELS = int(os.environ.get("ROLLCALL_MAX_IMAGE_PIXELS", "50000000"))
+# How long a web request waits for a recognition worker before answering 503.
+ROLLCALL_TASK_WAIT_SECONDS = float(os.environ.get("ROLLCALL_TASK_WAIT_SECONDS", "60"))
 ROLLCALL_ENROL_MIN_FACE = int(os.environ.get("ROLLCALL_ENROL_MIN_FACE", "80"))
 
 # --- REST API ------------------------------------------------------------------------------
@@ -188,6 +193,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
+        "portal.authentication.DeviceTokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

@@ -72,3 +72,27 @@ class GalleryState(models.Model):
     # Identifies this row's lifetime: a recreated gallery (a new database) starts a new epoch,
     # so a process never mistakes a fresh version 1 for the version 1 it already loaded.
     epoch = models.CharField(max_length=32, default=_new_epoch)
+
+
+class ReembedJob(models.Model):
+    """Progress of re-embedding the gallery with a new embedder (shown in the admin)."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        FINISHED = "finished", "Finished"
+
+    embedder = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"re-embed to {self.embedder or '?'}: {self.done}/{self.total} ({self.status})"

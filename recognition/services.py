@@ -15,11 +15,11 @@ from PIL import Image
 
 from portal.models import Employee
 from recognition.engine import get_pipeline, match_threshold
-from recognition.models import FaceImage, GalleryState
+from recognition.models import FaceImage, GalleryState, ReembedJob
 from recognition.pipeline.detection import Face
 from recognition.pipeline.errors import ImageTooLargeError, PipelineError
 from recognition.pipeline.image import content_hash, load_image
-from recognition.pipeline.matching import Match
+from recognition.pipeline.matching import Match, cosine_to_distance
 from recognition.quality import sharpness, yaw_ratio
 from recognition.selectors import gallery_index
 
@@ -104,6 +104,13 @@ def face_delete(*, face: FaceImage) -> None:
         face.delete()  # recognition.signals removes the files on commit and bumps the gallery
 
 
+def face_set_primary(*, face: FaceImage) -> None:
+    """Make ``face`` the employee's primary photo (the one shown first)."""
+    with transaction.atomic():
+        FaceImage.objects.filter(employee_id=face.employee_id).exclude(pk=face.pk).update(is_primary=False)
+        FaceImage.objects.filter(pk=face.pk).update(is_primary=True)
+
+
 def _check_quality(face: Face, crop: np.ndarray) -> None:
     minimum = settings.ROLLCALL_ENROL_MIN_FACE
     if face.size < minimum:
@@ -153,3 +160,101 @@ def face_recognize(*, data: bytes, k: int = 5) -> list[RecognizedFace]:
             RecognizedFace(face=item.face, best=decision.best, known=decision.known, top=decision.top, threshold=threshold)
         )
     return results
+
+
+@dataclass(frozen=True)
+class Verification:
+    """verify(image, identity): the probe's one face against every enrolled photo of the employee."""
+
+    face: Face
+    score: float
+    distance: float
+    same: bool
+    threshold: float
+
+
+def face_verify(*, data: bytes, employee: Employee) -> Verification:
+    """Is the one face in ``data`` this employee? (The seeds' verify(image, identity).)"""
+    pipeline = get_pipeline()
+    vectors = [
+        face.vector
+        for face in employee.faces.filter(embedder=pipeline.embedder.name, embedder_version=pipeline.embedder.version)
+    ]
+    if not vectors:
+        raise EnrolmentRejected(f"{employee.full_name} has no enrolled photo to compare with.", code="not_enrolled")
+    probe = pipeline.embed_single(decode_upload(data))
+    score = float(np.max(np.stack(vectors) @ probe.vector))
+    threshold = match_threshold()
+    return Verification(
+        face=probe.face, score=score, distance=cosine_to_distance(score), same=score >= threshold, threshold=threshold
+    )
+
+
+def face_detect(*, data: bytes) -> list[Face]:
+    """Every face in the image, best score first (no recognition, no writes)."""
+    return get_pipeline().detector.detect(decode_upload(data))
+
+
+def gallery_reembed_start() -> ReembedJob | None:
+    """Queue a re-embedding job if any photo's vector is stale and none is queued or running.
+
+    The task starts once this transaction commits, so the worker always finds the job row.
+    """
+    from recognition import tasks
+
+    embedder = get_pipeline().embedder
+    with transaction.atomic():
+        if not FaceImage.objects.exclude(embedder=embedder.name, embedder_version=embedder.version).exists():
+            return None
+        if ReembedJob.objects.filter(status__in=[ReembedJob.Status.QUEUED, ReembedJob.Status.RUNNING]).exists():
+            return None
+        job = ReembedJob.objects.create(embedder=embedder.key)
+        transaction.on_commit(lambda: tasks.gallery_reembed.delay(job_id=job.pk))
+    return job
+
+
+def gallery_reembed(*, job: ReembedJob, batch_size: int = 50) -> ReembedJob:
+    """Re-embed every photo whose vector came from another embedder (or version) than the active one.
+
+    Idempotent and resumable: it only ever picks stale rows, in batches, committing each face,
+    so a crash or a second run continues where the first stopped. Progress is kept on ``job``.
+    """
+    pipeline = get_pipeline()
+    embedder = pipeline.embedder
+    stale = FaceImage.objects.exclude(embedder=embedder.name, embedder_version=embedder.version)
+    job.embedder = embedder.key
+    job.total = job.done + job.failed + stale.count()
+    job.status = ReembedJob.Status.RUNNING
+    job.save()
+    failed_ids: list[int] = []
+    while True:
+        faces = list(stale.exclude(pk__in=failed_ids).order_by("pk")[:batch_size])
+        if not faces:
+            break
+        for face in faces:
+            try:
+                with face.image.open("rb") as handle:
+                    image = decode_upload(handle.read())
+                faces_found = pipeline.detector.detect(image)
+                if not faces_found:
+                    raise EnrolmentRejected("no face found any more", code="no_face")
+                # the stored box says which face was enrolled: take the detection nearest to it
+                chosen = min(faces_found, key=lambda f: sum((a - b) ** 2 for a, b in zip(f.box, face.box)))
+                item = pipeline.embed_all(image, [chosen])[0]
+            except (PipelineError, OSError) as exc:
+                failed_ids.append(face.pk)
+                job.failed += 1
+                job.last_error = f"face {face.pk}: {exc}"
+            else:
+                FaceImage.objects.filter(pk=face.pk).update(
+                    embedding=item.vector.astype(np.float32).tobytes(),
+                    embedder=embedder.name,
+                    embedder_version=embedder.version,
+                    detection_score=item.face.score,
+                )
+                job.done += 1
+            job.save(update_fields=["done", "failed", "last_error", "updated_at"])
+        gallery_changed()
+    job.status = ReembedJob.Status.FINISHED
+    job.save()
+    return job

@@ -4,5 +4,8 @@ from recognition import views
 
 urlpatterns = [
     path("faces/<int:pk>/<str:kind>/", views.face_file, name="face-file"),
+    path("people/<int:pk>/faces/", views.gallery, name="gallery"),
+    path("people/<int:pk>/faces/<int:face_pk>/delete/", views.gallery_delete, name="gallery-delete"),
+    path("people/<int:pk>/faces/<int:face_pk>/primary/", views.gallery_primary, name="gallery-primary"),
     path("recognize/", views.recognize_page, name="recognize"),
 ]

@@ -1,17 +1,20 @@
-"""Pages of the face gallery: permission-checked face images, and a recognise-a-photo form."""
+"""Pages of the face gallery: per-employee gallery (upload from file or webcam, delete, mark
+primary), permission-checked face images, and a recognise-a-photo form."""
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
-from django.views.decorators.http import require_GET
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
 
 from portal.models import Employee
 from portal.permissions import is_manager, visible_employees
+from recognition import workers
 from recognition.models import FaceImage
 from recognition.pipeline.errors import PipelineError
-from recognition.services import face_recognize
+from recognition.services import face_delete, face_set_primary
 
 
 @login_required
@@ -29,6 +32,53 @@ def face_file(request: HttpRequest, pk: int, kind: str) -> FileResponse:
     return response
 
 
+def _managed(request: HttpRequest, pk: int) -> Employee:
+    if not is_manager(request.user):
+        raise Http404
+    return get_object_or_404(visible_employees(request.user), pk=pk)
+
+
+@login_required
+def gallery(request: HttpRequest, pk: int) -> HttpResponse:
+    """One employee's enrolled photos; managers add (file or webcam), delete and mark primary."""
+    employee = get_object_or_404(visible_employees(request.user), pk=pk)
+    manager = is_manager(request.user)
+    if request.method == "POST":
+        if not manager:
+            raise Http404
+        upload = request.FILES.get("photo")
+        if upload is None:
+            messages.error(request, "Choose a photo or take one with the camera.")
+        else:
+            try:
+                workers.enroll(employee=employee, data=upload.read(), filename=upload.name or "webcam.jpg",
+                               source=FaceImage.Source.UPLOAD, created_by=request.user)
+            except PipelineError as exc:
+                messages.error(request, f"Photo not added: {exc.detail}")
+            else:
+                messages.success(request, "Photo added; it is used for recognition from now on.")
+        return redirect("gallery", pk=employee.pk)
+    return render(request, "recognition/gallery.html",
+                  {"employee": employee, "faces": employee.faces.all(), "manager": manager})
+
+
+@login_required
+@require_POST
+def gallery_delete(request: HttpRequest, pk: int, face_pk: int) -> HttpResponse:
+    employee = _managed(request, pk)
+    face_delete(face=get_object_or_404(FaceImage, pk=face_pk, employee=employee))
+    messages.success(request, "Photo deleted, with its crop and embedding.")
+    return redirect("gallery", pk=employee.pk)
+
+
+@login_required
+@require_POST
+def gallery_primary(request: HttpRequest, pk: int, face_pk: int) -> HttpResponse:
+    employee = _managed(request, pk)
+    face_set_primary(face=get_object_or_404(FaceImage, pk=face_pk, employee=employee))
+    return redirect("gallery", pk=employee.pk)
+
+
 @login_required
 def recognize_page(request: HttpRequest) -> HttpResponse:
     """Upload a photo and see who is in it (managers and admins)."""
@@ -41,19 +91,10 @@ def recognize_page(request: HttpRequest) -> HttpResponse:
             context["error"] = "Choose a photo to upload."
         else:
             try:
-                results = face_recognize(data=upload.read())
+                results = workers.recognize(data=upload.read())
             except PipelineError as exc:
                 context["error"] = exc.detail
             else:
-                names = Employee.objects.in_bulk([r.best.label for r in results if r.best])
-                context["results"] = [
-                    {
-                        "box": [round(v) for v in r.face.box],
-                        "known": r.known,
-                        "employee": names.get(r.best.label) if r.best else None,
-                        "score": r.best.score if r.best else None,
-                        "threshold": r.threshold,
-                    }
-                    for r in results
-                ]
+                names = visible_employees(request.user).in_bulk([r["employee_id"] for r in results if r["employee_id"]])
+                context["results"] = [{**r, "employee": names.get(r["employee_id"])} for r in results]
     return render(request, "recognition/recognize.html", context)

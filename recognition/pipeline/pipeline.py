@@ -30,8 +30,7 @@ class FacePipeline:
     def embed_all(self, image: np.ndarray, faces: list[Face] | None = None) -> list[EmbeddedFace]:
         """Every face in ``image`` (detected unless ``faces`` is given), embedded in one batch."""
         faces = self.detector.detect(image) if faces is None else faces
-        crops = [self.embedder.crop(image, face) for face in faces]
-        vectors = self.embedder.embed(crops)
+        vectors, crops = self.embedder.embed_faces(image, faces)
         return [EmbeddedFace(face=f, crop=c, vector=v) for f, c, v in zip(faces, crops, vectors)]
 
     def embed_single(self, image: np.ndarray) -> EmbeddedFace:

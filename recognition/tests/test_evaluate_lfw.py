@@ -47,7 +47,8 @@ def _lfw_dir(root: Path, people: dict[str, list[Path]]) -> Path:
 def test_evaluate_lfw_writes_figures_plot_and_reuses_its_cache(tmp_path: Path, people: dict[str, list[Path]]) -> None:
     root = _lfw_dir(tmp_path / "lfw", people)
     out, plot, cache = tmp_path / "r.json", tmp_path / "roc.png", tmp_path / "cache.sqlite3"
-    args = ["evaluate_lfw", "--root", str(root), "--json", str(out), "--plot", str(plot), "--cache", str(cache)]
+    args = ["evaluate_lfw", "--root", str(root), "--json", str(out), "--plot", str(plot), "--cache", str(cache),
+            "--embedder", "dlib"]
     started = time.perf_counter()
     call_command(*args)
     first = time.perf_counter() - started
@@ -59,13 +60,17 @@ def test_evaluate_lfw_writes_figures_plot_and_reuses_its_cache(tmp_path: Path, p
     assert figures["accuracy_mean"] == 1.0 and figures["roc_auc"] == 1.0
     assert figures["rank1"] == 1.0 and figures["unknown_accept_rate"] == 0.0
     assert figures["detection_failures"] == 0
+    assert figures["images_embedded_now"] == 12 and figures["ms_per_image"] > 0
     assert plot.read_bytes().startswith(b"\x89PNG")
     # second run: every embedding comes from the cache
     cached_rows = EmbeddingCache(cache)._db.execute("SELECT COUNT(*) FROM embedding").fetchone()[0]
     assert cached_rows == sum(len(p) for p in people.values())
     started = time.perf_counter()
     call_command(*args)
-    assert json.loads(out.read_text())["embedding_seconds"] < figures["embedding_seconds"] / 3
+    again = json.loads(out.read_text())
+    assert again["images_embedded_now"] == 0 and again["ms_per_image"] is None
+    assert again["accuracy_mean"] == figures["accuracy_mean"]
+    assert again["embedding_seconds"] < figures["embedding_seconds"] / 3
     assert time.perf_counter() - started < first
 
 

@@ -97,7 +97,7 @@ class Command(BaseCommand):
             self.stdout.write(f"figures written to {json_path}")
 
     def _print_table(self, results: list[dict[str, object]]) -> None:
-        header = f"{'embedder':34} {'acc %':>14} {'AUC':>7} {'TAR@1e-3':>9} {'thr':>6} {'rank1':>7} {'rank1@thr':>9} {'UAR':>6} {'det.fail':>8}"
+        header = f"{'embedder':34} {'acc %':>14} {'AUC':>7} {'TAR@1e-3':>9} {'thr':>6} {'rank1':>7} {'rank1@thr':>9} {'UAR':>6} {'det.fail':>8} {'ms/img':>7}"
         self.stdout.write(header)
         self.stdout.write("-" * len(header))
         for r in results:
@@ -105,7 +105,8 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"{str(r['embedder']) + ' ' + str(r['embedder_version']):34.34} {acc:>14} {r.get('roc_auc', 0):7.4f} "
                 f"{r.get('tar_at_far_1e-3', 0):9.4f} {r.get('threshold', 0):6.3f} {r.get('rank1', 0):7.4f} "
-                f"{r.get('rank1_accepted', 0):9.4f} {r.get('unknown_accept_rate', 0):6.4f} {r['detection_failures']:>8}"
+                f"{r.get('rank1_accepted', 0):9.4f} {r.get('unknown_accept_rate', 0):6.4f} {r['detection_failures']:>8} "
+                f"{(format(r['ms_per_image'], '7.1f') if r.get('ms_per_image') else '  cached')}"
             )
         for r in results:
             if "suggested_threshold" in r:

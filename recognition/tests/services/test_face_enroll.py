@@ -28,7 +28,7 @@ def ana() -> Employee:
 def test_enrol_from_one_photo_then_recognise_from_another(ana: Employee, people: dict[str, list[Path]]) -> None:
     obama = people["barack_obama"]
     face = face_enroll(employee=ana, data=obama[0].read_bytes(), filename="a.jpg")
-    assert face.is_primary and face.embedder == "dlib" and len(face.vector) == 128
+    assert face.is_primary and face.embedder == "fused" and len(face.vector) == 128 + 512
     assert face.face_size >= 80 and face.sharpness > 0 and 0.9 <= face.detection_score <= 1
     assert len(_files()) == 2  # the original and the aligned crop
     results = face_recognize(data=obama[2].read_bytes())

@@ -1,0 +1,18 @@
+from django.urls import path
+
+from portal import api_views
+from recognition import api as recognition_api
+
+urlpatterns = [
+    path("employees", api_views.EmployeeListApi.as_view(), name="api-employees"),
+    path("employees/<int:pk>", api_views.EmployeeDetailApi.as_view(), name="api-employee"),
+    path("departments", api_views.DepartmentListApi.as_view(), name="api-departments"),
+    path("devices", api_views.DeviceListApi.as_view(), name="api-devices"),
+    path("devices/<int:pk>", api_views.DeviceDetailApi.as_view(), name="api-device"),
+    path("device/heartbeat", api_views.DeviceMeApi.as_view(), name="api-device-heartbeat"),
+    path("faces", recognition_api.FaceListApi.as_view(), name="api-faces"),
+    path("faces/<int:pk>", recognition_api.FaceDetailApi.as_view(), name="api-face"),
+    path("recognize", recognition_api.RecognizeApi.as_view(), name="api-recognize"),
+    path("verify", recognition_api.VerifyApi.as_view(), name="api-verify"),
+    path("detect", recognition_api.DetectApi.as_view(), name="api-detect"),
+]

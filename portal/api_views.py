@@ -1,0 +1,191 @@
+"""REST API for people and devices: one view per operation, small nested serializers."""
+
+from __future__ import annotations
+
+from django.db.models import Count
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from portal.authentication import DeviceTokenAuthentication, IsAdmin, IsDevice, IsManager
+from portal.models import Department, Device, Employee
+from portal.permissions import employee_of, is_admin, visible_employees
+from portal.services import device_create, device_seen, employee_delete, employee_update
+
+
+class EmployeeOutput(serializers.ModelSerializer):
+    department = serializers.CharField(source="department.name", default=None)
+    username = serializers.CharField(source="user.username", default=None)
+    face_count = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Employee
+        fields = ["id", "code", "full_name", "department", "department_id", "role", "is_active",
+                  "biometric_consent_at", "username", "face_count", "created_at"]
+
+
+class EmployeeInput(serializers.Serializer):
+    code = serializers.CharField(max_length=40)
+    full_name = serializers.CharField(max_length=200)
+    department_id = serializers.IntegerField(required=False, allow_null=True)
+    role = serializers.ChoiceField(choices=Employee.Role.choices, default=Employee.Role.EMPLOYEE)
+    is_active = serializers.BooleanField(default=True)
+    biometric_consent_at = serializers.DateTimeField(required=False, allow_null=True)
+
+
+def _check_manager_scope(request: Request, data: dict) -> None:
+    """Managers act inside their own department and cannot hand out manager/admin roles."""
+    if is_admin(request.user):
+        return
+    me = employee_of(request.user)
+    if data.get("role", Employee.Role.EMPLOYEE) != Employee.Role.EMPLOYEE:
+        raise PermissionDenied("Only admins can give the manager or admin role.")
+    if "department_id" in data and data["department_id"] != me.department_id:
+        raise PermissionDenied("Managers can only place employees in their own department.")
+
+
+def _employees(request: Request):
+    return visible_employees(request.user).select_related("department", "user").annotate(face_count=Count("faces"))
+
+
+class EmployeeListApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses=EmployeeOutput(many=True))
+    def get(self, request: Request) -> Response:
+        from rest_framework.pagination import PageNumberPagination
+
+        paginator = PageNumberPagination()
+        page = paginator.paginate_queryset(_employees(request).order_by("full_name"), request, view=self)
+        return paginator.get_paginated_response(EmployeeOutput(page, many=True).data)
+
+    @extend_schema(request=EmployeeInput, responses={201: EmployeeOutput})
+    def post(self, request: Request) -> Response:
+        if not IsManager().has_permission(request, self):
+            raise PermissionDenied("Managers and admins only.")
+        data = EmployeeInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = dict(data.validated_data)
+        if not is_admin(request.user):
+            values.setdefault("department_id", employee_of(request.user).department_id)
+        _check_manager_scope(request, values)
+        if Employee.objects.filter(code=values["code"]).exists():
+            raise serializers.ValidationError({"code": ["An employee with this code exists."]})
+        employee = Employee.objects.create(**values)
+        return Response(EmployeeOutput(_employees(request).get(pk=employee.pk)).data, status=status.HTTP_201_CREATED)
+
+
+class EmployeeDetailApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses=EmployeeOutput)
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(EmployeeOutput(get_object_or_404(_employees(request), pk=pk)).data)
+
+    @extend_schema(request=EmployeeInput, responses=EmployeeOutput)
+    def patch(self, request: Request, pk: int) -> Response:
+        if not IsManager().has_permission(request, self):
+            raise PermissionDenied("Managers and admins only.")
+        employee = get_object_or_404(_employees(request), pk=pk)
+        data = EmployeeInput(employee, data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        _check_manager_scope(request, dict(data.validated_data))
+        employee_update(employee=employee, **data.validated_data)
+        return Response(EmployeeOutput(_employees(request).get(pk=pk)).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, pk: int) -> Response:
+        if not IsManager().has_permission(request, self):
+            raise PermissionDenied("Managers and admins only.")
+        employee_delete(employee=get_object_or_404(_employees(request), pk=pk))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class DepartmentOutput(serializers.ModelSerializer):
+    class Meta:
+        model = Department
+        fields = ["id", "name", "created_at"]
+
+
+class DepartmentListApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses=DepartmentOutput(many=True))
+    def get(self, request: Request) -> Response:
+        return Response(DepartmentOutput(Department.objects.all(), many=True).data)
+
+    class DepartmentInput(serializers.Serializer):
+        name = serializers.CharField(max_length=120)
+
+    @extend_schema(request=DepartmentInput, responses={201: DepartmentOutput})
+    def post(self, request: Request) -> Response:
+        if not IsAdmin().has_permission(request, self):
+            raise PermissionDenied("Admins only.")
+        data = self.DepartmentInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        department, created = Department.objects.get_or_create(name=data.validated_data["name"])
+        if not created:
+            raise serializers.ValidationError({"name": ["A department with this name exists."]})
+        return Response(DepartmentOutput(department).data, status=status.HTTP_201_CREATED)
+
+
+class DeviceOutput(serializers.ModelSerializer):
+    class Meta:
+        model = Device
+        fields = ["id", "name", "location", "token_prefix", "is_active", "last_seen_at", "created_at"]
+
+
+class DeviceListApi(APIView):
+    permission_classes = [IsAdmin]
+
+    @extend_schema(responses=DeviceOutput(many=True))
+    def get(self, request: Request) -> Response:
+        return Response(DeviceOutput(Device.objects.all(), many=True).data)
+
+    class DeviceInput(serializers.Serializer):
+        name = serializers.CharField(max_length=120)
+        location = serializers.CharField(max_length=200, required=False, default="")
+
+    class DeviceCreated(DeviceOutput):
+        token = serializers.CharField(help_text="Shown once: store it on the device now.")
+
+        class Meta(DeviceOutput.Meta):
+            fields = [*DeviceOutput.Meta.fields, "token"]
+
+    @extend_schema(request=DeviceInput, responses={201: DeviceCreated})
+    def post(self, request: Request) -> Response:
+        data = self.DeviceInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        if Device.objects.filter(name=data.validated_data["name"]).exists():
+            raise serializers.ValidationError({"name": ["A device with this name exists."]})
+        device, token = device_create(**data.validated_data)
+        # The token is in this response only; RollCall keeps just its hash.
+        return Response({**DeviceOutput(device).data, "token": token}, status=status.HTTP_201_CREATED)
+
+
+class DeviceDetailApi(APIView):
+    permission_classes = [IsAdmin]
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, pk: int) -> Response:
+        get_object_or_404(Device, pk=pk).delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class DeviceMeApi(APIView):
+    """A device's heartbeat: who am I, and record that I am online."""
+
+    authentication_classes = [DeviceTokenAuthentication]
+    permission_classes = [IsDevice]
+
+    @extend_schema(request=None, responses=DeviceOutput)
+    def post(self, request: Request) -> Response:
+        device_seen(device=request.auth)
+        request.auth.refresh_from_db()
+        return Response(DeviceOutput(request.auth).data)
+

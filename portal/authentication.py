@@ -1,0 +1,62 @@
+"""Device tokens: ``Authorization: Device <token>``. A device is not a user: it reaches only the
+endpoints whose permission is IsDevice."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AnonymousUser
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework import authentication, exceptions, permissions
+
+from portal.models import Device
+
+
+class DeviceTokenAuthentication(authentication.BaseAuthentication):
+    keyword = "Device"
+
+    def authenticate(self, request):
+        header = authentication.get_authorization_header(request).split()
+        if not header or header[0].decode(errors="replace") != self.keyword:
+            return None
+        if len(header) != 2:
+            raise exceptions.AuthenticationFailed("Malformed device token header.")
+        device = Device.objects.filter(token_hash=Device.hash_token(header[1].decode(errors="replace")), is_active=True).first()
+        if device is None:
+            raise exceptions.AuthenticationFailed("Unknown or disabled device token.")
+        return AnonymousUser(), device
+
+    def authenticate_header(self, request) -> str:
+        return self.keyword
+
+
+class IsDevice(permissions.BasePermission):
+    message = "This endpoint is for devices (Authorization: Device <token>)."
+
+    def has_permission(self, request, view) -> bool:
+        return isinstance(request.auth, Device)
+
+
+class IsManager(permissions.BasePermission):
+    message = "Managers and admins only."
+
+    def has_permission(self, request, view) -> bool:
+        from portal.permissions import is_manager
+
+        return is_manager(request.user)
+
+
+class IsAdmin(permissions.BasePermission):
+    message = "Admins only."
+
+    def has_permission(self, request, view) -> bool:
+        from portal.permissions import is_admin
+
+        return is_admin(request.user)
+
+
+class DeviceTokenScheme(OpenApiAuthenticationExtension):
+    target_class = "portal.authentication.DeviceTokenAuthentication"
+    name = "deviceToken"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "apiKey", "in": "header", "name": "Authorization",
+                "description": "Device token, issued once when an admin creates the device: `Device <token>`"}

@@ -1,0 +1,212 @@
+"""REST API of the face gallery and of recognition as a service."""
+
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from portal.authentication import IsManager
+from portal.models import Employee
+from portal.permissions import employee_of, is_manager, visible_employees
+from recognition import workers
+from recognition.jobs import ImageTooLargeError
+from recognition.models import FaceImage
+from recognition.services import face_delete, face_set_primary
+
+
+def read_upload(upload) -> bytes:
+    """The uploaded file's bytes; refuses an oversized file before reading it into memory."""
+    from django.conf import settings
+
+    limit = settings.ROLLCALL_UPLOAD_MAX_BYTES
+    if upload.size > limit:
+        raise ImageTooLargeError(f"The file is {upload.size / 1e6:.1f} MB; the limit is {limit / 1e6:.0f} MB.")
+    return upload.read()
+
+
+class FaceOutput(serializers.ModelSerializer):
+    image_url = serializers.SerializerMethodField()
+    crop_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = FaceImage
+        fields = ["id", "employee_id", "embedder", "embedder_version", "detection_score", "face_size", "sharpness",
+                  "box", "source", "is_primary", "created_at", "image_url", "crop_url"]
+
+    def get_image_url(self, face: FaceImage) -> str:
+        return reverse("face-file", args=[face.pk, "image"])
+
+    def get_crop_url(self, face: FaceImage) -> str:
+        return reverse("face-file", args=[face.pk, "crop"])
+
+
+def _managed_employee(request: Request, employee_id: int) -> Employee:
+    if not is_manager(request.user):
+        raise PermissionDenied("Managers and admins only.")
+    return get_object_or_404(visible_employees(request.user), pk=employee_id)
+
+
+class FaceListApi(APIView):
+    permission_classes = [IsAuthenticated]
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(responses=FaceOutput(many=True))
+    def get(self, request: Request) -> Response:
+        faces = FaceImage.objects.filter(employee__in=visible_employees(request.user)).order_by("pk")
+        if employee := request.query_params.get("employee"):
+            faces = faces.filter(employee_id=employee)
+        paginator = PageNumberPagination()
+        page = paginator.paginate_queryset(faces, request, view=self)
+        return paginator.get_paginated_response(FaceOutput(page, many=True).data)
+
+    class FaceUpload(serializers.Serializer):
+        employee = serializers.IntegerField()
+        image = serializers.FileField()
+
+    @extend_schema(request={"multipart/form-data": FaceUpload}, responses={201: FaceOutput})
+    def post(self, request: Request) -> Response:
+        data = self.FaceUpload(data=request.data)
+        data.is_valid(raise_exception=True)
+        employee = _managed_employee(request, data.validated_data["employee"])
+        upload = data.validated_data["image"]
+        face = workers.enroll(employee=employee, data=read_upload(upload), filename=upload.name, created_by=request.user)
+        return Response(FaceOutput(face).data, status=status.HTTP_201_CREATED)
+
+
+class FaceDetailApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    def _face(self, request: Request, pk: int) -> FaceImage:
+        return get_object_or_404(FaceImage, pk=pk, employee__in=visible_employees(request.user))
+
+    @extend_schema(responses=FaceOutput)
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(FaceOutput(self._face(request, pk)).data)
+
+    class FaceUpdate(serializers.Serializer):
+        is_primary = serializers.BooleanField()
+
+    @extend_schema(request=FaceUpdate, responses=FaceOutput)
+    def patch(self, request: Request, pk: int) -> Response:
+        face = self._face(request, pk)
+        _managed_employee(request, face.employee_id)
+        data = self.FaceUpdate(data=request.data)
+        data.is_valid(raise_exception=True)
+        if data.validated_data["is_primary"]:
+            face_set_primary(face=face)
+        face.refresh_from_db()
+        return Response(FaceOutput(face).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, pk: int) -> Response:
+        face = self._face(request, pk)
+        _managed_employee(request, face.employee_id)
+        face_delete(face=face)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ImageInput(serializers.Serializer):
+    image = serializers.FileField()
+
+
+class DetectedFace(serializers.Serializer):
+    box = serializers.ListField(child=serializers.FloatField(), help_text="[x1, y1, x2, y2] pixels")
+    score = serializers.FloatField()
+    landmarks = serializers.ListField(child=serializers.ListField(child=serializers.FloatField()),
+                                      help_text="5 x [x, y]: eyes, nose, mouth corners")
+
+
+class TopMatch(serializers.Serializer):
+    employee_id = serializers.IntegerField()
+    similarity = serializers.FloatField()
+
+
+class RecognizedFace(DetectedFace):
+    known = serializers.BooleanField()
+    employee_id = serializers.IntegerField(allow_null=True)
+    employee = serializers.CharField(allow_null=True)
+    similarity = serializers.FloatField(allow_null=True, help_text="cosine similarity of the best match")
+    distance = serializers.FloatField(allow_null=True, help_text="Euclidean distance of the unit vectors")
+    threshold = serializers.FloatField()
+    top = TopMatch(many=True)
+
+
+class RecognizeOutput(serializers.Serializer):
+    faces = RecognizedFace(many=True)
+
+
+class DetectOutput(serializers.Serializer):
+    faces = DetectedFace(many=True)
+
+
+class VerifyOutput(serializers.Serializer):
+    face = DetectedFace()
+    score = serializers.FloatField()
+    distance = serializers.FloatField()
+    same = serializers.BooleanField()
+    threshold = serializers.FloatField()
+
+
+class RecognizeApi(APIView):
+    """Every face in the image: box, best match, similarity, known/unknown, top-k."""
+
+    permission_classes = [IsManager]
+    parser_classes = [MultiPartParser, FormParser]
+
+    class RecognizeInput(ImageInput):
+        k = serializers.IntegerField(min_value=1, max_value=20, default=5)
+
+    @extend_schema(request={"multipart/form-data": RecognizeInput}, responses=RecognizeOutput)
+    def post(self, request: Request) -> Response:
+        data = self.RecognizeInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        faces = workers.recognize(data=read_upload(data.validated_data["image"]), k=data.validated_data["k"])
+        visible = dict(visible_employees(request.user).values_list("pk", "full_name"))
+        for face in faces:
+            # Names only of people this caller may see; others are "someone else".
+            face["employee"] = visible.get(face["employee_id"]) if face["known"] else None
+            if face["employee_id"] not in visible:
+                face["employee_id"] = None
+            face["top"] = [m for m in face["top"] if m["employee_id"] in visible]
+        return Response({"faces": faces})
+
+
+class VerifyApi(APIView):
+    """verify(image, employee): is the one face in the image this employee?"""
+
+    permission_classes = [IsAuthenticated]
+    parser_classes = [MultiPartParser, FormParser]
+
+    class VerifyInput(ImageInput):
+        employee = serializers.IntegerField()
+
+    @extend_schema(request={"multipart/form-data": VerifyInput}, responses=VerifyOutput)
+    def post(self, request: Request) -> Response:
+        data = self.VerifyInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        employee = get_object_or_404(visible_employees(request.user), pk=data.validated_data["employee"])
+        if not is_manager(request.user) and employee != employee_of(request.user):
+            raise PermissionDenied("Employees can only verify themselves.")
+        return Response(workers.verify(data=read_upload(data.validated_data["image"]), employee=employee))
+
+
+class DetectApi(APIView):
+    """Faces in the image (box, score, 5 landmarks); no recognition."""
+
+    permission_classes = [IsManager]
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(request={"multipart/form-data": ImageInput}, responses=DetectOutput)
+    def post(self, request: Request) -> Response:
+        data = ImageInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        return Response({"faces": workers.detect(data=read_upload(data.validated_data["image"]))})

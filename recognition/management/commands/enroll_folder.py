@@ -1,0 +1,68 @@
+"""Enrol a folder of photos: DIR/<employee code or name>/*.jpg, creating employees as needed."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db.models import Q
+from tqdm import tqdm
+
+from portal.models import Department, Employee
+from recognition import workers
+from recognition.models import FaceImage
+from recognition.pipeline.errors import PipelineError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+
+
+class Command(BaseCommand):
+    help = (
+        "Enrol DIR/<employee code or name>/*.jpg. A folder matching an employee's code (or full name) "
+        "adds to that employee; otherwise an employee is created with the folder name as code and name."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("directory", type=Path)
+        parser.add_argument("--department", help="department for employees created by this run")
+        parser.add_argument("--only", type=Path, help="a text file listing the image paths (relative to DIR) to enrol")
+        parser.add_argument("--quiet", action="store_true", help="no per-photo rejection lines")
+
+    def handle(self, *args, directory: Path, department: str | None, only: Path | None, quiet: bool, **options) -> None:
+        if not directory.is_dir():
+            raise CommandError(f"{directory} is not a directory")
+        dept = Department.objects.get_or_create(name=department)[0] if department else None
+        if only:
+            photos = [directory / line.strip() for line in only.read_text().splitlines() if line.strip()]
+        else:
+            photos = sorted(p for p in directory.glob("*/*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not photos:
+            raise CommandError(f"no photos found in {directory}/<person>/")
+        outcomes: Counter[str] = Counter()
+        created = 0
+        employees: dict[str, Employee] = {}
+        for photo in tqdm(photos, desc="enrolling", unit="photo"):
+            folder = photo.parent.name
+            employee = employees.get(folder)
+            if employee is None:
+                employee = Employee.objects.filter(Q(code=folder) | Q(full_name=folder)).first()
+                if employee is None:
+                    employee = Employee.objects.create(code=folder, full_name=folder.replace("_", " "), department=dept)
+                    created += 1
+                employees[folder] = employee
+            try:
+                workers.enroll(employee=employee, data=photo.read_bytes(), filename=photo.name, source=FaceImage.Source.UPLOAD)
+                outcomes["enrolled"] += 1
+            except PipelineError as exc:
+                outcomes[exc.code] += 1
+                if not quiet:
+                    tqdm.write(f"rejected {photo}: {exc.detail}")
+        rejected = sum(v for k, v in outcomes.items() if k != "enrolled")
+        self.stdout.write(
+            f"{outcomes['enrolled']} enrolled, {rejected} rejected, {created} employees created, "
+            f"{len(employees)} people in {directory}"
+        )
+        for code, count in sorted(outcomes.items()):
+            if code != "enrolled":
+                self.stdout.write(f"  rejected ({code}): {count}")

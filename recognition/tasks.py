@@ -1,0 +1,69 @@
+"""Celery tasks: thin interfaces over recognition services, returning JSON-able dicts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import shared_task
+from celery.signals import worker_ready
+from django.contrib.auth import get_user_model
+
+from portal.models import Employee
+from recognition import services
+from recognition.jobs import error_result, take_staged
+from recognition.models import ReembedJob
+from recognition.pipeline.errors import PipelineError
+from recognition.serializers_out import face_json, recognized_json
+
+
+@shared_task(name="recognition.face_enroll")
+def face_enroll(*, staged: str, employee_id: int, filename: str, source: str, created_by_id: int | None) -> dict[str, Any]:
+    try:
+        data = take_staged(staged)
+        employee = Employee.objects.get(pk=employee_id)
+        user = get_user_model().objects.filter(pk=created_by_id).first() if created_by_id else None
+        face = services.face_enroll(employee=employee, data=data, filename=filename, source=source, created_by=user)
+    except PipelineError as exc:
+        return error_result(exc)
+    return {"face_id": face.pk}
+
+
+@shared_task(name="recognition.face_recognize")
+def face_recognize(*, staged: str, k: int = 5) -> dict[str, Any]:
+    try:
+        results = services.face_recognize(data=take_staged(staged), k=k)
+    except PipelineError as exc:
+        return error_result(exc)
+    return {"faces": [recognized_json(r) for r in results]}
+
+
+@shared_task(name="recognition.face_verify")
+def face_verify(*, staged: str, employee_id: int) -> dict[str, Any]:
+    try:
+        result = services.face_verify(data=take_staged(staged), employee=Employee.objects.get(pk=employee_id))
+    except PipelineError as exc:
+        return error_result(exc)
+    return {"face": face_json(result.face), "score": result.score, "distance": result.distance,
+            "same": result.same, "threshold": result.threshold}
+
+
+@shared_task(name="recognition.face_detect")
+def face_detect(*, staged: str) -> dict[str, Any]:
+    try:
+        faces = services.face_detect(data=take_staged(staged))
+    except PipelineError as exc:
+        return error_result(exc)
+    return {"faces": [face_json(f) for f in faces]}
+
+
+@shared_task(name="recognition.gallery_reembed", soft_time_limit=None, time_limit=None)
+def gallery_reembed(*, job_id: int) -> dict[str, Any]:
+    job = services.gallery_reembed(job=ReembedJob.objects.get(pk=job_id))
+    return {"job_id": job.pk, "done": job.done, "failed": job.failed, "total": job.total}
+
+
+@worker_ready.connect
+def _reembed_when_the_embedder_changed(**kwargs: Any) -> None:
+    """A deployment that changes ROLLCALL_EMBEDDER restarts its workers: the first to start queues
+    the re-embedding of stale photos (a no-op when none are stale or a job is already running)."""
+    services.gallery_reembed_start()
