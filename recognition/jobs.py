@@ -18,6 +18,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from kombu.exceptions import OperationalError
+from redis.exceptions import RedisError
 
 from recognition.pipeline.errors import ImageTooLargeError, PipelineError
 
@@ -61,13 +62,22 @@ def error_result(exc: PipelineError) -> dict[str, Any]:
     return {"error": {"code": exc.code, "detail": exc.detail}}
 
 
+def _is_connection_error(exc: BaseException) -> bool:
+    # Celery's Redis result consumer reports a lost connection as a RuntimeError after its retries.
+    return isinstance(exc, (OperationalError, RedisError, ConnectionError)) or (
+        isinstance(exc, RuntimeError) and "reconnect" in str(exc)
+    )
+
+
 def run(task: Task, *, staged: str | None = None, **kwargs: Any) -> dict[str, Any]:
     """Send ``task`` and wait for its dict result; typed errors come back as exceptions."""
     if staged is not None:
         kwargs["staged"] = staged
     try:
         result = task.apply_async(kwargs=kwargs)
-    except OperationalError as exc:
+    except Exception as exc:
+        if not _is_connection_error(exc):
+            raise
         _discard(staged)
         raise RecognitionUnavailable("The recognition service is unreachable (message broker down); try again shortly.") from exc
     try:
@@ -76,9 +86,11 @@ def run(task: Task, *, staged: str | None = None, **kwargs: Any) -> dict[str, An
         result.revoke()
         _discard(staged)
         raise RecognitionUnavailable("No recognition worker answered in time; try again shortly.") from exc
-    except OperationalError as exc:
+    except Exception as exc:
+        if not _is_connection_error(exc):
+            raise
         _discard(staged)
-        raise RecognitionUnavailable("The recognition service connection was lost; try again shortly.") from exc
+        raise RecognitionUnavailable("The recognition service connection was lost (message broker down); try again shortly.") from exc
     if isinstance(answer, dict) and "error" in answer:
         raise TaskRejected(answer["error"]["detail"], code=answer["error"]["code"])
     return answer
