@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from recognition.pipeline.detection import MtcnnDetector  # noqa: E402
-from recognition.pipeline.embedding import create_embedder  # noqa: E402
+from recognition.pipeline.embedding import create_from_spec  # noqa: E402
 from recognition.pipeline.evaluation import (  # noqa: E402
     EmbeddingCache,
     best_threshold,
@@ -40,11 +40,6 @@ from recognition.pipeline.evaluation import (  # noqa: E402
 from recognition.pipeline.pipeline import FacePipeline  # noqa: E402
 
 DEFAULT_CACHE = Path(os.environ.get("ROLLCALL_CACHE", Path.home() / ".cache" / "rollcall")) / "eval" / "embeddings.sqlite3"
-
-
-def spec_embedder(spec: str):
-    name, _, flags = spec.partition(":")
-    return create_embedder(name, **({"mirror": True} if "mirror" in flags.split(",") else {}))
 
 
 def main() -> None:
@@ -63,7 +58,7 @@ def main() -> None:
     detector = MtcnnDetector()
     vectors = []
     for spec in args.parts:
-        pipeline = FacePipeline(detector=detector, embedder=spec_embedder(spec))
+        pipeline = FacePipeline(detector=detector, embedder=create_from_spec(spec))
         found = embed_images(args.root / "images", needed, pipeline, cache,
                                 progress=lambda items, s=spec: tqdm(items, desc=s, unit="img", mininterval=5))
         vectors.append(found.vectors)

@@ -28,7 +28,7 @@ from PIL import Image  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from recognition.pipeline.detection import MtcnnDetector  # noqa: E402
-from recognition.pipeline.embedding import create_embedder, l2_normalise  # noqa: E402
+from recognition.pipeline.embedding import FusedEmbedder, create_from_spec, l2_normalise  # noqa: E402
 from recognition.pipeline.image import load_image  # noqa: E402
 from recognition.pipeline.matching import GalleryIndex  # noqa: E402
 
@@ -55,40 +55,36 @@ def median_ms(fn, repeat: int) -> float:
     return statistics.median(times)
 
 
-def parse_spec(spec: str) -> tuple[str, dict[str, object]]:
-    name, _, flags = spec.partition(":")
-    options: dict[str, object] = {}
-    for flag in filter(None, flags.split(",")):
-        key, _, value = flag.partition("=")
-        options[key] = value if value else True
-    return name, options
-
-
 def bench_stages(spec: str, repeat: int, min_face: int) -> dict[str, float]:
-    name, options = parse_spec(spec)
-    embedder = create_embedder(name, **options)
+    embedder = create_from_spec(spec)
     detector = MtcnnDetector(min_face_size=min_face)
     data = frame_jpeg()
     image = load_image(data)
     face = detector.detect(image)[0]
-    crop = embedder.crop(image, face)
+    # A fused embedder is timed part by part for alignment and batching.
+    units = [part for part, _ in embedder.parts] if isinstance(embedder, FusedEmbedder) else [embedder]
+    crops = [unit.crop(image, face) for unit in units]
     index = GalleryIndex(l2_normalise(np.random.default_rng(0).normal(size=(1000, embedder.dim))), np.arange(1000))
-    vector = embedder.embed([crop])[0]
+    vector = embedder.embed_face(image, face)
 
     def end_to_end() -> None:
         found = detector.detect(image)
-        embedder.embed([embedder.crop(image, found[0])])
+        embedder.embed_faces(image, found[:1])
 
+    align_ms = median_ms(lambda: [unit.crop(image, face) for unit in units], repeat)
     figures = {
         "decode_ms": median_ms(lambda: load_image(data), repeat),
         "detect_ms": median_ms(lambda: detector.detect(image), repeat),
-        "align_ms": median_ms(lambda: embedder.crop(image, face), repeat),
-        "embed_ms": median_ms(lambda: embedder.embed([crop]), repeat),
+        "align_ms": align_ms,
+        "embed_ms": median_ms(lambda: [unit.embed([crop]) for unit, crop in zip(units, crops)], repeat),
         "search_1k_ms": median_ms(lambda: index.search(vector, k=5), repeat),
         "detect_align_embed_ms": median_ms(end_to_end, repeat),
     }
-    batch = [crop] * 16
-    figures["embed_batch16_ms_per_face"] = median_ms(lambda: embedder.embed(batch), max(3, repeat // 5)) / 16
+    batch_repeat = max(3, repeat // 5)
+    figures["embed_batch16_ms_per_face"] = sum(
+        median_ms(lambda unit=unit, crop=crop: unit.embed([crop] * 16), batch_repeat) / 16
+        for unit, crop in zip(units, crops)
+    )
     return figures
 
 
@@ -115,7 +111,8 @@ def bench_search(sizes: list[int], dim: int, queries: int) -> dict[int, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--embedder", action="append", help="embedder spec, repeatable (default: dlib)")
+    parser.add_argument("--embedder", action="append",
+                        help="embedder spec, repeatable: NAME[:mirror,align=similarity] (default: fused)")
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--threads", type=int, default=int(os.environ.get("ROLLCALL_TORCH_THREADS", "2")))
     parser.add_argument("--min-face", type=int, default=40, help="MTCNN min_face_size (RollCall's default: 40)")
@@ -124,7 +121,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write the figures to this JSON file")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    specs = args.embedder or ["dlib"]
+    specs = args.embedder or ["fused"]
     stages = {spec: bench_stages(spec, args.repeat, args.min_face) for spec in tqdm(specs, desc="embedders", unit="embedder")}
     search = bench_search([int(s) for s in args.sizes.split(",")], args.dim, queries=50)
 

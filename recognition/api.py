@@ -40,7 +40,7 @@ class FaceOutput(serializers.ModelSerializer):
     class Meta:
         model = FaceImage
         fields = ["id", "employee_id", "embedder", "embedder_version", "detection_score", "face_size", "sharpness",
-                  "box", "source", "is_primary", "created_at", "image_url", "crop_url"]
+                  "yaw", "box", "source", "is_primary", "created_at", "image_url", "crop_url"]
 
     def get_image_url(self, face: FaceImage) -> str:
         return reverse("face-file", args=[face.pk, "image"])

@@ -41,6 +41,7 @@ class FaceImage(models.Model):
     box = models.JSONField(help_text="[x1, y1, x2, y2] in pixels of the upright original.")
     face_size = models.FloatField(help_text="Shorter side of the face box in pixels.")
     sharpness = models.FloatField(help_text="Variance of the Laplacian of the aligned crop.")
+    yaw = models.FloatField(default=0.0, help_text="Head turn: nose offset from the eyes' midline, in eye distances.")
     source = models.CharField(max_length=20, choices=Source.choices, default=Source.UPLOAD)
     is_primary = models.BooleanField(default=False)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")

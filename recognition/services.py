@@ -82,6 +82,7 @@ def face_enroll(
         box=[round(v, 1) for v in embedded.face.box],
         face_size=embedded.face.size,
         sharpness=sharpness(embedded.crop),
+        yaw=yaw_ratio(embedded.face.landmarks),
         source=source,
         is_primary=not employee.faces.exists(),
         created_by=created_by,

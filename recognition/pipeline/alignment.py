@@ -41,6 +41,37 @@ class DlibChipAligner:
         return np.ascontiguousarray(self._dlib.get_face_chip(image, shape, size=self.size, padding=self.padding))
 
 
+# Where MTCNN's 5 landmarks (eyes, nose, mouth corners) fall in dlib's 150x150 chip (padding
+# 0.25): the median over 71 non-LFW photos of MTCNN's points mapped through the sp5 chip transform.
+DLIB_CHIP_TEMPLATE_150 = np.array(
+    [[46.84, 45.49], [101.86, 45.53], [74.12, 78.13], [49.80, 101.70], [100.34, 100.89]], dtype=np.float32
+)
+
+
+class SimilarityAligner:
+    """Face -> (size, size) crop by the similarity transform (rotation, scale, shift) that best maps
+    the detector's 5 landmarks onto ``template``. No second landmark model is run."""
+
+    name = "mtcnn5-similarity"
+
+    def __init__(self, *, size: int = 150, template: np.ndarray = DLIB_CHIP_TEMPLATE_150) -> None:
+        self.size = size
+        self.template = template.astype(np.float32) * (size / 150.0)
+
+    def align(self, image: np.ndarray, face: Face) -> np.ndarray:
+        return similarity_align(image, face.landmarks, self.template, self.size)
+
+
+def similarity_align(image: np.ndarray, landmarks: np.ndarray, template: np.ndarray, size: int) -> np.ndarray:
+    """Pure function: warp ``image`` so ``landmarks`` (5, 2) land on ``template`` (least squares)."""
+    matrix, _ = cv2.estimateAffinePartial2D(landmarks.astype(np.float32), template.astype(np.float32), method=cv2.LMEDS)
+    if matrix is None:
+        raise ValueError("the landmarks do not define a similarity transform")
+    return np.ascontiguousarray(
+        cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    )
+
+
 class MarginCropAligner:
     """Face -> square crop of the box plus ``margin`` pixels (in output scale) each side, resized.
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recognition.pipeline.alignment import DlibChipAligner, MarginCropAligner
+from recognition.pipeline.alignment import DlibChipAligner, MarginCropAligner, SimilarityAligner
 from recognition.pipeline.detection import Face
 from recognition.pipeline.errors import ModelUnavailableError
 from recognition.pipeline.models import dlib_model_path
@@ -72,7 +72,7 @@ class ModelEmbedder(Embedder):
 
     model_version: str
 
-    def __init__(self, *, aligner: DlibChipAligner | MarginCropAligner, mirror: bool = False) -> None:
+    def __init__(self, *, aligner: DlibChipAligner | MarginCropAligner | SimilarityAligner, mirror: bool = False) -> None:
         self.aligner = aligner
         self.mirror = mirror
         self._lock = threading.Lock()
@@ -113,10 +113,16 @@ class DlibEmbedder(ModelEmbedder):
     dim = 128
     threshold = 0.946
 
-    def __init__(self, *, mirror: bool = False, model_path: str | Path | None = None) -> None:
+    def __init__(self, *, mirror: bool = False, model_path: str | Path | None = None, align: str = "sp5") -> None:
         import dlib
 
-        super().__init__(aligner=DlibChipAligner(size=150, padding=0.25), mirror=mirror)
+        if align == "sp5":
+            aligner: DlibChipAligner | SimilarityAligner = DlibChipAligner(size=150, padding=0.25)
+        elif align == "similarity":
+            aligner = SimilarityAligner(size=150)
+        else:
+            raise ValueError(f"unknown dlib alignment {align!r}: sp5 or similarity")
+        super().__init__(aligner=aligner, mirror=mirror)
         path = Path(model_path) if model_path else dlib_model_path("dlib_face_recognition_resnet_model_v1.dat")
         self._model = dlib.face_recognition_model_v1(str(path))
 
@@ -282,10 +288,28 @@ EMBEDDERS: dict[str, Callable[..., Embedder]] = {
 }
 
 
+def parse_spec(spec: str) -> tuple[str, dict[str, object]]:
+    """``NAME[:flag,key=value,...]`` -> (name, options): ``dlib:mirror,align=similarity``."""
+    name, _, flags = spec.partition(":")
+    options: dict[str, object] = {}
+    for flag in filter(None, flags.split(",")):
+        key, has_value, value = flag.partition("=")
+        options[key] = value if has_value else True
+    return name, options
+
+
+def create_from_spec(spec: str) -> Embedder:
+    name, options = parse_spec(spec)
+    return create_embedder(name, **options)
+
+
 def create_embedder(name: str, **options: object) -> Embedder:
     """Build the embedder registered as ``name`` with keyword ``options``."""
     try:
         factory = EMBEDDERS[name]
     except KeyError:
         raise ValueError(f"unknown embedder {name!r}; choose one of {sorted(EMBEDDERS)}") from None
-    return factory(**options)
+    try:
+        return factory(**options)
+    except TypeError as exc:
+        raise ValueError(f"bad options {options} for embedder {name!r}: {exc}") from None

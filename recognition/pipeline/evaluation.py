@@ -105,6 +105,7 @@ class EmbeddedSet:
 # Where the face sits in a 250x250 deep-funneled LFW image, relative to its size; used only for
 # images in which the detector finds no face (counted and reported as detection failures).
 LFW_FALLBACK_BOX = (0.32, 0.30, 0.68, 0.74)
+LFW_FALLBACK_LANDMARKS = np.array([[0.41, 0.46], [0.59, 0.46], [0.50, 0.56], [0.42, 0.65], [0.58, 0.65]], np.float32)
 
 
 def embed_images(
@@ -137,7 +138,7 @@ def embed_images(
             if face is None:
                 h, w = image.shape[:2]
                 x1, y1, x2, y2 = LFW_FALLBACK_BOX
-                face = Face(box=(x1 * w, y1 * h, x2 * w, y2 * h), score=0.0, landmarks=np.zeros((5, 2), np.float32))
+                face = Face(box=(x1 * w, y1 * h, x2 * w, y2 * h), score=0.0, landmarks=LFW_FALLBACK_LANDMARKS * [w, h])
             for position, (unit, _) in enumerate(units):
                 if found[position] is None:
                     vector = unit.embed_face(image, face)

@@ -12,26 +12,12 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from recognition.pipeline.detection import MtcnnDetector
-from recognition.pipeline.embedding import EMBEDDERS, create_embedder
+from recognition.pipeline.embedding import EMBEDDERS, create_from_spec
 from recognition.pipeline.errors import ModelUnavailableError
 from recognition.pipeline.evaluation import EmbeddingCache, evaluate_lfw, plot_roc
 from recognition.pipeline.pipeline import FacePipeline
 
 DEFAULT_CACHE = Path(os.environ.get("ROLLCALL_CACHE", Path.home() / ".cache" / "rollcall")) / "eval" / "embeddings.sqlite3"
-
-
-def parse_spec(spec: str) -> tuple[str, dict[str, object]]:
-    """``dlib`` or ``dlib:mirror`` -> (name, options)."""
-    name, _, flags = spec.partition(":")
-    options: dict[str, object] = {}
-    for flag in filter(None, flags.split(",")):
-        if flag == "mirror":
-            options["mirror"] = True
-        elif flag.startswith("checkpoint="):
-            options["checkpoint"] = flag.split("=", 1)[1]
-        else:
-            raise CommandError(f"unknown embedder option {flag!r} in {spec!r} (known: mirror, checkpoint=PATH)")
-    return name, options
 
 
 class Command(BaseCommand):
@@ -44,7 +30,8 @@ class Command(BaseCommand):
         parser.add_argument("--root", required=True, type=Path, help="LFW-style directory")
         parser.add_argument(
             "--embedder", action="append", default=None,
-            help="embedder spec, repeatable: NAME or NAME:mirror (default: the configured embedder); 'all' = every registered one",
+            help="embedder spec, repeatable: NAME[:mirror,align=similarity,...] (default: the configured embedder); "
+                 "'all' = every registered one",
         )
         parser.add_argument("--json", dest="json_path", type=Path, help="write the figures to this JSON file")
         parser.add_argument("--plot", type=Path, help="write the ROC curve(s) to this PNG file")
@@ -64,9 +51,8 @@ class Command(BaseCommand):
         results: list[dict[str, object]] = []
         skipped: dict[str, str] = {}
         for spec in specs:
-            name, kwargs = parse_spec(spec)
             try:
-                model = create_embedder(name, **kwargs)
+                model = create_from_spec(spec)
             except ModelUnavailableError as exc:
                 skipped[spec] = exc.detail
                 self.stderr.write(f"skipping {spec}: {exc.detail}")
