@@ -226,6 +226,9 @@ class FacenetCasiaOnnxEmbedder(ModelEmbedder):
         self.model_version = f"facenet-{MODEL_NAME}"
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads or int(os.environ.get("ROLLCALL_ONNX_THREADS", "0"))
+        # Idle ONNX Runtime threads otherwise spin for a while after each run and steal the CPU
+        # from the detector (torch) that runs next (fused detect+align+embed: 176 ms with, 135 ms without).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = onnxruntime.InferenceSession(
             str(exported_onnx()), options, providers=onnxruntime.get_available_providers()
         )

@@ -313,13 +313,14 @@ def plot_roc(results: list[dict[str, object]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.8), dpi=120)
+    fig, ax = plt.subplots(figsize=(7.5, 5.2), dpi=120)
     for result in results:
         roc = result.get("roc")
         if not roc:
             continue
         fpr = np.maximum(np.asarray(roc["fpr"]), 1e-4)
-        label = f"{result['embedder_version']} acc {100 * result['accuracy_mean']:.2f}% AUC {result['roc_auc']:.4f}"
+        name = result.get("spec") or result["embedder"]
+        label = f"{name}: acc {100 * result['accuracy_mean']:.2f}%, AUC {result['roc_auc']:.4f}"
         ax.plot(fpr, roc["tpr"], label=label)
     ax.set_xscale("log")
     ax.set_xlim(1e-4 * 0.9, 1.0)
