@@ -32,10 +32,6 @@ class RecognitionUnavailable(PipelineError):
 class TaskRejected(PipelineError):
     """A task's typed error, carried back from the worker with its code."""
 
-    def __init__(self, detail: str, *, code: str) -> None:
-        super().__init__(detail)
-        self.code = code
-
 
 def stage(data: bytes) -> str:
     """Keep uploaded bytes where every worker can read them; returns the staged name."""

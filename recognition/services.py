@@ -32,10 +32,6 @@ class EnrolmentRejected(PipelineError):
 
     code = "enrolment_rejected"
 
-    def __init__(self, detail: str, *, code: str) -> None:
-        super().__init__(detail)
-        self.code = code
-
 
 def decode_upload(data: bytes) -> np.ndarray:
     """Size-checked decode of uploaded bytes into an RGB array (typed errors on bad input)."""

@@ -8,9 +8,11 @@ class PipelineError(Exception):
 
     code = "pipeline_error"
 
-    def __init__(self, detail: str) -> None:
+    def __init__(self, detail: str, *, code: str | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
+        if code is not None:
+            self.code = code
 
 
 class ImageDecodeError(PipelineError):
