@@ -11,6 +11,9 @@ from recognition.pipeline.embedding import Embedder
 from recognition.pipeline.errors import MultipleFacesError, NoFaceError
 
 
+DOMINANCE = 4.0  # a face with under a quarter of the main face's area is background
+
+
 @dataclass(frozen=True)
 class EmbeddedFace:
     """A detected face, its aligned crop (RGB uint8) and its unit vector (float32, embedder.dim)."""
@@ -34,10 +37,17 @@ class FacePipeline:
         return [EmbeddedFace(face=f, crop=c, vector=v) for f, c, v in zip(faces, crops, vectors)]
 
     def embed_single(self, image: np.ndarray) -> EmbeddedFace:
-        """Exactly one face is expected (enrolment, verification); otherwise a typed error."""
+        """One person is expected (enrolment, verification); otherwise a typed error.
+
+        Faces far smaller than the main one (a passer-by in the background: under
+        1/DOMINANCE of its area) do not count; two comparable faces are ambiguous and refused.
+        """
         faces = self.detector.detect(image)
         if not faces:
             raise NoFaceError("No face was found in the image.")
-        if len(faces) > 1:
-            raise MultipleFacesError(f"{len(faces)} faces were found; the photo must show one person.")
-        return self.embed_all(image, faces)[0]
+        faces = sorted(faces, key=lambda f: f.width * f.height, reverse=True)
+        main_area = faces[0].width * faces[0].height
+        rivals = [f for f in faces[1:] if f.width * f.height * DOMINANCE > main_area]
+        if rivals:
+            raise MultipleFacesError(f"{len(rivals) + 1} faces were found; the photo must show one person.")
+        return self.embed_all(image, faces[:1])[0]

@@ -122,3 +122,35 @@ def test_inactive_employees_are_not_recognised(ana: Employee, people: dict[str, 
 
     gallery_changed()
     assert not face_recognize(data=people["barack_obama"][1].read_bytes())[0].known
+
+
+def test_a_blurred_photo_is_rejected_as_too_blurry(ana: Employee, people: dict[str, list[Path]]) -> None:
+    import io
+
+    from PIL import Image, ImageFilter
+
+    buffer = io.BytesIO()
+    Image.open(people["joe_biden"][1]).filter(ImageFilter.GaussianBlur(6)).save(buffer, format="JPEG")
+    with pytest.raises(EnrolmentRejected) as info:
+        face_enroll(employee=ana, data=buffer.getvalue())
+    assert info.value.code == "too_blurry" and _files() == []
+
+
+def test_a_small_background_face_does_not_block_enrolment(ana: Employee, people: dict[str, list[Path]]) -> None:
+    """A passer-by far smaller than the subject is ignored; the subject is enrolled."""
+    import io
+
+    from PIL import Image
+
+    subject = Image.open(people["joe_biden"][1]).convert("RGB")
+    passer_by = Image.open(people["rose_leslie"][0]).convert("RGB")
+    passer_by.thumbnail((200, 200))
+    subject.paste(passer_by, (0, subject.height - passer_by.height))
+    buffer = io.BytesIO()
+    subject.save(buffer, format="JPEG", quality=92)
+    from recognition.engine import get_pipeline
+    from recognition.pipeline.image import load_image
+
+    assert len(get_pipeline().detector.detect(load_image(buffer.getvalue()))) == 2
+    face = face_enroll(employee=ana, data=buffer.getvalue())
+    assert face.box[0] > 150  # the subject's face, not the pasted one in the corner
