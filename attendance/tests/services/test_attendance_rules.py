@@ -99,3 +99,20 @@ def test_own_shift_overrides_the_department_and_naive_times_are_refused(ana: Emp
     assert attendance_check(employee=ana, at=at(16, 13, 5)).record.status == Status.OPEN  # on time for Night
     with pytest.raises(ValueError, match="timezone-aware"):
         attendance_check(employee=ana, at=dt.datetime(2026, 11, 17, 9))
+
+
+def test_the_nightly_job_is_scheduled_in_the_database_and_closes_yesterday(ana: Employee) -> None:
+    from django_celery_beat.models import PeriodicTask
+
+    from attendance.tasks import close_yesterday
+
+    job = PeriodicTask.objects.get(name="Close yesterday's attendance")
+    assert job.task == "attendance.close_yesterday" and job.crontab.hour == "0" and job.enabled
+    yesterday = timezone.localdate() - dt.timedelta(days=1)
+    result = close_yesterday.delay().get()
+    assert result["day"] == yesterday.isoformat()
+    expected = 1 if yesterday.weekday() < 5 else 0  # Mon-Fri shift: a record even on a holiday
+    assert result["settled"] == expected
+    if expected:
+        status = AttendanceRecord.objects.get(employee=ana, date=yesterday).status
+        assert status == (Status.HOLIDAY if yesterday == dt.date(2026, 11, 6) else Status.ABSENT)
