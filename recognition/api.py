@@ -18,18 +18,14 @@ from portal.authentication import IsManager
 from portal.models import Employee
 from portal.permissions import employee_of, is_manager, visible_employees
 from recognition import workers
-from recognition.jobs import ImageTooLargeError
+from recognition.jobs import check_upload_size
 from recognition.models import FaceImage
 from recognition.services import face_delete, face_set_primary
 
 
 def read_upload(upload) -> bytes:
     """The uploaded file's bytes; refuses an oversized file before reading it into memory."""
-    from django.conf import settings
-
-    limit = settings.ROLLCALL_UPLOAD_MAX_BYTES
-    if upload.size > limit:
-        raise ImageTooLargeError(f"The file is {upload.size / 1e6:.1f} MB; the limit is {limit / 1e6:.0f} MB.")
+    check_upload_size(upload.size)
     return upload.read()
 
 

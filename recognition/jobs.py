@@ -33,11 +33,16 @@ class TaskRejected(PipelineError):
     """A task's typed error, carried back from the worker with its code."""
 
 
+def check_upload_size(size: int) -> None:
+    """Refuse a file over ROLLCALL_UPLOAD_MAX_BYTES (the one place this limit is enforced)."""
+    limit = settings.ROLLCALL_UPLOAD_MAX_BYTES
+    if size > limit:
+        raise ImageTooLargeError(f"The file is {size / 1e6:.1f} MB; the limit is {limit / 1e6:.0f} MB.")
+
+
 def stage(data: bytes) -> str:
     """Keep uploaded bytes where every worker can read them; returns the staged name."""
-    limit = settings.ROLLCALL_UPLOAD_MAX_BYTES
-    if len(data) > limit:
-        raise ImageTooLargeError(f"The file is {len(data) / 1e6:.1f} MB; the limit is {limit / 1e6:.0f} MB.")
+    check_upload_size(len(data))
     return default_storage.save(f"{STAGING}/{uuid.uuid4().hex}.bin", ContentFile(data))
 
 

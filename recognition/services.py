@@ -15,9 +15,10 @@ from PIL import Image
 
 from portal.models import Employee
 from recognition.engine import get_pipeline, match_threshold
+from recognition.jobs import check_upload_size
 from recognition.models import FaceImage, GalleryState, ReembedJob
 from recognition.pipeline.detection import Face
-from recognition.pipeline.errors import ImageTooLargeError, PipelineError
+from recognition.pipeline.errors import PipelineError
 from recognition.pipeline.image import content_hash, load_image
 from recognition.pipeline.matching import Match, cosine_to_distance
 from recognition.quality import sharpness, yaw_ratio
@@ -35,9 +36,7 @@ class EnrolmentRejected(PipelineError):
 
 def decode_upload(data: bytes) -> np.ndarray:
     """Size-checked decode of uploaded bytes into an RGB array (typed errors on bad input)."""
-    limit = settings.ROLLCALL_UPLOAD_MAX_BYTES
-    if len(data) > limit:
-        raise ImageTooLargeError(f"The file is {len(data) / 1e6:.1f} MB; the limit is {limit / 1e6:.0f} MB.")
+    check_upload_size(len(data))
     return load_image(data, max_pixels=settings.ROLLCALL_MAX_IMAGE_PIXELS)
 
 
