@@ -214,3 +214,27 @@ def test_schema_documents_the_api(org) -> None:
                  "/api/v1/devices", "/api/v1/device/heartbeat"]:
         assert path in schema["paths"], path
     assert "deviceToken" in schema["components"]["securitySchemes"]
+
+
+def test_remaining_people_and_device_endpoints(org, people) -> None:
+    admin, boss, ana = client_for("admin"), client_for("boss"), client_for("ana")
+    assert sorted(d["name"] for d in ana.get("/api/v1/departments").json()) == ["Ops", "Sales"]
+    # PATCH: a manager renames and deactivates someone in their department, not elsewhere
+    upload(boss, org["ana"], people["barack_obama"][0])
+    changed = boss.patch(f"/api/v1/employees/{org['ana'].pk}", {"full_name": "Ana B.", "is_active": False}, format="json")
+    assert changed.status_code == 200 and changed.json()["full_name"] == "Ana B." and not changed.json()["is_active"]
+    gone = post_image(boss, "/api/v1/recognize", people["barack_obama"][2]).json()["faces"][0]
+    assert not gone["known"]  # a deactivated employee is no longer recognised
+    assert boss.patch(f"/api/v1/employees/{org['olga'].pk}", {"full_name": "X"}, format="json").status_code == 404
+    assert boss.patch(f"/api/v1/employees/{org['ana'].pk}", {"role": "admin"}, format="json").status_code == 403
+    assert ana.patch(f"/api/v1/employees/{org['ana'].pk}", {"full_name": "Me"}, format="json").status_code == 403
+    assert ana.get(f"/api/v1/employees/{org['ana'].pk}").json()["full_name"] == "Ana B."
+    # devices: admins list and delete; a deleted device's token stops working
+    created = admin.post("/api/v1/devices", {"name": "Gate"}).json()
+    device = APIClient()
+    device.credentials(HTTP_AUTHORIZATION=f"Device {created['token']}")
+    assert device.post("/api/v1/device/heartbeat").status_code == 200
+    assert boss.delete(f"/api/v1/devices/{created['id']}").status_code == 403
+    assert admin.delete(f"/api/v1/devices/{created['id']}").status_code == 204
+    assert device.post("/api/v1/device/heartbeat").status_code == 401
+    assert admin.get("/api/v1/devices").json() == []
