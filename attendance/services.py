@@ -174,3 +174,75 @@ def attendance_correct(*, record: AttendanceRecord, changed_by: AbstractBaseUser
         AttendanceCorrection.objects.create(record=record, changed_by=changed_by, reason=reason.strip(),
                                             before=before, after=_snapshot(record))
     return record
+
+
+@dataclass(frozen=True)
+class KioskOutcome:
+    """What the kiosk shows: outcome is checked_in, checked_out, repeated, unknown,
+    liveness_failed or no_face; ``message`` is the sentence for the screen."""
+
+    outcome: str
+    message: str
+    employee_id: int | None = None
+    employee: str | None = None
+    at: str | None = None
+    worked_seconds: int | None = None
+    liveness: str | None = None
+    similarity: float | None = None
+
+
+def kiosk_check_in(*, frames: list[bytes], source: str = "kiosk", fps: float = 12.0) -> KioskOutcome:
+    """A burst of camera frames -> who it is (majority over a few frames), liveness, then a
+    check-in or check-out. Nothing is written unless a known, live employee is seen."""
+    from recognition.engine import get_pipeline
+    from recognition.pipeline.liveness import LivenessChecker
+    from recognition.services import decode_upload, face_recognize
+
+    if not frames:
+        return KioskOutcome("no_face", "No picture arrived from the camera.")
+    images = [decode_upload(frame) for frame in frames]
+    # Recognise three frames spread over the burst and take the identity they agree on.
+    picks = sorted({0, len(frames) // 2, len(frames) - 1})
+    votes: dict[int, list[float]] = {}
+    seen_face = False
+    for index in picks:
+        results = face_recognize(data=frames[index])
+        if not results:
+            continue
+        seen_face = True
+        main = max(results, key=lambda r: r.face.width * r.face.height)
+        if main.known and main.best is not None:
+            votes.setdefault(main.best.label, []).append(main.best.score)
+    if not seen_face:
+        return KioskOutcome("no_face", "No face seen — please look at the camera.")
+    winner = max(votes.items(), key=lambda item: (len(item[1]), max(item[1])), default=None)
+    if winner is None or len(winner[1]) * 2 < len(picks):
+        return KioskOutcome("unknown", "Not recognised.")
+    employee = Employee.objects.filter(pk=winner[0], is_active=True).first()
+    if employee is None:
+        return KioskOutcome("unknown", "Not recognised.")
+    liveness = "off"
+    if settings.ROLLCALL_LIVENESS != "off":
+        checker = LivenessChecker(detector=get_pipeline().detector)
+        result = checker.check(images, fps)
+        liveness = result.reason
+        if not result.live:
+            hint = {"no_blink": "Please blink and try again.", "no_motion": "Liveness check failed.",
+                    "no_face": "Please keep your face in view."}.get(result.reason, "Liveness check failed.")
+            return KioskOutcome("liveness_failed", hint, employee.pk, employee.full_name, liveness=liveness)
+    check = attendance_check(employee=employee, source=source, score=max(winner[1]))
+    local = timezone.localtime(check.at).strftime("%H:%M")
+    record = check.record
+    if check.repeated:
+        verb = "checked in" if check.kind == AttendanceEvent.Kind.CHECK_IN else "checked out"
+        return KioskOutcome("repeated", f"{employee.first_name}, you are already {verb} ({local}).", employee.pk,
+                            employee.full_name, check.at.isoformat(), record.worked_seconds, liveness, max(winner[1]))
+    if check.kind == AttendanceEvent.Kind.CHECK_IN:
+        message = f"Welcome, {employee.first_name} — checked in {local}"
+        outcome = "checked_in"
+    else:
+        hours, minutes = divmod(record.worked_seconds // 60, 60)
+        message = f"Goodbye, {employee.first_name} — checked out {local}, {hours} h {minutes:02d} min today"
+        outcome = "checked_out"
+    return KioskOutcome(outcome, message, employee.pk, employee.full_name, check.at.isoformat(), record.worked_seconds,
+                        liveness, max(winner[1]))

@@ -15,3 +15,20 @@ def close_yesterday() -> dict[str, object]:
     """Nightly (django-celery-beat): settle yesterday's records, marking absences and holidays."""
     day = timezone.localdate() - dt.timedelta(days=1)
     return {"day": day.isoformat(), "settled": attendance_close_day(day=day)}
+
+
+@shared_task(name="attendance.kiosk_check_in")
+def kiosk_check_in(*, staged_frames: list[str], source: str = "kiosk", fps: float = 12.0) -> dict[str, object]:
+    """Recognition, liveness and the check-in run here, on a worker."""
+    from dataclasses import asdict
+
+    from recognition.jobs import error_result, take_staged
+    from recognition.pipeline.errors import PipelineError
+
+    from attendance.services import kiosk_check_in as check_in
+
+    try:
+        frames = [take_staged(name) for name in staged_frames]
+        return asdict(check_in(frames=frames, source=source, fps=fps))
+    except PipelineError as exc:
+        return error_result(exc)

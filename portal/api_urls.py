@@ -1,5 +1,6 @@
 from django.urls import path
 
+from attendance import api as attendance_api
 from portal import api_views
 from recognition import api as recognition_api
 
@@ -15,4 +16,5 @@ urlpatterns = [
     path("recognize", recognition_api.RecognizeApi.as_view(), name="api-recognize"),
     path("verify", recognition_api.VerifyApi.as_view(), name="api-verify"),
     path("detect", recognition_api.DetectApi.as_view(), name="api-detect"),
+    path("check-ins", attendance_api.CheckInApi.as_view(), name="api-check-ins"),
 ]

@@ -53,6 +53,13 @@ class IsAdmin(permissions.BasePermission):
         return is_admin(request.user)
 
 
+class IsDeviceOrManager(permissions.BasePermission):
+    message = "Kiosks log in as a manager or use a device token."
+
+    def has_permission(self, request, view) -> bool:
+        return IsDevice().has_permission(request, view) or IsManager().has_permission(request, view)
+
+
 class DeviceTokenScheme(OpenApiAuthenticationExtension):
     target_class = "portal.authentication.DeviceTokenAuthentication"
     name = "deviceToken"

@@ -191,6 +191,8 @@ ROLLCALL_ENROL_MIN_FACE = int(os.environ.get("ROLLCALL_ENROL_MIN_FACE", "80"))
 # --- Attendance --------------------------------------------------------------------------------
 # A recognition this soon after the employee's previous check event is the same visit.
 ATTENDANCE_REPEAT_WINDOW_SECONDS = int(os.environ.get("ATTENDANCE_REPEAT_WINDOW_SECONDS", "120"))
+# Liveness at the kiosk: "blink" (a blink and facial motion in the burst) or "off".
+ROLLCALL_LIVENESS = os.environ.get("ROLLCALL_LIVENESS", "blink")
 
 # --- REST API ------------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -70,33 +70,40 @@ def _is_connection_error(exc: BaseException) -> bool:
     )
 
 
-def run(task: Task, *, staged: str | None = None, **kwargs: Any) -> dict[str, Any]:
-    """Send ``task`` and wait for its dict result; typed errors come back as exceptions."""
+def run(task: Task, *, staged: str | None = None, staged_frames: list[str] | None = None, **kwargs: Any) -> dict[str, Any]:
+    """Send ``task`` and wait for its dict result; typed errors come back as exceptions.
+
+    ``staged`` / ``staged_frames`` name uploads from ``stage``: they reach the task as keyword
+    arguments and are removed here when the task cannot run.
+    """
     if staged is not None:
         kwargs["staged"] = staged
+    if staged_frames is not None:
+        kwargs["staged_frames"] = staged_frames
+    staged_names = ([staged] if staged else []) + (staged_frames or [])
     try:
         result = task.apply_async(kwargs=kwargs)
     except Exception as exc:
         if not _is_connection_error(exc):
             raise
-        _discard(staged)
+        _discard(staged_names)
         raise RecognitionUnavailable("The recognition service is unreachable (message broker down); try again shortly.") from exc
     try:
         answer = result.get(timeout=settings.ROLLCALL_TASK_WAIT_SECONDS, propagate=True)
     except CeleryTimeoutError as exc:
         result.revoke()
-        _discard(staged)
+        _discard(staged_names)
         raise RecognitionUnavailable("No recognition worker answered in time; try again shortly.") from exc
     except Exception as exc:
         if not _is_connection_error(exc):
             raise
-        _discard(staged)
+        _discard(staged_names)
         raise RecognitionUnavailable("The recognition service connection was lost (message broker down); try again shortly.") from exc
     if isinstance(answer, dict) and "error" in answer:
         raise TaskRejected(answer["error"]["detail"], code=answer["error"]["code"])
     return answer
 
 
-def _discard(staged: str | None) -> None:
-    if staged:
-        default_storage.delete(staged)
+def _discard(names: list[str]) -> None:
+    for name in names:
+        default_storage.delete(name)
