@@ -4,4 +4,7 @@ from attendance import views
 
 urlpatterns = [
     path("kiosk/", views.kiosk, name="kiosk"),
+    path("reports/today/", views.today, name="report-today"),
+    path("reports/month/", views.month, name="report-month"),
+    path("reports/export.<str:fmt>", views.export, name="report-export"),
 ]

@@ -1,0 +1,99 @@
+"""Manager reports on a seeded fortnight: monthly sheet letters and totals, today board, CSV/XLSX."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+from openpyxl import load_workbook
+
+from attendance.models import Shift, ShiftAssignment
+from attendance.services import attendance_check, attendance_close_day
+from portal.models import Department, Employee
+
+pytestmark = pytest.mark.django_db
+UTC = dt.timezone.utc
+
+
+def at(day: int, hour: int, minute: int = 0) -> dt.datetime:
+    return dt.datetime(2026, 11, day, hour, minute, tzinfo=UTC)
+
+
+@pytest.fixture()
+def seeded(settings) -> dict[str, object]:
+    settings.TIME_ZONE = "UTC"
+    sales, ops = Department.objects.create(name="Sales"), Department.objects.create(name="Ops")
+    shift = Shift.objects.create(name="Day", start=dt.time(9), end=dt.time(17), working_days=[0, 1, 2, 3, 4])
+    for team in (sales, ops):
+        ShiftAssignment.objects.create(shift=shift, department=team, valid_from=dt.date(2026, 1, 1))
+    ana = Employee.objects.create(code="A", full_name="Ana", department=sales)
+    bob = Employee.objects.create(code="B", full_name="Bob", department=sales)
+    olga = Employee.objects.create(code="O", full_name="Olga", department=ops)
+    for times in ([at(2, 8, 55), at(2, 17)], [at(3, 9, 30), at(3, 17)], [at(4, 9), at(4, 11)]):
+        for t in times:
+            attendance_check(employee=ana, at=t)
+    attendance_check(employee=bob, at=at(2, 9, 40))
+    attendance_check(employee=bob, at=at(2, 17))
+    attendance_check(employee=olga, at=at(2, 9))
+    for day in (2, 3, 4):
+        attendance_close_day(day=dt.date(2026, 11, day))
+    user = User.objects.create_user("boss")
+    Employee.objects.create(user=user, code="M", full_name="Boss", department=sales, role="manager")
+    client = Client()
+    client.force_login(user)
+    return {"client": client, "ana": ana, "bob": bob}
+
+
+def test_month_sheet_letters_totals_and_department_scope(seeded) -> None:
+    page = seeded["client"].get("/reports/month/?month=2026-11").content.decode()
+    assert "Olga" not in page  # another department
+    from attendance.selectors import month_sheet
+
+    sheet = month_sheet(User.objects.get(username="boss"), year=2026, month=11)
+    rows = {row.employee.full_name: row for row in sheet.rows}
+    assert rows["Ana"].letters[1:4] == ["P", "L", "H"] and rows["Ana"].totals["L"] == 1 and rows["Ana"].totals["H"] == 1
+    assert rows["Bob"].letters[1:4] == ["L", "A", "A"] and rows["Bob"].totals["A"] == 2
+    assert rows["Ana"].worked_hours == round((485 + 450 + 120) / 60, 2)
+    # due = people with a record that day (Boss joined after these days were closed)
+    assert sheet.daily_rate[1] == 1.0 and sheet.daily_rate[2] == 0.5
+    assert dict(sheet.weekly_late)["W45"] == 2
+    assert "Attendance rate per day" in page and "<svg" in page
+
+
+def test_csv_and_xlsx_exports(seeded) -> None:
+    client = seeded["client"]
+    response = client.get("/reports/export.csv?from=2026-11-01&to=2026-11-30")
+    rows = list(csv.DictReader(io.StringIO(response.content.decode())))
+    assert response["Content-Type"] == "text/csv" and len(rows) == 6  # Ana and Bob x 3 days; Olga is in Ops
+    ana_late = next(r for r in rows if r["employee"] == "Ana" and r["date"] == "2026-11-03")
+    assert ana_late["status"] == "Late" and ana_late["first_in"] == "09:30" and ana_late["worked_hours"] == "7.5"
+    book = load_workbook(io.BytesIO(client.get("/reports/export.xlsx?from=2026-11-01&to=2026-11-30").content))
+    sheet = book["Attendance"]
+    assert [c.value for c in sheet[1]][:5] == ["date", "employee_code", "employee", "department", "status"]
+    assert sheet.max_row == 7
+    assert client.get("/reports/export.csv?from=yesterday").status_code == 400
+
+
+def test_today_board_and_who_may_see_reports(seeded, settings) -> None:
+    from attendance.selectors import today_board
+
+    ana, bob = seeded["ana"], seeded["bob"]
+    attendance_check(employee=ana, at=at(9, 9, 20))
+    attendance_check(employee=bob, at=at(9, 8, 50))
+    attendance_check(employee=bob, at=at(9, 12))
+    board = today_board(User.objects.get(username="boss"), day=dt.date(2026, 11, 9))
+    assert [r.employee.full_name for r in board.inside] == ["Ana"]
+    assert [r.employee.full_name for r in board.left] == ["Bob"]
+    assert [r.employee.full_name for r in board.late] == ["Ana"]
+    assert [e.full_name for e in board.not_yet_in] == ["Boss"]
+    assert seeded["client"].get("/reports/today/").status_code == 200
+    employee = User.objects.create_user("ana-user")
+    Employee.objects.filter(pk=ana.pk).update(user=employee)
+    plain = Client()
+    plain.force_login(employee)
+    for url in ("/reports/today/", "/reports/month/", "/reports/export.csv"):
+        assert plain.get(url).status_code == 404
