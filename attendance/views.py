@@ -59,7 +59,7 @@ def month(request: HttpRequest) -> HttpResponse:
                   "week": week, "count": count} for i, (week, count) in enumerate(sheet.weekly_late)]
     return render(request, "attendance/month.html", {
         "sheet": sheet, "bars": bars, "late_bars": late_bars, "month_value": f"{year}-{number:02d}",
-        "chart_width": len(bars) * 22 + 8,
+        "chart_width": len(bars) * 22 + 8, "late_chart_width": len(late_bars) * 60 + 20,
         "departments": Department.objects.all(), **filters})
 
 
