@@ -194,8 +194,7 @@ class KioskOutcome:
 def kiosk_check_in(*, frames: list[bytes], source: str = "kiosk", fps: float = 12.0) -> KioskOutcome:
     """A burst of camera frames -> who it is (majority over a few frames), liveness, then a
     check-in or check-out. Nothing is written unless a known, live employee is seen."""
-    from recognition.engine import get_pipeline
-    from recognition.pipeline.liveness import LivenessChecker
+    from recognition.engine import get_liveness_checker
     from recognition.services import decode_upload, face_recognize
 
     if not frames:
@@ -223,8 +222,7 @@ def kiosk_check_in(*, frames: list[bytes], source: str = "kiosk", fps: float = 1
         return KioskOutcome("unknown", "Not recognised.")
     liveness = "off"
     if settings.ROLLCALL_LIVENESS != "off":
-        checker = LivenessChecker(detector=get_pipeline().detector)
-        result = checker.check(images, fps)
+        result = get_liveness_checker().check(images, fps)
         liveness = result.reason
         if not result.live:
             hint = {"no_blink": "Please blink and try again.", "no_motion": "Liveness check failed.",

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 
 from recognition.pipeline.detection import MtcnnDetector
 from recognition.pipeline.embedding import create_embedder
 from recognition.pipeline.pipeline import FacePipeline
+
+if TYPE_CHECKING:
+    from recognition.pipeline.liveness import LivenessChecker
 
 
 @functools.lru_cache(maxsize=1)
@@ -21,6 +25,14 @@ def get_pipeline() -> FacePipeline:
     detector = MtcnnDetector(min_face_size=settings.ROLLCALL_DETECTOR_MIN_FACE, device=settings.ROLLCALL_DEVICE)
     embedder = create_embedder(settings.ROLLCALL_EMBEDDER, **settings.ROLLCALL_EMBEDDER_OPTIONS)
     return FacePipeline(detector=detector, embedder=embedder)
+
+
+@functools.lru_cache(maxsize=1)
+def get_liveness_checker() -> "LivenessChecker":
+    """Blink + motion liveness sharing the pipeline's detector (the 68-point model loads once)."""
+    from recognition.pipeline.liveness import LivenessChecker
+
+    return LivenessChecker(detector=get_pipeline().detector)
 
 
 def match_threshold() -> float:
