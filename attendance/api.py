@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from django.http import HttpResponse
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from attendance import tasks
+from attendance.exports import records_csv
+from attendance.selectors import records_for
 from portal.authentication import IsDeviceOrManager
 from portal.models import Device
 from recognition.api import read_upload
@@ -48,3 +54,54 @@ class CheckInApi(APIView):
         source = f"device:{request.auth.name}" if isinstance(request.auth, Device) else "kiosk"
         answer = run(tasks.kiosk_check_in, staged_frames=staged, source=source, fps=data.validated_data["fps"])
         return Response(answer)
+
+
+class RecordOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    date = serializers.DateField()
+    employee_id = serializers.IntegerField()
+    employee = serializers.CharField(source="employee.full_name")
+    status = serializers.CharField()
+    first_in = serializers.DateTimeField(allow_null=True)
+    last_out = serializers.DateTimeField(allow_null=True)
+    worked_seconds = serializers.IntegerField()
+    late = serializers.BooleanField()
+    early_exit = serializers.BooleanField()
+    missing_checkout = serializers.BooleanField()
+    corrected = serializers.BooleanField()
+
+
+class RecordListApi(APIView):
+    """Attendance records the caller may see (employees: their own), filtered and paged;
+    ``?export=csv`` gives the same rows as CSV."""
+
+    permission_classes = [IsAuthenticated]
+
+    class RecordFilter(serializers.Serializer):
+        to = serializers.DateField(required=False, help_text="last day, YYYY-MM-DD (default: today)")
+        department = serializers.IntegerField(required=False)
+        employee = serializers.IntegerField(required=False)
+        export = serializers.ChoiceField(choices=["csv"], required=False, help_text="csv: the same rows as a CSV file")
+
+        def get_fields(self):
+            fields = super().get_fields()
+            fields["from"] = serializers.DateField(required=False, help_text="first day (default: the 1st of this month)")
+            return fields
+
+    @extend_schema(parameters=[RecordFilter], responses=RecordOutput(many=True))
+    def get(self, request: Request) -> Response | HttpResponse:
+        query = self.RecordFilter(data={k: v for k, v in request.query_params.items() if v != ""})
+        query.is_valid(raise_exception=True)
+        today = timezone.localdate()
+        start = query.validated_data.get("from", today.replace(day=1))
+        end = query.validated_data.get("to", today)
+        records = records_for(request.user, start=start, end=end, department_id=query.validated_data.get("department"))
+        if "employee" in query.validated_data:
+            records = records.filter(employee_id=query.validated_data["employee"])
+        if query.validated_data.get("export") == "csv":
+            response = HttpResponse(records_csv(records), content_type="text/csv")
+            response["Content-Disposition"] = f'attachment; filename="attendance_{start}_{end}.csv"'
+            return response
+        paginator = PageNumberPagination()
+        page = paginator.paginate_queryset(records, request, view=self)
+        return paginator.get_paginated_response(RecordOutput(page, many=True).data)

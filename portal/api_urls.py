@@ -17,4 +17,5 @@ urlpatterns = [
     path("verify", recognition_api.VerifyApi.as_view(), name="api-verify"),
     path("detect", recognition_api.DetectApi.as_view(), name="api-detect"),
     path("check-ins", attendance_api.CheckInApi.as_view(), name="api-check-ins"),
+    path("attendance/records", attendance_api.RecordListApi.as_view(), name="api-attendance-records"),
 ]

@@ -97,3 +97,25 @@ def test_today_board_and_who_may_see_reports(seeded, settings) -> None:
     plain.force_login(employee)
     for url in ("/reports/today/", "/reports/month/", "/reports/export.csv"):
         assert plain.get(url).status_code == 404
+
+
+def test_records_api_filters_pages_scopes_and_csv(seeded) -> None:
+    from rest_framework.test import APIClient
+
+    boss = APIClient()
+    boss.force_authenticate(User.objects.get(username="boss"))
+    body = boss.get("/api/v1/attendance/records?from=2026-11-01&to=2026-11-30").json()
+    assert body["count"] == 6 and {r["employee"] for r in body["results"]} == {"Ana", "Bob"}
+    only_ana = boss.get(f"/api/v1/attendance/records?from=2026-11-03&to=2026-11-03&employee={seeded['ana'].pk}").json()
+    assert [(r["date"], r["status"]) for r in only_ana["results"]] == [("2026-11-03", "late")]
+    as_csv = boss.get("/api/v1/attendance/records?from=2026-11-01&to=2026-11-30&export=csv")
+    assert as_csv["Content-Type"] == "text/csv" and len(as_csv.content.decode().strip().splitlines()) == 7
+    bad = boss.get("/api/v1/attendance/records?from=soon")
+    assert bad.status_code == 400 and bad.json()["code"] == "invalid"
+    ana_user = User.objects.create_user("ana-user")
+    Employee.objects.filter(pk=seeded["ana"].pk).update(user=ana_user)
+    ana = APIClient()
+    ana.force_authenticate(ana_user)
+    mine = ana.get("/api/v1/attendance/records?from=2026-11-01&to=2026-11-30").json()
+    assert mine["count"] == 3 and {r["employee"] for r in mine["results"]} == {"Ana"}
+    assert APIClient().get("/api/v1/attendance/records").status_code in (401, 403)
