@@ -97,3 +97,21 @@ class ReembedJob(models.Model):
 
     def __str__(self) -> str:
         return f"re-embed to {self.embedder or '?'}: {self.done}/{self.total} ({self.status})"
+
+
+class ErasureRequest(models.Model):
+    """An employee asks for their enrolled photos to be deleted; a manager or admin carries it out."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DONE = "done", "Done"
+
+    employee = models.ForeignKey(Employee, on_delete=models.CASCADE, related_name="erasure_requests")
+    note = models.TextField(blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    requested_at = models.DateTimeField(auto_now_add=True)
+    handled_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    handled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at"]

@@ -16,7 +16,7 @@ from PIL import Image
 from portal.models import Employee
 from recognition.engine import get_pipeline, match_threshold
 from recognition.jobs import check_upload_size
-from recognition.models import FaceImage, GalleryState, ReembedJob
+from recognition.models import ErasureRequest, FaceImage, GalleryState, ReembedJob
 from recognition.pipeline.detection import Face
 from recognition.pipeline.errors import PipelineError
 from recognition.pipeline.image import content_hash, load_image
@@ -254,3 +254,25 @@ def gallery_reembed(*, job: ReembedJob, batch_size: int = 50) -> ReembedJob:
     job.status = ReembedJob.Status.FINISHED
     job.save()
     return job
+
+
+def erasure_request_create(*, employee: Employee, note: str = "") -> ErasureRequest:
+    """An employee's request to delete their photos (one pending request at a time)."""
+    with transaction.atomic():
+        pending = employee.erasure_requests.filter(status=ErasureRequest.Status.PENDING).first()
+        return pending or ErasureRequest.objects.create(employee=employee, note=note.strip())
+
+
+def erasure_request_carry_out(*, request: ErasureRequest, handled_by: AbstractBaseUser) -> int:
+    """Delete every photo, crop and embedding of the employee; returns how many photos went."""
+    from django.utils import timezone
+
+    with transaction.atomic():
+        faces = list(request.employee.faces.all())
+        for face in faces:
+            face.delete()  # recognition.signals removes the files on commit and bumps the gallery
+        request.status = ErasureRequest.Status.DONE
+        request.handled_by = handled_by
+        request.handled_at = timezone.now()
+        request.save()
+    return len(faces)

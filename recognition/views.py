@@ -12,9 +12,9 @@ from django.views.decorators.http import require_GET, require_POST
 from portal.models import Employee
 from portal.permissions import is_manager, visible_employees
 from recognition import workers
-from recognition.models import FaceImage
+from recognition.models import ErasureRequest, FaceImage
 from recognition.pipeline.errors import PipelineError
-from recognition.services import face_delete, face_set_primary
+from recognition.services import erasure_request_carry_out, face_delete, face_set_primary
 
 
 @login_required
@@ -58,8 +58,20 @@ def gallery(request: HttpRequest, pk: int) -> HttpResponse:
             else:
                 messages.success(request, "Photo added; it is used for recognition from now on.")
         return redirect("gallery", pk=employee.pk)
+    pending = employee.erasure_requests.filter(status=ErasureRequest.Status.PENDING).first()
     return render(request, "recognition/gallery.html",
-                  {"employee": employee, "faces": employee.faces.all(), "manager": manager})
+                  {"employee": employee, "faces": employee.faces.all(), "manager": manager, "pending": pending})
+
+
+@login_required
+@require_POST
+def gallery_erase(request: HttpRequest, pk: int, request_pk: int) -> HttpResponse:
+    """Carry out an employee's request: every photo, crop and embedding is deleted."""
+    employee = _managed(request, pk)
+    erasure = get_object_or_404(ErasureRequest, pk=request_pk, employee=employee, status=ErasureRequest.Status.PENDING)
+    count = erasure_request_carry_out(request=erasure, handled_by=request.user)
+    messages.success(request, f"{count} photo{'s' if count != 1 else ''} deleted at {employee.full_name}'s request.")
+    return redirect("gallery", pk=employee.pk)
 
 
 @login_required
