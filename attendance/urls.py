@@ -7,4 +7,6 @@ urlpatterns = [
     path("reports/today/", views.today, name="report-today"),
     path("reports/month/", views.month, name="report-month"),
     path("reports/export.<str:fmt>", views.export, name="report-export"),
+    path("people/<int:pk>/attendance/", views.employee_history, name="employee-history"),
+    path("records/<int:record_pk>/correct/", views.correct, name="record-correct"),
 ]

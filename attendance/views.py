@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.csrf import ensure_csrf_cookie
 
 from attendance.exports import records_csv, records_xlsx
+from attendance.models import AttendanceRecord
 from attendance.selectors import month_sheet, records_for, today_board
+from attendance.services import attendance_correct
 from portal.models import Department
-from portal.permissions import is_manager
+from portal.permissions import is_manager, visible_employees
 
 
 @ensure_csrf_cookie
@@ -83,3 +86,47 @@ def export(request: HttpRequest, fmt: str) -> HttpResponse:
         response = HttpResponse(records_csv(records), content_type="text/csv")
     response["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
+
+
+@login_required
+def employee_history(request: HttpRequest, pk: int) -> HttpResponse:
+    """A manager's view of one employee's attendance, with totals and a correction link per day."""
+    _manager_only(request)
+    employee = get_object_or_404(visible_employees(request.user), pk=pk)
+    today_date = timezone.localdate()
+    try:
+        start = dt.date.fromisoformat(request.GET.get("from", (today_date - dt.timedelta(days=62)).isoformat()))
+        end = dt.date.fromisoformat(request.GET.get("to", today_date.isoformat()))
+    except ValueError:
+        start, end = today_date - dt.timedelta(days=62), today_date
+    records = AttendanceRecord.objects.filter(employee=employee, date__gte=start, date__lte=end).order_by("-date")
+    totals = {label: sum(r.status == value for r in records) for value, label in AttendanceRecord.Status.choices}
+    return render(request, "attendance/history.html", {
+        "employee": employee, "records": records, "start": start, "end": end, "totals": totals,
+        "late": sum(r.late for r in records), "worked_hours": round(sum(r.worked_seconds for r in records) / 3600, 1)})
+
+
+@login_required
+def correct(request: HttpRequest, record_pk: int) -> HttpResponse:
+    """Correct one record: a reason is required; the change joins the record's audit trail."""
+    _manager_only(request)
+    record = get_object_or_404(AttendanceRecord, pk=record_pk, employee__in=visible_employees(request.user))
+    error = ""
+    if request.method == "POST":
+        def at(field: str) -> dt.datetime | None:
+            value = request.POST.get(field, "").strip()
+            if not value:
+                return None
+            return timezone.make_aware(dt.datetime.combine(record.date, dt.time.fromisoformat(value)))
+
+        try:
+            attendance_correct(record=record, changed_by=request.user, reason=request.POST.get("reason", ""),
+                               first_in=at("first_in"), last_out=at("last_out"), status=request.POST.get("status") or None)
+        except ValueError as exc:
+            error = str(exc)
+        else:
+            messages.success(request, "Record corrected; the change is in its audit trail.")
+            return redirect("employee-history", pk=record.employee_id)
+    return render(request, "attendance/correct.html", {
+        "record": record, "error": error, "statuses": AttendanceRecord.Status.choices,
+        "corrections": record.corrections.select_related("changed_by")})

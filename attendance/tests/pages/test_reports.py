@@ -119,3 +119,22 @@ def test_records_api_filters_pages_scopes_and_csv(seeded) -> None:
     mine = ana.get("/api/v1/attendance/records?from=2026-11-01&to=2026-11-30").json()
     assert mine["count"] == 3 and {r["employee"] for r in mine["results"]} == {"Ana"}
     assert APIClient().get("/api/v1/attendance/records").status_code in (401, 403)
+
+
+def test_employee_history_and_a_correction_through_the_pages(seeded) -> None:
+    from attendance.models import AttendanceCorrection, AttendanceRecord
+
+    client, ana = seeded["client"], seeded["ana"]
+    page = client.get(f"/people/{ana.pk}/attendance/?from=2026-11-01&to=2026-11-30").content.decode()
+    assert "1 late" in page and "1 half day" in page and page.count("correct</a>") == 3
+    record = AttendanceRecord.objects.get(employee=ana, date=dt.date(2026, 11, 4))
+    missing_reason = client.post(f"/records/{record.pk}/correct/", {"last_out": "17:00", "reason": ""})
+    assert "needs a reason" in missing_reason.content.decode()
+    client.post(f"/records/{record.pk}/correct/", {"last_out": "17:00", "reason": "forgot to check out after lunch"})
+    record.refresh_from_db()
+    assert record.status == "present" and record.worked_seconds == 8 * 3600 and record.corrected
+    audit = AttendanceCorrection.objects.get(record=record)
+    assert audit.before["status"] == "half_day" and audit.changed_by.username == "boss"
+    assert "forgot to check out" in client.get(f"/records/{record.pk}/correct/").content.decode()
+    olga_record = AttendanceRecord.objects.filter(employee__full_name="Olga").first()
+    assert client.get(f"/records/{olga_record.pk}/correct/").status_code == 404  # another department
