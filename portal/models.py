@@ -37,6 +37,7 @@ class Employee(models.Model):
     biometric_consent_at = models.DateTimeField(
         null=True, blank=True, help_text="When the employee consented to biometric processing; empty = no consent."
     )
+    face_login = models.BooleanField(default=False, help_text="Opted in to log in with face + liveness (password still works).")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -194,6 +194,9 @@ ATTENDANCE_REPEAT_WINDOW_SECONDS = int(os.environ.get("ATTENDANCE_REPEAT_WINDOW_
 # Liveness at the kiosk: "blink" (a blink and facial motion in the burst) or "off".
 ROLLCALL_LIVENESS = os.environ.get("ROLLCALL_LIVENESS", "blink")
 
+FACE_LOGIN_MAX_FAILURES = int(os.environ.get("FACE_LOGIN_MAX_FAILURES", "5"))
+FACE_LOGIN_WINDOW_SECONDS = int(os.environ.get("FACE_LOGIN_WINDOW_SECONDS", "900"))
+
 # --- REST API ------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -21,6 +21,11 @@ def me(request: HttpRequest) -> HttpResponse:
     employee = employee_of(request.user)
     if employee is None:
         raise Http404("This login is not linked to an employee.")
+    if request.method == "POST" and "face_login" in request.POST:
+        employee.face_login = request.POST["face_login"] == "on"
+        employee.save(update_fields=["face_login"])
+        messages.success(request, "Face login is " + ("on." if employee.face_login else "off."))
+        return redirect("me")
     if request.method == "POST":
         erasure_request_create(employee=employee, note=request.POST.get("note", ""))
         messages.success(request, "Your request to delete your photos was sent to your manager.")

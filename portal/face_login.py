@@ -1,0 +1,75 @@
+"""Face login: username + a camera burst -> verify against that person's photos + liveness.
+
+Opt-in per employee; the password login always remains. Failed attempts are limited per
+username and per client address (FACE_LOGIN_MAX_FAILURES in FACE_LOGIN_WINDOW_SECONDS), in the
+cache (Redis in production), so every web process shares the count.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth import get_user_model, login
+from django.core.cache import cache
+from django.http import HttpRequest, JsonResponse
+from django.shortcuts import render, resolve_url
+from django.views.decorators.http import require_http_methods
+
+from portal.models import Employee
+from recognition.engine import get_liveness_checker
+from recognition.jobs import check_upload_size
+from recognition.pipeline.errors import PipelineError
+from recognition.services import decode_upload, face_verify
+
+
+def _keys(request: HttpRequest, username: str) -> list[str]:
+    address = request.META.get("REMOTE_ADDR", "?")
+    return [f"face-login:user:{username.lower()}", f"face-login:addr:{address}"]
+
+
+def _blocked(keys: list[str]) -> bool:
+    return any(cache.get(key, 0) >= settings.FACE_LOGIN_MAX_FAILURES for key in keys)
+
+
+def _fail(keys: list[str], message: str, status: int = 400) -> JsonResponse:
+    for key in keys:
+        cache.add(key, 0, settings.FACE_LOGIN_WINDOW_SECONDS)
+        try:
+            cache.incr(key)
+        except ValueError:
+            cache.set(key, 1, settings.FACE_LOGIN_WINDOW_SECONDS)
+    return JsonResponse({"ok": False, "detail": message}, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+def face_login(request: HttpRequest):
+    if request.method == "GET":
+        return render(request, "registration/face_login.html")
+    username = request.POST.get("username", "").strip()
+    frames = request.FILES.getlist("frames")
+    keys = _keys(request, username)
+    if _blocked(keys):
+        return JsonResponse({"ok": False, "detail": "Too many failed attempts; use your password or wait 15 minutes."},
+                            status=429)
+    user = get_user_model().objects.filter(username=username, is_active=True).first()
+    employee = Employee.objects.filter(user=user, face_login=True, is_active=True).first() if user else None
+    if employee is None:
+        return _fail(keys, "Face login is not enabled for this account.")
+    if not frames or len(frames) > 48:
+        return _fail(keys, "Send between 1 and 48 camera frames.")
+    try:
+        for frame in frames:
+            check_upload_size(frame.size)
+        data = [frame.read() for frame in frames]
+        verdict = face_verify(data=data[len(data) // 2], employee=employee)
+        if settings.ROLLCALL_LIVENESS != "off":
+            live = get_liveness_checker().check([decode_upload(d) for d in data], float(request.POST.get("fps", 12)))
+            if not live.live:
+                return _fail(keys, "Liveness check failed — please blink and try again.")
+    except PipelineError as exc:
+        return _fail(keys, exc.detail)
+    if not verdict.same:
+        return _fail(keys, "Face not recognised for this account.", status=401)
+    for key in keys:
+        cache.delete(key)
+    login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    return JsonResponse({"ok": True, "next": resolve_url(settings.LOGIN_REDIRECT_URL)})
