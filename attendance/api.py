@@ -15,8 +15,8 @@ from rest_framework.views import APIView
 
 from attendance import tasks
 from attendance.exports import records_csv
-from attendance.selectors import records_for
-from portal.authentication import IsDeviceOrManager
+from attendance.selectors import month_sheet, records_for
+from portal.authentication import IsDeviceOrManager, IsManager
 from portal.models import Device
 from recognition.api import read_upload
 from recognition.jobs import run, stage
@@ -105,3 +105,53 @@ class RecordListApi(APIView):
         paginator = PageNumberPagination()
         page = paginator.paginate_queryset(records, request, view=self)
         return paginator.get_paginated_response(RecordOutput(page, many=True).data)
+
+
+class MonthEmployee(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    letters = serializers.ListField(child=serializers.CharField(allow_blank=True))
+    totals = serializers.DictField(child=serializers.IntegerField())
+    worked_hours = serializers.FloatField()
+
+
+class WeekLate(serializers.Serializer):
+    week = serializers.CharField()
+    late = serializers.IntegerField()
+
+
+class MonthSheetOutput(serializers.Serializer):
+    month = serializers.CharField()
+    days = serializers.ListField(child=serializers.DateField())
+    employees = MonthEmployee(many=True)
+    daily_rate = serializers.ListField(child=serializers.FloatField())
+    weekly_late = WeekLate(many=True)
+
+
+class MonthSheetApi(APIView):
+    """The monthly sheet as JSON: per employee the status letter of every day, totals and hours,
+    plus the attendance rate per day and late arrivals per week (managers and admins)."""
+
+    permission_classes = [IsManager]
+
+    class MonthQuery(serializers.Serializer):
+        month = serializers.RegexField(r"^\d{4}-\d{2}$", required=False, help_text="YYYY-MM (default: this month)")
+        department = serializers.IntegerField(required=False)
+
+    @extend_schema(parameters=[MonthQuery], responses=MonthSheetOutput)
+    def get(self, request: Request) -> Response:
+        query = self.MonthQuery(data={k: v for k, v in request.query_params.items() if v != ""})
+        query.is_valid(raise_exception=True)
+        today = timezone.localdate()
+        year, month = (int(x) for x in query.validated_data.get("month", f"{today.year}-{today.month:02d}").split("-"))
+        if not 1 <= month <= 12:
+            raise serializers.ValidationError({"month": ["Month must be 01-12."]})
+        sheet = month_sheet(request.user, year=year, month=month, department_id=query.validated_data.get("department"))
+        return Response({
+            "month": f"{year}-{month:02d}",
+            "days": [day.isoformat() for day in sheet.days],
+            "employees": [{"id": row.employee.pk, "name": row.employee.full_name, "letters": row.letters,
+                           "totals": row.totals, "worked_hours": row.worked_hours} for row in sheet.rows],
+            "daily_rate": sheet.daily_rate,
+            "weekly_late": [{"week": week, "late": count} for week, count in sheet.weekly_late],
+        })

@@ -18,4 +18,5 @@ urlpatterns = [
     path("detect", recognition_api.DetectApi.as_view(), name="api-detect"),
     path("check-ins", attendance_api.CheckInApi.as_view(), name="api-check-ins"),
     path("attendance/records", attendance_api.RecordListApi.as_view(), name="api-attendance-records"),
+    path("attendance/month", attendance_api.MonthSheetApi.as_view(), name="api-attendance-month"),
 ]

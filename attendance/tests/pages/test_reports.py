@@ -138,3 +138,18 @@ def test_employee_history_and_a_correction_through_the_pages(seeded) -> None:
     assert "forgot to check out" in client.get(f"/records/{record.pk}/correct/").content.decode()
     olga_record = AttendanceRecord.objects.filter(employee__full_name="Olga").first()
     assert client.get(f"/records/{olga_record.pk}/correct/").status_code == 404  # another department
+
+
+def test_month_sheet_api(seeded) -> None:
+    from rest_framework.test import APIClient
+
+    boss = APIClient()
+    boss.force_authenticate(User.objects.get(username="boss"))
+    body = boss.get("/api/v1/attendance/month?month=2026-11").json()
+    ana = next(e for e in body["employees"] if e["name"] == "Ana")
+    assert body["month"] == "2026-11" and len(body["days"]) == 30 and ana["letters"][1:4] == ["P", "L", "H"]
+    assert {"week": "W45", "late": 2} in body["weekly_late"] and "Olga" not in [e["name"] for e in body["employees"]]
+    assert boss.get("/api/v1/attendance/month?month=2026-13").status_code == 400
+    employee = APIClient()
+    employee.force_authenticate(User.objects.create_user("someone"))
+    assert employee.get("/api/v1/attendance/month").status_code == 403
