@@ -1,6 +1,14 @@
 from django.contrib import admin
 
-from attendance.models import AttendanceCorrection, AttendanceEvent, AttendanceRecord, Holiday, HolidayList, Shift, ShiftAssignment
+from attendance.models import (
+    AttendanceCorrection,
+    AttendanceEvent,
+    AttendanceRecord,
+    Holiday,
+    HolidayList,
+    Shift,
+    ShiftAssignment,
+)
 
 
 class HolidayInline(admin.TabularInline):

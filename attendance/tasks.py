@@ -22,10 +22,9 @@ def kiosk_check_in(*, staged_frames: list[str], source: str = "kiosk", fps: floa
     """Recognition, liveness and the check-in run here, on a worker."""
     from dataclasses import asdict
 
+    from attendance.services import kiosk_check_in as check_in
     from recognition.jobs import error_result, take_staged
     from recognition.pipeline.errors import PipelineError
-
-    from attendance.services import kiosk_check_in as check_in
 
     try:
         frames = [take_staged(name) for name in staged_frames]

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 import hashlib
 import secrets
 
+from django.conf import settings
 from django.db import models
 
 

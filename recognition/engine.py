@@ -28,7 +28,7 @@ def get_pipeline() -> FacePipeline:
 
 
 @functools.lru_cache(maxsize=1)
-def get_liveness_checker() -> "LivenessChecker":
+def get_liveness_checker() -> LivenessChecker:
     """Blink + motion liveness sharing the pipeline's detector (the 68-point model loads once)."""
     from recognition.pipeline.liveness import LivenessChecker
 

@@ -11,11 +11,11 @@ from django.db import models
 from portal.models import Employee
 
 
-def _face_path(instance: "FaceImage", filename: str) -> str:
+def _face_path(instance: FaceImage, filename: str) -> str:
     return f"faces/{instance.employee_id}/{uuid.uuid4().hex}{_suffix(filename)}"
 
 
-def _crop_path(instance: "FaceImage", filename: str) -> str:
+def _crop_path(instance: FaceImage, filename: str) -> str:
     return f"faces/{instance.employee_id}/crops/{uuid.uuid4().hex}.png"
 
 

@@ -146,7 +146,7 @@ class TorchFacenetEmbedder(ModelEmbedder):
 
     dim = 512
 
-    def __init__(self, *, model: "object", model_version: str, device: str = "cpu", mirror: bool = False) -> None:
+    def __init__(self, *, model: object, model_version: str, device: str = "cpu", mirror: bool = False) -> None:
         import torch
 
         super().__init__(aligner=MarginCropAligner(size=FACENET_INPUT, margin=FACENET_MARGIN), mirror=mirror)

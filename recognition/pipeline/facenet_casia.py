@@ -79,7 +79,7 @@ def _block_scopes(module: str, scope: str, branch1: list[str], branch2: list[str
     return scopes
 
 
-def convert_graph(path: Path) -> dict[str, "object"]:
+def convert_graph(path: Path) -> dict[str, object]:
     """Frozen graph -> a state dict that loads strictly into ``InceptionResnetV1(classify=False)``."""
     import torch
     from facenet_pytorch import InceptionResnetV1

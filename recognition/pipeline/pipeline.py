@@ -10,7 +10,6 @@ from recognition.pipeline.detection import Face, MtcnnDetector
 from recognition.pipeline.embedding import Embedder
 from recognition.pipeline.errors import MultipleFacesError, NoFaceError
 
-
 DOMINANCE = 4.0  # a face with under a quarter of the main face's area is background
 
 

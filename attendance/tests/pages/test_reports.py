@@ -16,7 +16,7 @@ from attendance.services import attendance_check, attendance_close_day
 from portal.models import Department, Employee
 
 pytestmark = pytest.mark.django_db
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def at(day: int, hour: int, minute: int = 0) -> dt.datetime:

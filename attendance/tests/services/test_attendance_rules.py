@@ -9,12 +9,20 @@ import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from attendance.models import AttendanceCorrection, AttendanceEvent, AttendanceRecord, Holiday, HolidayList, Shift, ShiftAssignment
+from attendance.models import (
+    AttendanceCorrection,
+    AttendanceEvent,
+    AttendanceRecord,
+    Holiday,
+    HolidayList,
+    Shift,
+    ShiftAssignment,
+)
 from attendance.services import attendance_check, attendance_close_day, attendance_correct, shift_for
 from portal.models import Department, Employee
 
 pytestmark = pytest.mark.django_db
-UTC = dt.timezone.utc
+UTC = dt.UTC
 Status = AttendanceRecord.Status
 
 
@@ -98,7 +106,7 @@ def test_own_shift_overrides_the_department_and_naive_times_are_refused(ana: Emp
     assert shift_for(employee=ana, day=dt.date(2026, 11, 16)).name == "Night"
     assert attendance_check(employee=ana, at=at(16, 13, 5)).record.status == Status.OPEN  # on time for Night
     with pytest.raises(ValueError, match="timezone-aware"):
-        attendance_check(employee=ana, at=dt.datetime(2026, 11, 17, 9))
+        attendance_check(employee=ana, at=dt.datetime(2026, 11, 17, 9))  # noqa: DTZ001 - the point of the test
 
 
 def test_the_nightly_job_is_scheduled_in_the_database_and_closes_yesterday(ana: Employee) -> None:

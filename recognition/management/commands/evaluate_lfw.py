@@ -63,7 +63,7 @@ class Command(BaseCommand):
             started = time.perf_counter()
             result = evaluate_lfw(
                 root, pipeline, store, threshold=threshold,
-                progress=lambda items: tqdm(items, desc=f"embedding ({spec})", unit="img", mininterval=2),
+                progress=lambda items, spec=spec: tqdm(items, desc=f"embedding ({spec})", unit="img", mininterval=2),
             )
             result["spec"] = spec
             result["wall_seconds"] = time.perf_counter() - started
