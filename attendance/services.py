@@ -205,7 +205,7 @@ def kiosk_check_in(*, frames: list[bytes], source: str = "kiosk", fps: float = 1
     votes: dict[int, list[float]] = {}
     seen_face = False
     for index in picks:
-        results = face_recognize(data=frames[index])
+        results = face_recognize(image=images[index])
         if not results:
             continue
         seen_face = True

@@ -59,10 +59,10 @@ def face_login(request: HttpRequest):
     try:
         for frame in frames:
             check_upload_size(frame.size)
-        data = [frame.read() for frame in frames]
-        verdict = face_verify(data=data[len(data) // 2], employee=employee)
+        images = [decode_upload(frame.read()) for frame in frames]
+        verdict = face_verify(image=images[len(images) // 2], employee=employee)
         if settings.ROLLCALL_LIVENESS != "off":
-            live = get_liveness_checker().check([decode_upload(d) for d in data], float(request.POST.get("fps", 12)))
+            live = get_liveness_checker().check(images, float(request.POST.get("fps", 12)))
             if not live.live:
                 return _fail(keys, "Liveness check failed — please blink and try again.")
     except PipelineError as exc:

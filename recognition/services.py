@@ -143,9 +143,9 @@ class RecognizedFace:
     threshold: float
 
 
-def face_recognize(*, data: bytes, k: int = 5) -> list[RecognizedFace]:
+def face_recognize(*, data: bytes | None = None, image: np.ndarray | None = None, k: int = 5) -> list[RecognizedFace]:
     """Every face in the image, matched against the current gallery (no database writes)."""
-    image = decode_upload(data)
+    image = decode_upload(data) if image is None else image
     embedded = get_pipeline().embed_all(image)
     index = gallery_index()
     threshold = match_threshold()
@@ -169,7 +169,7 @@ class Verification:
     threshold: float
 
 
-def face_verify(*, data: bytes, employee: Employee) -> Verification:
+def face_verify(*, employee: Employee, data: bytes | None = None, image: np.ndarray | None = None) -> Verification:
     """Is the one face in ``data`` this employee? (The seeds' verify(image, identity).)"""
     pipeline = get_pipeline()
     vectors = [
@@ -178,7 +178,7 @@ def face_verify(*, data: bytes, employee: Employee) -> Verification:
     ]
     if not vectors:
         raise EnrolmentRejected(f"{employee.full_name} has no enrolled photo to compare with.", code="not_enrolled")
-    probe = pipeline.embed_single(decode_upload(data))
+    probe = pipeline.embed_single(decode_upload(data) if image is None else image)
     score = float(np.max(np.stack(vectors) @ probe.vector))
     threshold = match_threshold()
     return Verification(
