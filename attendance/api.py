@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
@@ -13,15 +15,15 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from attendance import tasks
 from attendance.exports import records_csv
 from attendance.selectors import month_sheet, records_for
+from attendance.services import CaptureTimeError, check_in_submit
 from portal.authentication import IsDeviceOrManager, IsManager
 from portal.models import Device
 from recognition.api import read_upload
-from recognition.jobs import run, stage
 
 MAX_FRAMES = 48
+IDEMPOTENCY_KEY = r"^[A-Za-z0-9_-]{8,64}$"
 
 
 class CheckInOutput(serializers.Serializer):
@@ -44,15 +46,28 @@ class CheckInApi(APIView):
     class CheckInInput(serializers.Serializer):
         frames = serializers.ListField(child=serializers.FileField(), min_length=1, max_length=MAX_FRAMES)
         fps = serializers.FloatField(min_value=1, max_value=120, default=12.0)
+        key = serializers.RegexField(
+            IDEMPOTENCY_KEY, required=False,
+            help_text="Devices: a unique key per captured event (or the Idempotency-Key header). A repeated key "
+                      "gets the first answer and is stored once.")
+        captured_at = serializers.DateTimeField(
+            required=False, help_text="Devices: when the burst was captured (ISO 8601 with offset); a queued "
+                                      "event delivered late counts at this time.")
 
     @extend_schema(request={"multipart/form-data": CheckInInput}, responses=CheckInOutput)
     def post(self, request: Request) -> Response:
         data = self.CheckInInput(data=request.data)
         data.is_valid(raise_exception=True)
+        device = request.auth if isinstance(request.auth, Device) else None
+        key = data.validated_data.get("key") or request.headers.get("Idempotency-Key") or None
+        if key is not None and (device is None or not re.fullmatch(IDEMPOTENCY_KEY, key)):
+            raise serializers.ValidationError({"key": ["Idempotency keys are for devices: 8-64 letters, digits, '-' or '_'."]})
         frames = [read_upload(frame) for frame in data.validated_data["frames"]]  # size checks before staging
-        staged = [stage(frame) for frame in frames]
-        source = f"device:{request.auth.name}" if isinstance(request.auth, Device) else "kiosk"
-        answer = run(tasks.kiosk_check_in, staged_frames=staged, source=source, fps=data.validated_data["fps"])
+        try:
+            answer = check_in_submit(frames=frames, fps=data.validated_data["fps"], device=device, key=key,
+                                     captured_at=data.validated_data.get("captured_at"))
+        except CaptureTimeError as exc:
+            raise serializers.ValidationError({"captured_at": [str(exc)]}) from None
         return Response(answer)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
-from portal.models import Department, Employee
+from portal.models import Department, Device, Employee
 
 
 class HolidayList(models.Model):
@@ -125,3 +125,36 @@ class AttendanceCorrection(models.Model):
 
     class Meta:
         ordering = ["at"]
+
+
+class RecognitionLog(models.Model):
+    """Every kiosk or device check-in attempt and the answer it got: the live monitor's history and
+    the store behind device idempotency keys (one row per device and key, answered once)."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Being processed"
+        DONE = "done", "Answered"
+
+    at = models.DateTimeField(db_index=True, help_text="When the face was captured (a device may deliver later).")
+    received_at = models.DateTimeField(auto_now_add=True)
+    device = models.ForeignKey(Device, null=True, blank=True, on_delete=models.SET_NULL, related_name="recognitions")
+    key = models.CharField(max_length=64, null=True, blank=True, help_text="The device's idempotency key.")
+    source = models.CharField(max_length=40, default="kiosk")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    outcome = models.CharField(max_length=20, blank=True)
+    message = models.CharField(max_length=200, blank=True)
+    # Erasing an employee erases their monitor history and its face thumbnails with them.
+    employee = models.ForeignKey(Employee, null=True, blank=True, on_delete=models.CASCADE, related_name="recognitions")
+    similarity = models.FloatField(null=True, blank=True)
+    liveness = models.CharField(max_length=20, blank=True)
+    thumbnail = models.ImageField(upload_to="monitor/%Y/%m/", blank=True)
+    answer = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["device", "key"], condition=models.Q(key__isnull=False), name="one_answer_per_device_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.source}: {self.outcome or self.state}"

@@ -7,14 +7,15 @@ import calendar
 import datetime as dt
 from dataclasses import dataclass, field
 
-from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import QuerySet
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from attendance.models import AttendanceRecord
+from attendance.models import AttendanceRecord, RecognitionLog
 from attendance.services import shift_for
-from portal.models import Employee
-from portal.permissions import visible_employees
+from portal.models import Device, Employee
+from portal.permissions import is_admin, visible_employees
 
 Status = AttendanceRecord.Status
 LETTERS = {Status.PRESENT: "P", Status.LATE: "L", Status.HALF_DAY: "H", Status.ABSENT: "A",
@@ -114,3 +115,22 @@ def month_sheet(user: AbstractBaseUser, *, year: int, month: int, department_id:
     for day in days:
         weekly.setdefault(f"W{day.isocalendar().week}", 0)
     return MonthSheet(year, month, days, rows, daily_rate, sorted(weekly.items(), key=lambda kv: int(kv[0][1:])))
+
+
+def recognitions_for(user: AbstractBaseUser | AnonymousUser, *, device_id: int | None = None,
+                     limit: int = 50) -> list[RecognitionLog]:
+    """The latest monitor history ``user`` may see: every unknown face, and recognitions of the
+    employees they may see (the same rule the live monitor applies to each event)."""
+    entries = RecognitionLog.objects.filter(state=RecognitionLog.State.DONE).select_related("employee", "device")
+    if not is_admin(user):
+        entries = entries.filter(Q(employee__isnull=True) | Q(employee__in=visible_employees(user)))
+    if device_id is not None:
+        entries = entries.filter(device_id=device_id)
+    return list(entries[:limit])
+
+
+def device_statuses() -> list[tuple[Device, bool]]:
+    """Every active device and whether it was heard from within the offline timeout."""
+    quiet_since = timezone.now() - dt.timedelta(seconds=settings.ROLLCALL_DEVICE_OFFLINE_SECONDS)
+    return [(device, device.last_seen_at is not None and device.last_seen_at >= quiet_since)
+            for device in Device.objects.filter(is_active=True)]

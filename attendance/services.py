@@ -10,16 +10,33 @@ late (first check-in after start + grace), else present; early exit is a flag.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+import time
+import uuid
+from dataclasses import asdict, dataclass
 
+import cv2
+import numpy as np
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from attendance.models import AttendanceCorrection, AttendanceEvent, AttendanceRecord, Holiday, Shift, ShiftAssignment
-from portal.models import Employee
+from attendance.events import recognition_published
+from attendance.models import (
+    AttendanceCorrection,
+    AttendanceEvent,
+    AttendanceRecord,
+    Holiday,
+    RecognitionLog,
+    Shift,
+    ShiftAssignment,
+)
+from portal.models import Device, Employee
+from portal.services import device_seen
+from recognition.pipeline.detection import Face
 
 Status = AttendanceRecord.Status
 
@@ -191,35 +208,61 @@ class KioskOutcome:
     similarity: float | None = None
 
 
-def kiosk_check_in(*, frames: list[bytes], source: str = "kiosk", fps: float = 12.0) -> KioskOutcome:
-    """A burst of camera frames -> who it is (majority over a few frames), liveness, then a
-    check-in or check-out. Nothing is written unless a known, live employee is seen."""
+@dataclass(frozen=True)
+class _Seen:
+    """What a burst showed, before anything is written: either a final ``outcome`` (nobody to
+    check in) or a live, recognised ``employee``."""
+
+    outcome: KioskOutcome | None
+    employee: Employee | None = None
+    similarity: float | None = None
+    liveness: str = ""
+    thumbnail: bytes | None = None
+
+
+THUMBNAIL_SIZE = 112
+
+
+def _thumbnail(image: np.ndarray, face: Face) -> bytes:
+    """A small square JPEG of the face (with some margin) for the monitor."""
+    x1, y1, x2, y2 = face.box
+    side = max(x2 - x1, y2 - y1) * 1.3
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    left, top = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
+    crop = image[top:int(min(image.shape[0], cy + side / 2)), left:int(min(image.shape[1], cx + side / 2))]
+    crop = cv2.resize(crop, (THUMBNAIL_SIZE, THUMBNAIL_SIZE), interpolation=cv2.INTER_AREA)
+    return cv2.imencode(".jpg", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes()
+
+
+def _look(frames: list[bytes], fps: float) -> _Seen:
+    """Who is in the burst (majority over three frames spread across it) and are they live."""
     from recognition.engine import get_liveness_checker
     from recognition.services import decode_upload, face_recognize
 
     if not frames:
-        return KioskOutcome("no_face", "No picture arrived from the camera.")
+        return _Seen(KioskOutcome("no_face", "No picture arrived from the camera."))
     images = [decode_upload(frame) for frame in frames]
-    # Recognise three frames spread over the burst and take the identity they agree on.
     picks = sorted({0, len(frames) // 2, len(frames) - 1})
     votes: dict[int, list[float]] = {}
-    seen_face = False
+    thumbnail = None
     for index in picks:
         results = face_recognize(image=images[index])
         if not results:
             continue
-        seen_face = True
         main = max(results, key=lambda r: r.face.width * r.face.height)
+        if thumbnail is None or index == len(frames) // 2:
+            thumbnail = _thumbnail(images[index], main.face)
         if main.known and main.best is not None:
             votes.setdefault(main.best.label, []).append(main.best.score)
-    if not seen_face:
-        return KioskOutcome("no_face", "No face seen — please look at the camera.")
+    if thumbnail is None:
+        return _Seen(KioskOutcome("no_face", "No face seen — please look at the camera."))
     winner = max(votes.items(), key=lambda item: (len(item[1]), max(item[1])), default=None)
-    if winner is None or len(winner[1]) * 2 < len(picks):
-        return KioskOutcome("unknown", "Not recognised.")
-    employee = Employee.objects.filter(pk=winner[0], is_active=True).first()
+    employee = None
+    if winner is not None and len(winner[1]) * 2 >= len(picks):
+        employee = Employee.objects.filter(pk=winner[0], is_active=True).first()
     if employee is None:
-        return KioskOutcome("unknown", "Not recognised.")
+        return _Seen(KioskOutcome("unknown", "Not recognised."), thumbnail=thumbnail)
+    similarity = max(winner[1])
     liveness = "off"
     if settings.ROLLCALL_LIVENESS != "off":
         result = get_liveness_checker().check(images, fps)
@@ -227,14 +270,20 @@ def kiosk_check_in(*, frames: list[bytes], source: str = "kiosk", fps: float = 1
         if not result.live:
             hint = {"no_blink": "Please blink and try again.", "no_motion": "Liveness check failed.",
                     "no_face": "Please keep your face in view."}.get(result.reason, "Liveness check failed.")
-            return KioskOutcome("liveness_failed", hint, employee.pk, employee.full_name, liveness=liveness)
-    check = attendance_check(employee=employee, source=source, score=max(winner[1]))
+            return _Seen(KioskOutcome("liveness_failed", hint, employee.pk, employee.full_name, liveness=liveness,
+                                      similarity=similarity), employee, similarity, liveness, thumbnail)
+    return _Seen(None, employee, similarity, liveness, thumbnail)
+
+
+def _checked(seen: _Seen, *, at: dt.datetime, source: str) -> KioskOutcome:
+    employee = seen.employee
+    check = attendance_check(employee=employee, at=at, source=source, score=seen.similarity)
     local = timezone.localtime(check.at).strftime("%H:%M")
     record = check.record
     if check.repeated:
         verb = "checked in" if check.kind == AttendanceEvent.Kind.CHECK_IN else "checked out"
         return KioskOutcome("repeated", f"{employee.first_name}, you are already {verb} ({local}).", employee.pk,
-                            employee.full_name, check.at.isoformat(), record.worked_seconds, liveness, max(winner[1]))
+                            employee.full_name, check.at.isoformat(), record.worked_seconds, seen.liveness, seen.similarity)
     if check.kind == AttendanceEvent.Kind.CHECK_IN:
         message = f"Welcome, {employee.first_name} — checked in {local}"
         outcome = "checked_in"
@@ -243,4 +292,122 @@ def kiosk_check_in(*, frames: list[bytes], source: str = "kiosk", fps: float = 1
         message = f"Goodbye, {employee.first_name} — checked out {local}, {hours} h {minutes:02d} min today"
         outcome = "checked_out"
     return KioskOutcome(outcome, message, employee.pk, employee.full_name, check.at.isoformat(), record.worked_seconds,
-                        liveness, max(winner[1]))
+                        seen.liveness, seen.similarity)
+
+
+def kiosk_check_in(*, frames: list[bytes], source: str = "kiosk", fps: float = 12.0, device_id: int | None = None,
+                   log_id: int | None = None, captured_at: dt.datetime | None = None) -> KioskOutcome:
+    """A burst of camera frames -> who it is, liveness, then a check-in or check-out, logged for
+    the monitor and announced after commit. Nothing is written to attendance unless a known,
+    live employee is seen. With ``log_id`` (a device's claimed idempotency key) an attempt that
+    was already answered returns that first answer and writes nothing more."""
+    seen = _look(frames, fps)
+    at = captured_at or timezone.now()
+    thumbnail_name = None
+    if seen.thumbnail is not None:
+        thumbnail_name = default_storage.save(f"monitor/{at:%Y/%m}/{uuid.uuid4().hex}.jpg", ContentFile(seen.thumbnail))
+    try:
+        with transaction.atomic():
+            if log_id is not None:
+                entry = RecognitionLog.objects.select_for_update().get(pk=log_id)
+                if entry.state == RecognitionLog.State.DONE:
+                    if thumbnail_name:
+                        default_storage.delete(thumbnail_name)
+                    return KioskOutcome(**entry.answer)
+            else:
+                entry = RecognitionLog(at=at, source=source, device_id=device_id)
+            outcome = seen.outcome or _checked(seen, at=at, source=source)
+            entry.state = RecognitionLog.State.DONE
+            entry.outcome, entry.message = outcome.outcome, outcome.message
+            entry.employee = seen.employee
+            entry.similarity, entry.liveness = outcome.similarity, outcome.liveness or ""
+            entry.thumbnail = thumbnail_name or ""
+            entry.answer = asdict(outcome)
+            entry.save()
+            recognition_published(entry)
+    except BaseException:
+        if thumbnail_name:
+            default_storage.delete(thumbnail_name)
+        raise
+    return outcome
+
+
+def check_in_submit(*, frames: list[bytes], fps: float = 12.0, device: Device | None = None, key: str | None = None,
+                    captured_at: dt.datetime | None = None) -> dict[str, object]:
+    """The web side of a check-in (kiosk page, device REST or websocket): claim the device's
+    idempotency key, stage the frames, run the check-in on a worker and wait for its answer.
+
+    A key that was already answered returns the stored answer; a key another request is still
+    processing waits for that answer; when the work cannot run the claim is released, so the
+    device's retry is processed normally.
+    """
+    from attendance import tasks
+    from recognition.jobs import run, stage
+
+    at = _capture_time(captured_at)
+    source = f"device:{device.name}"[:40] if device is not None else "kiosk"
+    if device is not None:
+        device_seen(device=device)
+    entry = None
+    if key is not None:
+        if device is None:
+            raise ValueError("idempotency keys belong to devices")
+        entry, answer = _claim(device=device, key=key, at=at, source=source)
+        if answer is not None:
+            return answer
+    try:
+        staged = [stage(frame) for frame in frames]
+        return run(tasks.kiosk_check_in, staged_frames=staged, source=source, fps=fps,
+                   device_id=device.pk if device else None, log_id=entry.pk if entry else None,
+                   captured_at=at.isoformat())
+    except BaseException:
+        if entry is not None:
+            RecognitionLog.objects.filter(pk=entry.pk, state=RecognitionLog.State.PENDING).delete()
+        raise
+
+
+class CaptureTimeError(ValueError):
+    pass
+
+
+def _capture_time(captured_at: dt.datetime | None) -> dt.datetime:
+    now = timezone.now()
+    if captured_at is None:
+        return now
+    if timezone.is_naive(captured_at):
+        raise CaptureTimeError("captured_at needs a time zone (ISO 8601 with an offset or Z).")
+    if captured_at > now:
+        return now  # a device clock running ahead never puts a check-in in the future
+    if (now - captured_at).total_seconds() > settings.ROLLCALL_DEVICE_MAX_DELAY_SECONDS:
+        raise CaptureTimeError("captured_at is older than a device may deliver a queued check-in.")
+    return captured_at
+
+
+def _claim(*, device: Device, key: str, at: dt.datetime, source: str) -> tuple[RecognitionLog, dict | None]:
+    """Own ``key`` for this device, or get the answer it already has."""
+    deadline = time.monotonic() + settings.ROLLCALL_TASK_WAIT_SECONDS
+    stale_after = dt.timedelta(seconds=settings.ROLLCALL_TASK_WAIT_SECONDS + 30)
+    while True:
+        entry, created = RecognitionLog.objects.get_or_create(device=device, key=key, defaults={"at": at, "source": source})
+        if created:
+            return entry, None
+        if entry.state == RecognitionLog.State.DONE:
+            return entry, entry.answer
+        # Another request holds the key. One whose process died long ago is taken over.
+        if timezone.now() - entry.received_at > stale_after and RecognitionLog.objects.filter(
+                pk=entry.pk, state=RecognitionLog.State.PENDING, received_at=entry.received_at).update(received_at=timezone.now()):
+            return entry, None
+        if time.monotonic() > deadline:
+            from recognition.jobs import RecognitionUnavailable
+
+            raise RecognitionUnavailable("This check-in is still being processed; try again shortly.")
+        time.sleep(0.2)
+
+
+def recognition_log_purge(*, older_than: dt.datetime) -> int:
+    """Delete monitor history (and its face thumbnails) captured before ``older_than``."""
+    count = 0
+    for entry in RecognitionLog.objects.filter(at__lt=older_than).iterator():
+        entry.delete()
+        count += 1
+    return count

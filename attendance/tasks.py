@@ -5,20 +5,24 @@ from __future__ import annotations
 import datetime as dt
 
 from celery import shared_task
+from django.conf import settings
 from django.utils import timezone
 
-from attendance.services import attendance_close_day
+from attendance.services import attendance_close_day, recognition_log_purge
 
 
 @shared_task(name="attendance.close_yesterday")
 def close_yesterday() -> dict[str, object]:
     """Nightly (django-celery-beat): settle yesterday's records, marking absences and holidays."""
     day = timezone.localdate() - dt.timedelta(days=1)
-    return {"day": day.isoformat(), "settled": attendance_close_day(day=day)}
+    keep = dt.timedelta(days=settings.ROLLCALL_MONITOR_KEEP_DAYS)
+    purged = recognition_log_purge(older_than=timezone.now() - keep)
+    return {"day": day.isoformat(), "settled": attendance_close_day(day=day), "monitor_purged": purged}
 
 
 @shared_task(name="attendance.kiosk_check_in")
-def kiosk_check_in(*, staged_frames: list[str], source: str = "kiosk", fps: float = 12.0) -> dict[str, object]:
+def kiosk_check_in(*, staged_frames: list[str], source: str = "kiosk", fps: float = 12.0, device_id: int | None = None,
+                   log_id: int | None = None, captured_at: str | None = None) -> dict[str, object]:
     """Recognition, liveness and the check-in run here, on a worker."""
     from dataclasses import asdict
 
@@ -28,6 +32,7 @@ def kiosk_check_in(*, staged_frames: list[str], source: str = "kiosk", fps: floa
 
     try:
         frames = [take_staged(name) for name in staged_frames]
-        return asdict(check_in(frames=frames, source=source, fps=fps))
+        at = dt.datetime.fromisoformat(captured_at) if captured_at else None
+        return asdict(check_in(frames=frames, source=source, fps=fps, device_id=device_id, log_id=log_id, captured_at=at))
     except PipelineError as exc:
         return error_result(exc)

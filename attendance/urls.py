@@ -4,6 +4,8 @@ from attendance import views
 
 urlpatterns = [
     path("kiosk/", views.kiosk, name="kiosk"),
+    path("monitor/", views.monitor, name="monitor"),
+    path("monitor/thumbnails/<int:pk>.jpg", views.monitor_thumbnail, name="monitor-thumbnail"),
     path("reports/today/", views.today, name="report-today"),
     path("reports/month/", views.month, name="report-month"),
     path("reports/export.<str:fmt>", views.export, name="report-export"),

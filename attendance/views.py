@@ -6,14 +6,15 @@ import datetime as dt
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.conf import settings
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.csrf import ensure_csrf_cookie
 
 from attendance.exports import records_csv, records_xlsx
-from attendance.models import AttendanceRecord
-from attendance.selectors import month_sheet, records_for, today_board
+from attendance.models import AttendanceRecord, RecognitionLog
+from attendance.selectors import device_statuses, month_sheet, recognitions_for, records_for, today_board
 from attendance.services import attendance_correct
 from portal.models import Department
 from portal.permissions import is_manager, visible_employees
@@ -130,3 +131,31 @@ def correct(request: HttpRequest, record_pk: int) -> HttpResponse:
     return render(request, "attendance/correct.html", {
         "record": record, "error": error, "statuses": AttendanceRecord.Status.choices,
         "corrections": record.corrections.select_related("changed_by")})
+
+
+@login_required
+def monitor(request: HttpRequest) -> HttpResponse:
+    """Live recognitions from every kiosk and device (the websocket adds them as they happen)."""
+    _manager_only(request)
+    device = request.GET.get("device", "")
+    device_id = int(device) if device.isdigit() else None
+    return render(request, "attendance/monitor.html", {
+        "entries": recognitions_for(request.user, device_id=device_id, limit=50),
+        "devices": device_statuses(),
+        "device_id": device_id,
+        "offline_seconds": settings.ROLLCALL_DEVICE_OFFLINE_SECONDS,
+    })
+
+
+@login_required
+def monitor_thumbnail(request: HttpRequest, pk: int) -> FileResponse:
+    """A monitor face thumbnail, for the managers who may see that recognition (never cached)."""
+    _manager_only(request)
+    entry = get_object_or_404(RecognitionLog, pk=pk)
+    visible = entry.employee_id is None or visible_employees(request.user).filter(pk=entry.employee_id).exists()
+    if not entry.thumbnail or not visible:
+        raise Http404
+    response = FileResponse(entry.thumbnail.open("rb"), content_type="image/jpeg")
+    response["Cache-Control"] = "private, no-store"
+    return response
+

@@ -15,6 +15,8 @@ STATUS_BY_CODE = {
     "image_too_large": status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
     "recognition_unavailable": status.HTTP_503_SERVICE_UNAVAILABLE,
     "model_unavailable": status.HTTP_503_SERVICE_UNAVAILABLE,
+    "invalid_code": status.HTTP_403_FORBIDDEN,
+    "too_many_attempts": status.HTTP_429_TOO_MANY_REQUESTS,
 }
 
 

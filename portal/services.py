@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -18,8 +21,26 @@ def device_create(*, name: str, location: str = "") -> tuple[Device, str]:
     return device, token
 
 
-def device_seen(*, device: Device) -> None:
-    Device.objects.filter(pk=device.pk).update(last_seen_at=timezone.now())
+def device_seen(*, device: Device) -> bool:
+    """Record that a device was heard from (heartbeat, websocket message, check-in); announce it
+    online on the live monitor when it had been offline. Returns whether it came online."""
+    from attendance.events import device_status_published
+
+    now = timezone.now()
+    quiet_since = now - dt.timedelta(seconds=settings.ROLLCALL_DEVICE_OFFLINE_SECONDS)
+    came_online = not Device.objects.filter(pk=device.pk, last_seen_at__gte=quiet_since).exists()
+    Device.objects.filter(pk=device.pk).update(last_seen_at=now)
+    device.last_seen_at = now
+    if came_online:
+        device_status_published(device, online=True)
+    return came_online
+
+
+def device_gone(*, device: Device) -> None:
+    """The device's websocket closed: show it offline now rather than after the heartbeat timeout."""
+    from attendance.events import device_status_published
+
+    device_status_published(device, online=False)
 
 
 def employee_delete(*, employee: Employee) -> None:
@@ -40,3 +61,11 @@ def employee_update(*, employee: Employee, **fields: object) -> Employee:
         if employee.is_active != was_active:
             gallery_changed()
     return employee
+
+
+def device_connected(*, device: Device) -> None:
+    """The device opened its websocket: it is online (announced even right after a disconnect)."""
+    from attendance.events import device_status_published
+
+    if not device_seen(device=device):
+        device_status_published(device, online=True)

@@ -194,6 +194,16 @@ ATTENDANCE_REPEAT_WINDOW_SECONDS = int(os.environ.get("ATTENDANCE_REPEAT_WINDOW_
 # Liveness at the kiosk: "blink" (a blink and facial motion in the burst) or "off".
 ROLLCALL_LIVENESS = os.environ.get("ROLLCALL_LIVENESS", "blink")
 
+# A device is shown offline when it has not been heard from (heartbeat, websocket, check-in) for this long.
+ROLLCALL_DEVICE_OFFLINE_SECONDS = int(os.environ.get("ROLLCALL_DEVICE_OFFLINE_SECONDS", "90"))
+# A device may deliver check-ins it queued while the portal was unreachable, up to this old.
+ROLLCALL_DEVICE_MAX_DELAY_SECONDS = int(os.environ.get("ROLLCALL_DEVICE_MAX_DELAY_SECONDS", str(7 * 24 * 3600)))
+# Monitor history (with face thumbnails) older than this is deleted by the nightly job.
+ROLLCALL_MONITOR_KEEP_DAYS = int(os.environ.get("ROLLCALL_MONITOR_KEEP_DAYS", "30"))
+# Optional Firestore mirror of recognition events (a service-account JSON file).
+ROLLCALL_FIREBASE_CREDENTIALS = os.environ.get("ROLLCALL_FIREBASE_CREDENTIALS", "")
+ROLLCALL_FIREBASE_COLLECTION = os.environ.get("ROLLCALL_FIREBASE_COLLECTION", "rollcall_events")
+
 FACE_LOGIN_MAX_FAILURES = int(os.environ.get("FACE_LOGIN_MAX_FAILURES", "5"))
 FACE_LOGIN_WINDOW_SECONDS = int(os.environ.get("FACE_LOGIN_WINDOW_SECONDS", "900"))
 

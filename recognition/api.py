@@ -14,13 +14,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from portal.authentication import IsManager
+from portal.authentication import DeviceTokenAuthentication, IsDevice, IsManager
 from portal.models import Employee
 from portal.permissions import employee_of, is_manager, visible_employees
 from recognition import workers
 from recognition.jobs import check_upload_size
 from recognition.models import FaceImage
-from recognition.services import face_delete, face_set_primary
+from recognition.services import enrolment_code_issue, face_delete, face_set_primary
 
 
 def read_upload(upload) -> bytes:
@@ -206,3 +206,51 @@ class DetectApi(APIView):
         data = ImageInput(data=request.data)
         data.is_valid(raise_exception=True)
         return Response({"faces": workers.detect(data=read_upload(data.validated_data["image"]))})
+
+
+class EnrolmentCodeOutput(serializers.Serializer):
+    employee_id = serializers.IntegerField()
+    code = serializers.CharField(help_text="Shown once: type it at the device for its enrolment capture.")
+    expires_at = serializers.DateTimeField()
+
+
+class EnrolmentCodeApi(APIView):
+    """Issue a one-time code (10 minutes) that lets a device add one photo for this employee."""
+
+    permission_classes = [IsManager]
+
+    @extend_schema(request=None, responses={201: EnrolmentCodeOutput})
+    def post(self, request: Request, pk: int) -> Response:
+        employee = _managed_employee(request, pk)
+        entry, code = enrolment_code_issue(employee=employee, issued_by=request.user)
+        return Response({"employee_id": employee.pk, "code": code, "expires_at": entry.expires_at}, status=status.HTTP_201_CREATED)
+
+
+class DeviceEnrolOutput(serializers.Serializer):
+    outcome = serializers.CharField()
+    employee_id = serializers.IntegerField()
+    employee = serializers.CharField()
+    face_id = serializers.IntegerField()
+    message = serializers.CharField()
+
+
+class DeviceEnrolApi(APIView):
+    """A device's enrolment capture: the manager's code and one photo (REST twin of the websocket's ``enrol``)."""
+
+    authentication_classes = [DeviceTokenAuthentication]
+    permission_classes = [IsDevice]
+    parser_classes = [MultiPartParser, FormParser]
+
+    class DeviceEnrolInput(serializers.Serializer):
+        code = serializers.CharField(max_length=20)
+        photo = serializers.FileField()
+
+    @extend_schema(request={"multipart/form-data": DeviceEnrolInput}, responses={201: DeviceEnrolOutput})
+    def post(self, request: Request) -> Response:
+        data = self.DeviceEnrolInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        face = workers.enroll_with_code(device_name=request.auth.name, code=data.validated_data["code"].strip(),
+                                        data=read_upload(data.validated_data["photo"]))
+        return Response({"outcome": "enrolled", "employee_id": face.employee_id, "employee": face.employee.full_name,
+                         "face_id": face.pk, "message": f"Photo added for {face.employee.first_name}."},
+                        status=status.HTTP_201_CREATED)

@@ -115,3 +115,22 @@ class ErasureRequest(models.Model):
 
     class Meta:
         ordering = ["-requested_at"]
+
+
+class EnrolmentCode(models.Model):
+    """A one-time code a manager issues so that a device at the door may add one photo to one
+    employee's gallery (the edge client's enrolment capture). Only a hash of the code is kept."""
+
+    employee = models.ForeignKey(Employee, on_delete=models.CASCADE, related_name="enrolment_codes")
+    code_hash = models.CharField(max_length=64, db_index=True, editable=False)
+    issued_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    used_by_device = models.CharField(max_length=120, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"enrolment code for {self.employee} (until {self.expires_at:%H:%M})"

@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import io
+import secrets
 from dataclasses import dataclass
 
 import numpy as np
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.cache import cache
 from django.core.files.base import ContentFile
 from django.db import transaction
 from django.db.models import F
+from django.utils import timezone
 from PIL import Image
 
 from portal.models import Employee
 from recognition.engine import get_pipeline, match_threshold
 from recognition.jobs import check_upload_size
-from recognition.models import ErasureRequest, FaceImage, GalleryState, ReembedJob
+from recognition.models import EnrolmentCode, ErasureRequest, FaceImage, GalleryState, ReembedJob
 from recognition.pipeline.detection import Face
 from recognition.pipeline.errors import PipelineError
 from recognition.pipeline.image import content_hash, load_image
@@ -276,3 +281,47 @@ def erasure_request_carry_out(*, request: ErasureRequest, handled_by: AbstractBa
         request.handled_at = timezone.now()
         request.save()
     return len(faces)
+
+
+ENROLMENT_CODE_MINUTES = 10
+ENROLMENT_CODE_MAX_FAILURES = 5
+
+
+class EnrolmentCodeRejected(PipelineError):
+    code = "invalid_code"
+
+
+def _code_hash(code: str) -> str:
+    return hashlib.sha256(code.strip().encode()).hexdigest()
+
+
+def enrolment_code_issue(*, employee: Employee, issued_by: AbstractBaseUser | None = None,
+                         minutes: int = ENROLMENT_CODE_MINUTES) -> tuple[EnrolmentCode, str]:
+    """A fresh 6-digit one-time code letting a device add one photo for ``employee``; returned once."""
+    now = timezone.now()
+    while True:
+        code = f"{secrets.randbelow(10**6):06d}"
+        if not EnrolmentCode.objects.filter(code_hash=_code_hash(code), used_at__isnull=True, expires_at__gt=now).exists():
+            break
+    entry = EnrolmentCode.objects.create(employee=employee, code_hash=_code_hash(code), issued_by=issued_by,
+                                         expires_at=now + dt.timedelta(minutes=minutes))
+    return entry, code
+
+
+def enrolment_code_claim(*, device_name: str, code: str) -> EnrolmentCode:
+    """Take a valid code for one enrolment (wrong codes are counted per device and locked out)."""
+    failures_key = f"enrolment-code-failures:{device_name}"
+    if cache.get(failures_key, 0) >= ENROLMENT_CODE_MAX_FAILURES:
+        raise EnrolmentCodeRejected("Too many wrong enrolment codes from this device; wait 15 minutes.", code="too_many_attempts")
+    now = timezone.now()
+    entry = EnrolmentCode.objects.filter(code_hash=_code_hash(code), used_at__isnull=True, expires_at__gt=now).first()
+    if entry is None or not EnrolmentCode.objects.filter(pk=entry.pk, used_at__isnull=True).update(used_at=now, used_by_device=device_name):
+        cache.set(failures_key, cache.get(failures_key, 0) + 1, timeout=15 * 60)
+        raise EnrolmentCodeRejected("The enrolment code is wrong, used or expired; ask a manager for a new one.")
+    entry.used_at = now
+    return entry
+
+
+def enrolment_code_release(*, entry: EnrolmentCode) -> None:
+    """The photo was refused: the code may be used again (until it expires) for a better one."""
+    EnrolmentCode.objects.filter(pk=entry.pk).update(used_at=None, used_by_device="")

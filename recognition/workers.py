@@ -33,3 +33,16 @@ def verify(*, data: bytes, employee: Employee) -> dict[str, Any]:
 
 def detect(*, data: bytes) -> list[dict[str, Any]]:
     return run(tasks.face_detect, staged=stage(data))["faces"]
+
+
+def enroll_with_code(*, device_name: str, code: str, data: bytes) -> FaceImage:
+    """A device's enrolment capture: a manager's one-time code names the employee. A refused photo
+    leaves the code usable for another try."""
+    from recognition.services import enrolment_code_claim, enrolment_code_release
+
+    entry = enrolment_code_claim(device_name=device_name, code=code)
+    try:
+        return enroll(employee=entry.employee, data=data, source=FaceImage.Source.DEVICE)
+    except BaseException:
+        enrolment_code_release(entry=entry)
+        raise

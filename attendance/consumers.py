@@ -1,0 +1,203 @@
+"""Websockets: the live monitor (managers and admins) and device ingest (device tokens).
+
+Monitor: ``/ws/monitor/``. Session-authenticated managers and admins join the monitor group and
+receive recognition events they may see (admins: all; managers: their department's employees,
+unknown faces, themselves), device online/offline changes and, for one device they choose,
+its low-rate annotated preview frames. A client message ``{"type": "watch", "device": ID or
+null, "preview": bool}`` sets the device filter.
+
+Device: ``/ws/device/`` with ``Authorization: Device <token>`` on the handshake. Messages:
+``heartbeat``; ``check_in`` (key, captured_at, fps, frames as base64 JPEG) answered by a
+``decision`` carrying the same key; ``preview`` (a base64 JPEG and face boxes); ``enrol``
+(a manager's one-time enrolment code and a photo). A repeated check-in key is answered with the
+first answer and stored once (the same service as the REST fallback).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.utils import timezone
+
+from attendance.events import MONITOR_GROUP, preview_group, preview_published
+from attendance.services import CaptureTimeError, check_in_submit
+from portal.models import Device, Employee
+from portal.permissions import employee_of, is_admin, is_manager
+from portal.services import device_connected, device_gone, device_seen
+from recognition.pipeline.errors import PipelineError
+
+MAX_FRAMES = 48
+MAX_PREVIEW_BYTES = 256 * 1024
+IDEMPOTENCY_KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
+
+
+@dataclass(frozen=True)
+class Viewer:
+    admin: bool
+    employee_id: int | None
+    department_id: int | None
+
+    def may_see(self, event: dict[str, Any]) -> bool:
+        if event.get("kind") != "recognition" or self.admin or event.get("employee_id") is None:
+            return True
+        if event["employee_id"] == self.employee_id:
+            return True
+        return self.department_id is not None and event.get("department_id") == self.department_id
+
+
+def _viewer(user: Any) -> Viewer | None:
+    if user is None or not is_manager(user):
+        return None
+    employee: Employee | None = employee_of(user)
+    return Viewer(admin=is_admin(user), employee_id=employee.pk if employee else None,
+                  department_id=employee.department_id if employee else None)
+
+
+class MonitorConsumer(AsyncJsonWebsocketConsumer):
+    async def connect(self) -> None:
+        self.viewer = await database_sync_to_async(_viewer)(self.scope.get("user"))
+        if self.viewer is None:
+            await self.close(code=4403)
+            return
+        self.device_filter: int | None = None
+        self.preview_device: int | None = None
+        await self.channel_layer.group_add(MONITOR_GROUP, self.channel_name)
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        if getattr(self, "viewer", None) is None:
+            return
+        await self.channel_layer.group_discard(MONITOR_GROUP, self.channel_name)
+        if self.preview_device is not None:
+            await self.channel_layer.group_discard(preview_group(self.preview_device), self.channel_name)
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        if not isinstance(content, dict) or content.get("type") != "watch":
+            await self.send_json({"kind": "error", "code": "unknown_message", "detail": "Send {\"type\": \"watch\", ...}."})
+            return
+        device = content.get("device")
+        if device is not None and not isinstance(device, int):
+            await self.send_json({"kind": "error", "code": "bad_request", "detail": "device must be an id or null."})
+            return
+        self.device_filter = device
+        preview = bool(content.get("preview")) and device is not None
+        if self.preview_device is not None:
+            await self.channel_layer.group_discard(preview_group(self.preview_device), self.channel_name)
+            self.preview_device = None
+        if preview:
+            self.preview_device = device
+            await self.channel_layer.group_add(preview_group(device), self.channel_name)
+        await self.send_json({"kind": "watching", "device": device, "preview": preview})
+
+    async def monitor_event(self, message: dict[str, Any]) -> None:
+        event = message["event"]
+        if not self.viewer.may_see(event):
+            return
+        if event.get("kind") == "preview":
+            if event.get("device_id") != self.preview_device:
+                return
+        elif self.device_filter is not None and event.get("kind") == "recognition" and event.get("device_id") != self.device_filter:
+            return
+        await self.send_json(event)
+
+
+def _device_for(headers: list[tuple[bytes, bytes]]) -> Device | None:
+    value = dict(headers).get(b"authorization", b"").decode(errors="replace").split()
+    if len(value) != 2 or value[0] != "Device":
+        return None
+    return Device.objects.filter(token_hash=Device.hash_token(value[1]), is_active=True).first()
+
+
+class MessageError(Exception):
+    def __init__(self, detail: str, code: str = "bad_request") -> None:
+        super().__init__(detail)
+        self.detail, self.code = detail, code
+
+
+def _frames(content: dict[str, Any], field: str = "frames", most: int = MAX_FRAMES) -> list[bytes]:
+    items = content.get(field)
+    if not isinstance(items, list) or not 1 <= len(items) <= most or not all(isinstance(i, str) for i in items):
+        raise MessageError(f"{field} must be a list of 1 to {most} base64 JPEG strings.")
+    try:
+        return [base64.b64decode(item, validate=True) for item in items]
+    except (binascii.Error, ValueError):
+        raise MessageError(f"{field} holds something that is not base64.") from None
+
+
+def _check_in(device: Device, content: dict[str, Any]) -> dict[str, Any]:
+    key = content.get("key")
+    if not isinstance(key, str) or not 8 <= len(key) <= 64 or not set(key) <= IDEMPOTENCY_KEY_CHARS:
+        raise MessageError("key must be 8-64 letters, digits, '-' or '_' (unique per captured event).")
+    captured_at = None
+    if content.get("captured_at") is not None:
+        try:
+            captured_at = dt.datetime.fromisoformat(str(content["captured_at"]).replace("Z", "+00:00"))
+        except ValueError:
+            raise MessageError("captured_at must be an ISO 8601 time with an offset.") from None
+    fps = content.get("fps", 12.0)
+    if not isinstance(fps, (int, float)) or not 1 <= fps <= 120:
+        raise MessageError("fps must be a number from 1 to 120.")
+    try:
+        return check_in_submit(frames=_frames(content), fps=float(fps), device=device, key=key, captured_at=captured_at)
+    except CaptureTimeError as exc:
+        raise MessageError(str(exc)) from None
+
+
+def _enrol(device: Device, content: dict[str, Any]) -> dict[str, Any]:
+    from recognition.workers import enroll_with_code
+
+    code = content.get("code")
+    if not isinstance(code, str) or not code.strip():
+        raise MessageError("code must be the enrolment code a manager issued.")
+    photo = _frames(content, field="photos", most=1)[0]
+    face = enroll_with_code(device_name=device.name, code=code.strip(), data=photo)
+    return {"outcome": "enrolled", "employee_id": face.employee_id, "employee": face.employee.full_name, "face_id": face.pk,
+            "message": f"Photo added for {face.employee.first_name}."}
+
+
+class DeviceConsumer(AsyncJsonWebsocketConsumer):
+    async def connect(self) -> None:
+        self.device = await database_sync_to_async(_device_for)(self.scope.get("headers", []))
+        if self.device is None:
+            await self.close(code=4401)
+            return
+        await self.accept()
+        await database_sync_to_async(device_connected)(device=self.device)
+        await self.send_json({"type": "hello", "device": self.device.name, "server_time": timezone.now().isoformat()})
+
+    async def disconnect(self, code: int) -> None:
+        if getattr(self, "device", None) is not None:
+            await database_sync_to_async(device_gone)(device=self.device)
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        kind = content.get("type") if isinstance(content, dict) else None
+        key = content.get("key") if isinstance(content, dict) else None
+        try:
+            if kind == "heartbeat":
+                await database_sync_to_async(device_seen)(device=self.device)
+                await self.send_json({"type": "heartbeat", "server_time": timezone.now().isoformat()})
+            elif kind == "check_in":
+                # A check-in takes a second or two: run it off the shared sync thread.
+                answer = await database_sync_to_async(_check_in, thread_sensitive=False)(self.device, content)
+                await self.send_json({"type": "decision", "key": key, "answer": answer})
+            elif kind == "enrol":
+                answer = await database_sync_to_async(_enrol, thread_sensitive=False)(self.device, content)
+                await self.send_json({"type": "enrolled", "key": key, "answer": answer})
+            elif kind == "preview":
+                image = content.get("image")
+                if not isinstance(image, str) or len(image) > MAX_PREVIEW_BYTES * 4 // 3:
+                    raise MessageError(f"image must be a base64 JPEG under {MAX_PREVIEW_BYTES // 1024} KB.")
+                faces = content.get("faces") if isinstance(content.get("faces"), list) else []
+                await database_sync_to_async(preview_published)(self.device, jpeg_base64=image, faces=faces[:20])
+            else:
+                raise MessageError("type must be heartbeat, check_in, enrol or preview.", code="unknown_message")
+        except MessageError as exc:
+            await self.send_json({"type": "error", "key": key, "code": exc.code, "detail": exc.detail})
+        except PipelineError as exc:
+            await self.send_json({"type": "error", "key": key, "code": exc.code, "detail": exc.detail})
