@@ -234,35 +234,42 @@ def _thumbnail(image: np.ndarray, face: Face) -> bytes:
     return cv2.imencode(".jpg", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes()
 
 
+BURST_VIEWS = 5  # frames of a burst that are recognised (spread over it)
+
+
 def _look(frames: list[bytes], fps: float) -> _Seen:
-    """Who is in the burst (majority over three frames spread across it) and are they live."""
-    from recognition.engine import get_liveness_checker
-    from recognition.services import decode_upload, face_recognize
+    """Who is in the burst and are they live. The main face of up to five frames spread over the
+    burst is embedded; each enrolled person's score is their mean over those views (see
+    GalleryIndex.decide_burst)."""
+    from recognition.engine import get_liveness_checker, get_pipeline, match_threshold
+    from recognition.selectors import gallery_index
+    from recognition.services import decode_upload
 
     if not frames:
         return _Seen(KioskOutcome("no_face", "No picture arrived from the camera."))
     images = [decode_upload(frame) for frame in frames]
-    picks = sorted({0, len(frames) // 2, len(frames) - 1})
-    votes: dict[int, list[float]] = {}
-    thumbnail = None
+    count = min(BURST_VIEWS, len(images))
+    picks = sorted({round(i * (len(images) - 1) / max(1, count - 1)) for i in range(count)})
+    pipeline = get_pipeline()
+    vectors, thumbnail = [], None
     for index in picks:
-        results = face_recognize(image=images[index])
-        if not results:
+        embedded = pipeline.embed_all(images[index])
+        if not embedded:
             continue
-        main = max(results, key=lambda r: r.face.width * r.face.height)
-        if thumbnail is None or index == len(frames) // 2:
+        main = max(embedded, key=lambda item: item.face.width * item.face.height)
+        vectors.append(main.vector)
+        if thumbnail is None or index == picks[len(picks) // 2]:
             thumbnail = _thumbnail(images[index], main.face)
-        if main.known and main.best is not None:
-            votes.setdefault(main.best.label, []).append(main.best.score)
-    if thumbnail is None:
+    if not vectors:
         return _Seen(KioskOutcome("no_face", "No face seen — please look at the camera."))
-    winner = max(votes.items(), key=lambda item: (len(item[1]), max(item[1])), default=None)
+    decision = gallery_index().decide_burst(np.stack(vectors), threshold=match_threshold())
     employee = None
-    if winner is not None and len(winner[1]) * 2 >= len(picks):
-        employee = Employee.objects.filter(pk=winner[0], is_active=True).first()
+    if decision.known and decision.best is not None and len(vectors) * 2 >= len(picks):
+        employee = Employee.objects.filter(pk=decision.best.label, is_active=True).first()
     if employee is None:
-        return _Seen(KioskOutcome("unknown", "Not recognised."), thumbnail=thumbnail)
-    similarity = max(winner[1])
+        closest = decision.best.score if decision.best is not None else None
+        return _Seen(KioskOutcome("unknown", "Not recognised.", similarity=closest), thumbnail=thumbnail)
+    similarity = decision.best.score
     liveness = "off"
     if settings.ROLLCALL_LIVENESS != "off":
         result = get_liveness_checker().check(images, fps)

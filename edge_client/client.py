@@ -34,6 +34,7 @@ LED_FOR_OUTCOME = {
 }
 JPEG_QUALITY = 88
 CROP_SCALE = 2.2  # the burst's crop around the face, in face widths (room for head motion)
+MAX_BURST_FRAMES = 48  # the portal's limit per check-in
 CROP_MAX_SIDE = 360  # burst crops are downscaled to this (a face of ~160 px: plenty for the portal)
 
 
@@ -158,6 +159,12 @@ class EdgeClient:
 
     def _collect(self, frame: Frame, tracks: list[Track], now: float) -> None:
         burst = self.burst
+        track = next((t for t in tracks if t.id == burst.track_id), None)
+        if burst.track_id is not None and track is None:
+            # The face is not in this frame (turned away, walked off): send only frames that show it.
+            if now >= burst.until:
+                self._finish_burst()
+            return
         if now - burst.last_taken >= burst.interval * 0.9:
             left, top, right, bottom = burst.region
             crop = frame.image[top:bottom, left:right]
@@ -165,11 +172,10 @@ class EdgeClient:
             if scale < 1.0:
                 crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
             burst.frames.append(jpeg(crop))
-            track = next((t for t in tracks if t.id == burst.track_id), None)
             box = [(v - o) * scale for v, o in zip(track.box, (left, top, left, top))] if track else []
             burst.faces.append([round(v, 1) for v in box])
             burst.last_taken = now
-        if now >= burst.until:
+        if now >= burst.until or len(burst.frames) >= MAX_BURST_FRAMES:
             self._finish_burst()
 
     def _finish_burst(self) -> None:

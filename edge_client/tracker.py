@@ -26,6 +26,11 @@ def _near(a: Box, b: Box) -> bool:
     return ((ax - bx) ** 2 + (ay - by) ** 2) ** 0.5 < 0.5 * width
 
 
+def _similar_size(a: Box, b: Box, ratio: float = 1.4) -> bool:
+    wa, wb = a[2] - a[0], b[2] - b[0]
+    return max(wa, wb) <= ratio * min(wa, wb)
+
+
 @dataclass
 class Track:
     id: int
@@ -59,6 +64,8 @@ class Tracker:
         for overlap, ti, di in pairs:
             if ti in used_tracks or di in used_detections:
                 continue
+            if not _similar_size(self.tracks[ti].box, detections[di].box):
+                continue  # another person's face (nearer or further away), not this one moving
             if overlap < self.min_iou and not _near(self.tracks[ti].box, detections[di].box):
                 continue
             track = self.tracks[ti]

@@ -310,7 +310,7 @@ def enrolment_code_issue(*, employee: Employee, issued_by: AbstractBaseUser | No
 
 def enrolment_code_claim(*, device_name: str, code: str) -> EnrolmentCode:
     """Take a valid code for one enrolment (wrong codes are counted per device and locked out)."""
-    failures_key = f"enrolment-code-failures:{device_name}"
+    failures_key = "enrolment-code-failures:" + hashlib.sha256(device_name.encode()).hexdigest()[:32]
     if cache.get(failures_key, 0) >= ENROLMENT_CODE_MAX_FAILURES:
         raise EnrolmentCodeRejected("Too many wrong enrolment codes from this device; wait 15 minutes.", code="too_many_attempts")
     now = timezone.now()

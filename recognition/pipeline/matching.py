@@ -87,3 +87,28 @@ class GalleryIndex:
         top = self.search(query, k=k)[0]
         best = top[0] if top else None
         return Decision(best=best, known=best is not None and best.score >= threshold, top=tuple(top))
+
+    def _rows(self, label: int) -> np.ndarray:
+        if not hasattr(self, "_rows_by_label"):
+            order = np.argsort(self.labels, kind="stable")
+            bounds = np.flatnonzero(np.diff(self.labels[order])) + 1
+            self._rows_by_label = {int(self.labels[group[0]]): group for group in np.split(order, bounds)}
+        return self._rows_by_label[label]
+
+    def decide_burst(self, queries: np.ndarray, *, threshold: float, k: int = 5) -> Decision:
+        """Several views of one face (a camera burst): a person's score is the mean of their scores
+        over the views. Averaging scores lowers the spread of genuine and impostor scores alike, so
+        the per-embedder threshold keeps its meaning (a renormalised mean vector would inflate every
+        score). Known needs that mean at or over the threshold and the person ranked first in at
+        least half of the views."""
+        queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
+        if len(self) == 0 or queries.shape[0] == 0:
+            return Decision(best=None, known=False, top=())
+        per_view = self.search(queries, k=k)
+        all_scores = self.scores(queries)
+        candidates = {match.label for view in per_view for match in view}
+        means = {label: float(all_scores[:, self._rows(label)].max(axis=1).mean()) for label in candidates}
+        top = tuple(Match(label=label, score=score) for label, score in sorted(means.items(), key=lambda kv: -kv[1])[:k])
+        best = top[0]
+        firsts = sum(1 for view in per_view if view and view[0].label == best.label)
+        return Decision(best=best, known=best.score >= threshold and firsts * 2 >= len(per_view), top=top)

@@ -53,3 +53,31 @@ def test_mismatched_labels_are_rejected() -> None:
 def test_cosine_to_distance() -> None:
     assert cosine_to_distance(1.0) == pytest.approx(0.0)
     assert cosine_to_distance(0.0) == pytest.approx(np.sqrt(2))
+
+
+def _towards(target: np.ndarray, cosine: float, seed: int) -> np.ndarray:
+    """A unit vector with exactly ``cosine`` similarity to ``target``."""
+    noise = _random_unit(1, dim=target.shape[0], seed=seed)[0]
+    noise = l2_normalise(noise - (noise @ target) * target)
+    return cosine * target + np.sqrt(1 - cosine**2) * noise
+
+
+def test_a_burst_scores_each_person_by_the_mean_over_its_views() -> None:
+    gallery = _random_unit(4)
+    index = GalleryIndex(np.vstack([gallery, gallery[2:3]]), [10, 11, 12, 13, 12])  # 12 owns two rows
+    # Views scoring 0.86, 0.90, 0.94 against person 12: one view alone is under 0.9, the mean is not.
+    views = np.stack([_towards(gallery[2], c, seed) for c, seed in ((0.86, 1), (0.90, 2), (0.94, 3))])
+    decision = index.decide_burst(views, threshold=0.9)
+    assert decision.known and decision.best.label == 12
+    assert decision.best.score == pytest.approx(0.90, abs=1e-4)
+    assert not index.decide(views[0], threshold=0.9).known
+    # Mean under the threshold: unknown, though one view alone would pass.
+    weaker = np.stack([_towards(gallery[2], c, seed) for c, seed in ((0.80, 4), (0.84, 5), (0.95, 6))])
+    assert index.decide(weaker[2], threshold=0.9).known and not index.decide_burst(weaker, threshold=0.9).known
+    # A person first in fewer than half of the views is not accepted, whatever the mean.
+    split = np.stack([gallery[0], gallery[0], gallery[1], gallery[1], gallery[1]])
+    assert index.decide_burst(split, threshold=0.3).best.label == 11
+    mixed = np.stack([gallery[0], gallery[1], gallery[2], gallery[3]])
+    assert not index.decide_burst(mixed, threshold=0.2).known
+    empty = GalleryIndex(np.zeros((0, 128)), [], dim=128)
+    assert not empty.decide_burst(views, threshold=0.5).known
