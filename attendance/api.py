@@ -53,6 +53,10 @@ class CheckInApi(APIView):
         captured_at = serializers.DateTimeField(
             required=False, help_text="Devices: when the burst was captured (ISO 8601 with offset); a queued "
                                       "event delivered late counts at this time.")
+        challenge = serializers.CharField(
+            required=False, max_length=300,
+            help_text="In the challenge liveness mode: the token from POST /api/v1/liveness/challenge; the burst "
+                      "must show the head turn it asked for. Without one the burst must show a blink.")
 
     @extend_schema(request={"multipart/form-data": CheckInInput}, responses=CheckInOutput)
     def post(self, request: Request) -> Response:
@@ -65,7 +69,8 @@ class CheckInApi(APIView):
         frames = [read_upload(frame) for frame in data.validated_data["frames"]]  # size checks before staging
         try:
             answer = check_in_submit(frames=frames, fps=data.validated_data["fps"], device=device, key=key,
-                                     captured_at=data.validated_data.get("captured_at"))
+                                     captured_at=data.validated_data.get("captured_at"),
+                                     challenge=data.validated_data.get("challenge"))
         except CaptureTimeError as exc:
             raise serializers.ValidationError({"captured_at": [str(exc)]}) from None
         return Response(answer)

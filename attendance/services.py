@@ -237,10 +237,38 @@ def _thumbnail(image: np.ndarray, face: Face) -> bytes:
 BURST_VIEWS = 5  # frames of a burst that are recognised (spread over it)
 
 
-def _look(frames: list[bytes], fps: float) -> _Seen:
-    """Who is in the burst and are they live. The main face of up to five frames spread over the
-    burst is embedded; each enrolled person's score is their mean over those views (see
-    GalleryIndex.decide_burst)."""
+LIVENESS_HINTS = {"no_blink": "Please blink and try again.", "no_motion": "Liveness check failed.",
+                  "no_face": "Please keep your face in view.", "no_turn": "Please turn your head as asked.",
+                  "wrong_way": "Please turn your head the other way."}
+
+
+def _main_face(image: np.ndarray, pipeline) -> Face | None:
+    faces = pipeline.detector.detect(image)
+    return max(faces, key=lambda f: f.width * f.height) if faces else None
+
+
+def _spread_views(images: list[np.ndarray], pipeline) -> list[tuple[int, Face]]:
+    """The main face of up to BURST_VIEWS frames spread evenly over the burst."""
+    count = min(BURST_VIEWS, len(images))
+    picks = sorted({round(i * (len(images) - 1) / max(1, count - 1)) for i in range(count)})
+    return [(index, face) for index in picks if (face := _main_face(images[index], pipeline)) is not None]
+
+
+def _frontal_views(images: list[np.ndarray], pipeline) -> list[tuple[int, Face]]:
+    """For a head-turn burst: the BURST_VIEWS most frontal main faces (turned faces score lower)."""
+    from recognition.quality import yaw_ratio
+
+    step = max(1, len(images) // 16)
+    found = [(index, face) for index in range(0, len(images), step)
+             if (face := _main_face(images[index], pipeline)) is not None]
+    frontal = sorted(found, key=lambda item: yaw_ratio(item[1].landmarks))[:BURST_VIEWS]
+    return sorted(frontal, key=lambda item: item[0])
+
+
+def _look(frames: list[bytes], fps: float, challenge: str | None = None) -> _Seen:
+    """Who is in the burst and are they live. The main face of up to five frames (spread over the
+    burst; for a head-turn challenge, the most frontal ones) is embedded; each enrolled person's
+    score is their mean over those views (see GalleryIndex.decide_burst)."""
     from recognition.engine import get_liveness_checker, get_pipeline, match_threshold
     from recognition.selectors import gallery_index
     from recognition.services import decode_upload
@@ -248,23 +276,18 @@ def _look(frames: list[bytes], fps: float) -> _Seen:
     if not frames:
         return _Seen(KioskOutcome("no_face", "No picture arrived from the camera."))
     images = [decode_upload(frame) for frame in frames]
-    count = min(BURST_VIEWS, len(images))
-    picks = sorted({round(i * (len(images) - 1) / max(1, count - 1)) for i in range(count)})
     pipeline = get_pipeline()
+    views = _frontal_views(images, pipeline) if challenge else _spread_views(images, pipeline)
     vectors, thumbnail = [], None
-    for index in picks:
-        embedded = pipeline.embed_all(images[index])
-        if not embedded:
-            continue
-        main = max(embedded, key=lambda item: item.face.width * item.face.height)
-        vectors.append(main.vector)
-        if thumbnail is None or index == picks[len(picks) // 2]:
-            thumbnail = _thumbnail(images[index], main.face)
+    for position, (index, face) in enumerate(views):
+        vectors.append(pipeline.embed_all(images[index], [face])[0].vector)
+        if position == len(views) // 2:
+            thumbnail = _thumbnail(images[index], face)
     if not vectors:
         return _Seen(KioskOutcome("no_face", "No face seen — please look at the camera."))
     decision = gallery_index().decide_burst(np.stack(vectors), threshold=match_threshold())
     employee = None
-    if decision.known and decision.best is not None and len(vectors) * 2 >= len(picks):
+    if decision.known and decision.best is not None and len(vectors) * 2 >= min(BURST_VIEWS, len(images)):
         employee = Employee.objects.filter(pk=decision.best.label, is_active=True).first()
     if employee is None:
         closest = decision.best.score if decision.best is not None else None
@@ -272,11 +295,13 @@ def _look(frames: list[bytes], fps: float) -> _Seen:
     similarity = decision.best.score
     liveness = "off"
     if settings.ROLLCALL_LIVENESS != "off":
-        result = get_liveness_checker().check(images, fps)
+        checker = get_liveness_checker()
+        # A challenge (a screen asked for a head turn) is verified by head pose; without one the
+        # burst must show a blink (door units have no screen to ask on).
+        result = checker.check_turn(images, challenge) if challenge else checker.check(images, fps)
         liveness = result.reason
         if not result.live:
-            hint = {"no_blink": "Please blink and try again.", "no_motion": "Liveness check failed.",
-                    "no_face": "Please keep your face in view."}.get(result.reason, "Liveness check failed.")
+            hint = LIVENESS_HINTS.get(result.reason, "Liveness check failed.")
             return _Seen(KioskOutcome("liveness_failed", hint, employee.pk, employee.full_name, liveness=liveness,
                                       similarity=similarity), employee, similarity, liveness, thumbnail)
     return _Seen(None, employee, similarity, liveness, thumbnail)
@@ -303,12 +328,13 @@ def _checked(seen: _Seen, *, at: dt.datetime, source: str) -> KioskOutcome:
 
 
 def kiosk_check_in(*, frames: list[bytes], source: str = "kiosk", fps: float = 12.0, device_id: int | None = None,
-                   log_id: int | None = None, captured_at: dt.datetime | None = None) -> KioskOutcome:
+                   log_id: int | None = None, captured_at: dt.datetime | None = None,
+                   challenge: str | None = None) -> KioskOutcome:
     """A burst of camera frames -> who it is, liveness, then a check-in or check-out, logged for
     the monitor and announced after commit. Nothing is written to attendance unless a known,
     live employee is seen. With ``log_id`` (a device's claimed idempotency key) an attempt that
     was already answered returns that first answer and writes nothing more."""
-    seen = _look(frames, fps)
+    seen = _look(frames, fps, challenge)
     at = captured_at or timezone.now()
     thumbnail_name = None
     if seen.thumbnail is not None:
@@ -340,7 +366,7 @@ def kiosk_check_in(*, frames: list[bytes], source: str = "kiosk", fps: float = 1
 
 
 def check_in_submit(*, frames: list[bytes], fps: float = 12.0, device: Device | None = None, key: str | None = None,
-                    captured_at: dt.datetime | None = None) -> dict[str, object]:
+                    captured_at: dt.datetime | None = None, challenge: str | None = None) -> dict[str, object]:
     """The web side of a check-in (kiosk page, device REST or websocket): claim the device's
     idempotency key, stage the frames, run the check-in on a worker and wait for its answer.
 
@@ -350,8 +376,12 @@ def check_in_submit(*, frames: list[bytes], fps: float = 12.0, device: Device | 
     """
     from attendance import tasks
     from recognition.jobs import run, stage
+    from recognition.services import liveness_challenge_redeem
 
     at = _capture_time(captured_at)
+    direction = None
+    if challenge and settings.ROLLCALL_LIVENESS == "challenge":
+        direction = liveness_challenge_redeem(challenge)
     source = f"device:{device.name}"[:40] if device is not None else "kiosk"
     if device is not None:
         device_seen(device=device)
@@ -366,7 +396,7 @@ def check_in_submit(*, frames: list[bytes], fps: float = 12.0, device: Device | 
         staged = [stage(frame) for frame in frames]
         return run(tasks.kiosk_check_in, staged_frames=staged, source=source, fps=fps,
                    device_id=device.pk if device else None, log_id=entry.pk if entry else None,
-                   captured_at=at.isoformat())
+                   captured_at=at.isoformat(), challenge=direction)
     except BaseException:
         if entry is not None:
             RecognitionLog.objects.filter(pk=entry.pk, state=RecognitionLog.State.PENDING).delete()

@@ -22,7 +22,8 @@ def close_yesterday() -> dict[str, object]:
 
 @shared_task(name="attendance.kiosk_check_in")
 def kiosk_check_in(*, staged_frames: list[str], source: str = "kiosk", fps: float = 12.0, device_id: int | None = None,
-                   log_id: int | None = None, captured_at: str | None = None) -> dict[str, object]:
+                   log_id: int | None = None, captured_at: str | None = None,
+                   challenge: str | None = None) -> dict[str, object]:
     """Recognition, liveness and the check-in run here, on a worker."""
     from dataclasses import asdict
 
@@ -33,6 +34,7 @@ def kiosk_check_in(*, staged_frames: list[str], source: str = "kiosk", fps: floa
     try:
         frames = [take_staged(name) for name in staged_frames]
         at = dt.datetime.fromisoformat(captured_at) if captured_at else None
-        return asdict(check_in(frames=frames, source=source, fps=fps, device_id=device_id, log_id=log_id, captured_at=at))
+        return asdict(check_in(frames=frames, source=source, fps=fps, device_id=device_id, log_id=log_id, captured_at=at,
+                              challenge=challenge))
     except PipelineError as exc:
         return error_result(exc)

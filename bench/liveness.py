@@ -67,6 +67,33 @@ def blink_figures(checker: LivenessChecker, video: Path, annotations: list[dict[
     }
 
 
+def challenge_figures(checker: LivenessChecker, data: Path, attacks: list[dict]) -> dict[str, object]:
+    """How often natural footage (nobody asked to turn) passes a head-turn challenge: every 2.5 s
+    window (1 s apart) of the shared videos, asked both ways. A replayed video passes only when it
+    happens to turn the way a random challenge asks."""
+    videos = [data / "video" / "blink_selfie_14s.mp4", data / "video" / "hamilton_short_clip.mp4",
+              *sorted((data / "spoof" / "replay_pair").glob("*.mp4"))]
+    rows = []
+    for video in videos:
+        frames, fps = read_video(video)
+        points = checker.landmarks_per_frame(tqdm(frames, desc=f"challenge {video.name}", unit="frame", leave=False))
+        size, stride = int(round(2.5 * fps)), int(round(fps))
+        passed = both = windows = 0
+        for start in range(0, max(1, len(frames) - size + 1), stride):
+            window = points[start:start + size]
+            results = [checker.turn_from_points(window, direction, frames=len(window)).live for direction in ("left", "right")]
+            windows += 1
+            passed += sum(results)
+            both += all(results)
+        rows.append({"video": video.name, "windows": windows, "passed": passed, "both": both})
+    turn = ROOT / "attendance" / "fixtures" / "turn_2s.mp4"
+    frames, _ = read_video(turn)
+    fixture = {d: checker.check_turn(frames, d).reason for d in ("right", "left")}
+    stills = [a for a in attacks if a["burst"].startswith("one still")]
+    refused = sum(not checker.check_turn([load_image(data / "spoof" / a["path"])] * 30, "left").live for a in stills)
+    return {"videos": rows, "fixture": fixture, "stills": len(stills), "stills_refused": refused}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
@@ -94,6 +121,7 @@ def main() -> None:
             attacks.append({"path": row["path"], "label": row["label"], "attack": row["attack_type"], "burst": kind,
                             "passed": result.live, "reason": result.reason, "blinks": result.blinks,
                             "motion": round(result.motion, 5)})
+    challenge = challenge_figures(checker, args.data, attacks)
     for b in blinks:
         print(f"{b['video']}: {b['faces_found']}/{b['frames']} frames with a face; blinks annotated {b['annotated_blinks']}, "
               f"detected {b['detected_blinks']}; precision {b['precision']:.2f}, recall {b['recall']:.2f}; "
@@ -102,8 +130,15 @@ def main() -> None:
     for a in attacks:
         print(f"{a['path']:42} {a['label']:6} {a['attack']:16} {'PASSES' if a['passed'] else 'refused':8} "
               f"{a['reason']} ({a['blinks']}, {a['motion']})")
+    print("\nHead-turn challenge (the person must turn the way the screen asked; passes by chance):")
+    for row in challenge["videos"]:
+        print(f"  {row['video']:34} {row['windows']:3} windows of 2.5 s x 2 directions: passed {row['passed']}"
+              f" ({row['passed'] / (2 * row['windows']):.0%}), both ways in {row['both']}")
+    print(f"  fixture turn_2s.mp4 (a real turn to the right): right -> {challenge['fixture']['right']}, "
+          f"left -> {challenge['fixture']['left']}")
+    print(f"  every spoof still repeated for 2.5 s: refused {challenge['stills_refused']}/{challenge['stills']}")
     if args.json:
-        args.json.write_text(json.dumps({"blinks": blinks, "attacks": attacks}, indent=2))
+        args.json.write_text(json.dumps({"blinks": blinks, "attacks": attacks, "challenge": challenge}, indent=2))
     if args.plot:
         import matplotlib
 

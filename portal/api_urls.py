@@ -18,6 +18,7 @@ urlpatterns = [
     path("recognize", recognition_api.RecognizeApi.as_view(), name="api-recognize"),
     path("verify", recognition_api.VerifyApi.as_view(), name="api-verify"),
     path("detect", recognition_api.DetectApi.as_view(), name="api-detect"),
+    path("liveness/challenge", recognition_api.LivenessChallengeApi.as_view(), name="api-liveness-challenge"),
     path("check-ins", attendance_api.CheckInApi.as_view(), name="api-check-ins"),
     path("attendance/records", attendance_api.RecordListApi.as_view(), name="api-attendance-records"),
     path("attendance/month", attendance_api.MonthSheetApi.as_view(), name="api-attendance-month"),

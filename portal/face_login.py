@@ -18,7 +18,7 @@ from portal.models import Employee
 from recognition.engine import get_liveness_checker
 from recognition.jobs import check_upload_size
 from recognition.pipeline.errors import PipelineError
-from recognition.services import decode_upload, face_verify
+from recognition.services import decode_upload, face_verify, liveness_challenge_redeem
 
 
 def _keys(request: HttpRequest, username: str) -> list[str]:
@@ -61,7 +61,13 @@ def face_login(request: HttpRequest):
             check_upload_size(frame.size)
         images = [decode_upload(frame.read()) for frame in frames]
         verdict = face_verify(image=images[len(images) // 2], employee=employee)
-        if settings.ROLLCALL_LIVENESS != "off":
+        if settings.ROLLCALL_LIVENESS == "challenge":
+            # The login screen always asks for the head turn: no token, no login.
+            direction = liveness_challenge_redeem(request.POST.get("challenge", ""))
+            live = get_liveness_checker().check_turn(images, direction)
+            if not live.live:
+                return _fail(keys, "Liveness check failed — please turn your head as asked and try again.")
+        elif settings.ROLLCALL_LIVENESS != "off":
             live = get_liveness_checker().check(images, float(request.POST.get("fps", 12)))
             if not live.live:
                 return _fail(keys, "Liveness check failed — please blink and try again.")

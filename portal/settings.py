@@ -13,6 +13,7 @@ import secrets
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("ROLLCALL_VAR_DIR", BASE_DIR / "var"))
@@ -191,8 +192,13 @@ ROLLCALL_ENROL_MIN_FACE = int(os.environ.get("ROLLCALL_ENROL_MIN_FACE", "80"))
 # --- Attendance --------------------------------------------------------------------------------
 # A recognition this soon after the employee's previous check event is the same visit.
 ATTENDANCE_REPEAT_WINDOW_SECONDS = int(os.environ.get("ATTENDANCE_REPEAT_WINDOW_SECONDS", "120"))
-# Liveness at the kiosk: "blink" (a blink and facial motion in the burst) or "off".
+# Liveness at the kiosk: "blink" (a blink and facial motion in the burst), "challenge" (screens ask
+# for a random head turn, verified from head pose; a check-in without a challenge, e.g. from a
+# door unit with no screen, must pass the blink test) or "off".
 ROLLCALL_LIVENESS = os.environ.get("ROLLCALL_LIVENESS", "blink")
+if ROLLCALL_LIVENESS not in ("blink", "challenge", "off"):
+    raise ImproperlyConfigured("ROLLCALL_LIVENESS must be blink, challenge or off")
+ROLLCALL_CHALLENGE_SECONDS = int(os.environ.get("ROLLCALL_CHALLENGE_SECONDS", "60"))
 
 # A device is shown offline when it has not been heard from (heartbeat, websocket, check-in) for this long.
 ROLLCALL_DEVICE_OFFLINE_SECONDS = int(os.environ.get("ROLLCALL_DEVICE_OFFLINE_SECONDS", "90"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema
@@ -9,7 +10,7 @@ from rest_framework import serializers, status
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import FormParser, MultiPartParser
-from rest_framework.permissions import IsAuthenticated
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -20,7 +21,13 @@ from portal.permissions import employee_of, is_manager, visible_employees
 from recognition import workers
 from recognition.jobs import check_upload_size
 from recognition.models import FaceImage
-from recognition.services import enrolment_code_issue, face_delete, face_set_primary
+from recognition.services import (
+    CHALLENGE_PROMPTS,
+    enrolment_code_issue,
+    face_delete,
+    face_set_primary,
+    liveness_challenge_issue,
+)
 
 
 def read_upload(upload) -> bytes:
@@ -254,3 +261,28 @@ class DeviceEnrolApi(APIView):
         return Response({"outcome": "enrolled", "employee_id": face.employee_id, "employee": face.employee.full_name,
                          "face_id": face.pk, "message": f"Photo added for {face.employee.first_name}."},
                         status=status.HTTP_201_CREATED)
+
+
+class ChallengeOutput(serializers.Serializer):
+    mode = serializers.ChoiceField(choices=["blink", "challenge", "off"], help_text="The portal's liveness mode.")
+    challenge = serializers.CharField(allow_null=True, help_text="Send back with the burst (good once, 60 s).")
+    direction = serializers.ChoiceField(choices=["left", "right"], allow_null=True)
+    prompt = serializers.CharField(help_text="What to show the person.")
+
+
+class LivenessChallengeApi(APIView):
+    """What a screen must ask for before a burst: in the ``challenge`` mode a random head turn
+    (left or right) and a signed one-time token to send back with the frames; otherwise a blink.
+    Open to anyone (the face-login page asks before login); it reveals nothing."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(request=None, responses=ChallengeOutput)
+    def post(self, request: Request) -> Response:
+        mode = settings.ROLLCALL_LIVENESS
+        if mode != "challenge":
+            prompt = "Look at the camera and blink" if mode == "blink" else "Look at the camera"
+            return Response({"mode": mode, "challenge": None, "direction": None, "prompt": prompt})
+        token, direction = liveness_challenge_issue()
+        return Response({"mode": mode, "challenge": token, "direction": direction, "prompt": CHALLENGE_PROMPTS[direction]})

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.core import signing
 from django.core.cache import cache
 from django.core.files.base import ContentFile
 from django.db import transaction
@@ -325,3 +326,30 @@ def enrolment_code_claim(*, device_name: str, code: str) -> EnrolmentCode:
 def enrolment_code_release(*, entry: EnrolmentCode) -> None:
     """The photo was refused: the code may be used again (until it expires) for a better one."""
     EnrolmentCode.objects.filter(pk=entry.pk).update(used_at=None, used_by_device="")
+
+
+CHALLENGE_SALT = "rollcall.liveness-challenge"
+CHALLENGE_PROMPTS = {"left": "Turn your head to your left", "right": "Turn your head to your right"}
+
+
+class ChallengeRejected(PipelineError):
+    code = "challenge_invalid"
+
+
+def liveness_challenge_issue() -> tuple[str, str]:
+    """A random head-turn challenge for a screen to show: (signed one-time token, direction)."""
+    direction = secrets.choice(("left", "right"))
+    return signing.dumps({"d": direction, "n": secrets.token_hex(8)}, salt=CHALLENGE_SALT), direction
+
+
+def liveness_challenge_redeem(token: str) -> str:
+    """The direction a challenge asked for; each token is good once, within ROLLCALL_CHALLENGE_SECONDS."""
+    try:
+        value = signing.loads(token, salt=CHALLENGE_SALT, max_age=settings.ROLLCALL_CHALLENGE_SECONDS)
+    except signing.SignatureExpired:
+        raise ChallengeRejected("The head-turn challenge expired; please try again.") from None
+    except signing.BadSignature:
+        raise ChallengeRejected("Not a challenge this portal issued.") from None
+    if not cache.add(f"challenge-used:{value['n']}", 1, timeout=settings.ROLLCALL_CHALLENGE_SECONDS * 2):
+        raise ChallengeRejected("This challenge was already used; please try again.")
+    return value["d"]

@@ -5,12 +5,12 @@ stands in for the pins, said here as the rule asks)."""
 from __future__ import annotations
 
 import io
+import sqlite3
 import threading
 import time
 from pathlib import Path
 
 import cv2
-import numpy as np
 import pytest
 
 from edge_client import camera, config, hardware
@@ -120,7 +120,7 @@ def test_outbox_keeps_order_and_survives_a_restart(tmp_path: Path) -> None:
     assert box.pending() == 3 and box.head().key == "k0" and box.head().attempts == 1
     box.delivered(box.head().seq, {"outcome": "checked_in"})
     assert box.head().key == "k1" and box.pending() == 2
-    with pytest.raises(Exception):
+    with pytest.raises(sqlite3.IntegrityError):
         box.put(key="k1", kind="check_in", captured_at="x", body={})  # one row per key
     box.close()
 

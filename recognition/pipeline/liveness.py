@@ -81,10 +81,14 @@ def find_blinks(ear: np.ndarray, fps: float, *, closed_ratio: float = 0.75, max_
 @dataclass
 class LivenessResult:
     live: bool
-    reason: str  # "ok", "no_face", "no_blink", "no_motion"
+    reason: str  # "ok", "no_face", "no_blink", "no_motion"; challenge: "no_turn", "wrong_way"
     blinks: int
     motion: float  # landmark movement relative to face size, median over frames
     ear: list[float] = field(default_factory=list)
+
+
+CHALLENGES = ("left", "right")
+MIN_TURN = 0.25  # eye distances of nose travel: about 15 degrees of head turn
 
 
 class LivenessChecker:
@@ -122,6 +126,46 @@ class LivenessChecker:
         if self.require_blink and not blinks:
             return LivenessResult(False, "no_blink", 0, motion, ear.tolist())
         return LivenessResult(True, "ok", len(blinks), motion, ear.tolist())
+
+    def check_turn(self, frames: list[np.ndarray], direction: str, *, min_turn: float = MIN_TURN) -> LivenessResult:
+        """The challenge: the person turned their head to ``direction`` ("left" or "right", their
+        own) during the burst. Signed yaw per frame (``head_yaw``) must move from where it started
+        by at least ``min_turn`` eye distances that way; the landmarks must move like a face (a
+        photo swapped for another photo does not). ``ear`` carries the yaw series."""
+        if direction not in CHALLENGES:
+            raise ValueError(f"direction must be one of {CHALLENGES}")
+        return self.turn_from_points(self.landmarks_per_frame(frames), direction, frames=len(frames), min_turn=min_turn)
+
+    def turn_from_points(self, per_frame: list[np.ndarray | None], direction: str, *, frames: int,
+                         min_turn: float = MIN_TURN) -> LivenessResult:
+        """``check_turn`` on landmarks already found (one entry per frame, None without a face)."""
+        points = [p for p in per_frame if p is not None]
+        if len(points) < max(3, frames // 2):
+            return LivenessResult(False, "no_face", 0, 0.0, [])
+        yaws = [head_yaw(p) for p in points]
+        motion = landmark_motion(points)
+        if motion < self.min_motion:
+            return LivenessResult(False, "no_motion", 0, motion, yaws)
+        sign = 1.0 if direction == "left" else -1.0
+        start = float(np.median(yaws[:3]))
+        asked = max(sign * (yaw - start) for yaw in yaws)
+        other = max(-sign * (yaw - start) for yaw in yaws)
+        if asked >= min_turn:
+            return LivenessResult(True, "ok", 0, motion, yaws)
+        return LivenessResult(False, "wrong_way" if other >= min_turn else "no_turn", 0, motion, yaws)
+
+
+def head_yaw(points: np.ndarray) -> float:
+    """Signed head turn from 68 landmarks: the nose tip's offset from the midpoint of the eyes,
+    along the line through the eyes (so head roll does not count), in eye distances. Positive
+    means the nose points to the image's right, which in an unmirrored camera frame is the
+    person turning to their own left."""
+    left, right = points[LEFT_EYE].mean(axis=0), points[RIGHT_EYE].mean(axis=0)
+    distance = float(np.linalg.norm(right - left))
+    if distance < 1e-6:
+        return 0.0
+    axis = (right - left) / distance
+    return float((points[30] - (left + right) / 2) @ axis / distance)
 
 
 def landmark_motion(points: list[np.ndarray]) -> float:

@@ -15,8 +15,17 @@
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const data = new FormData(form);
-    status.textContent = "Hold still and blink…";
-    for (let i = 0; i < 24; i++) { data.append("frames", await grab(), "f" + i + ".jpg"); await new Promise((r) => setTimeout(r, 83)); }
+    let frames = 24;
+    let ask = { challenge: null };
+    try { ask = await (await fetch(form.dataset.challengeApi, { method: "POST", credentials: "omit" })).json(); } catch (e) { /* blink */ }
+    if (ask.challenge) {
+      data.append("challenge", ask.challenge);
+      frames = 30;
+      status.textContent = ask.prompt + "…";
+    } else {
+      status.textContent = "Hold still and blink…";
+    }
+    for (let i = 0; i < frames; i++) { data.append("frames", await grab(), "f" + i + ".jpg"); await new Promise((r) => setTimeout(r, 83)); }
     data.append("fps", "12");
     status.textContent = "Checking…";
     const response = await fetch(window.location.pathname, { method: "POST", body: data, credentials: "same-origin" });

@@ -47,12 +47,30 @@
     return new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.88));
   }
 
+  // What to ask for: a blink, or (challenge mode) a random head turn with a one-time token.
+  async function askFor() {
+    try {
+      const response = await fetch(body.dataset.challengeApi, { method: "POST", credentials: "omit" });
+      if (response.ok) return await response.json();
+    } catch (err) { /* the check-in itself will report the portal unreachable */ }
+    return { mode: "blink", challenge: null, prompt: "Look at the camera and blink" };
+  }
+
   async function burst() {
     if (!video.videoWidth) { show("Waiting for the camera…", "warn"); return; }
     go.disabled = true;
-    show("Hold still and blink…", "busy");
+    const ask = await askFor();
     const data = new FormData();
-    for (let i = 0; i < BURST_FRAMES; i++) {
+    let frames = BURST_FRAMES;
+    if (ask.challenge) {
+      data.append("challenge", ask.challenge);
+      frames = BURST_FRAMES + 6;  // a turn takes a little longer than a blink
+      show(ask.prompt + (ask.direction === "left" ? " ←" : " →"), "busy challenge");
+      await new Promise((r) => setTimeout(r, 400));
+    } else {
+      show("Hold still and blink…", "busy");
+    }
+    for (let i = 0; i < frames; i++) {
       data.append("frames", await grab(), "frame" + i + ".jpg");
       await new Promise((r) => setTimeout(r, 1000 / BURST_FPS));
     }

@@ -68,3 +68,44 @@ def test_the_blink_in_the_shared_glasses_video_is_found(checker: LivenessChecker
     blinks = find_blinks(ear, fps=25)
     assert any(b.start <= 17 and b.end >= 14 for b in blinks), blinks  # annotated frames 14-17
     assert result.live and result.blinks >= 1
+
+
+TURN_VIDEO = Path(__file__).resolve().parents[3] / "attendance" / "fixtures" / "turn_2s.mp4"
+
+
+def _rgb_frames(path: Path) -> list[np.ndarray]:
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            return frames
+        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+
+
+def test_head_yaw_is_signed_and_flips_in_a_mirror(checker: LivenessChecker, people: dict[str, list[Path]]) -> None:
+    from recognition.pipeline.liveness import head_yaw
+
+    turned = load_image(people["kit_harington"][1].read_bytes())  # a face turned well to one side
+    points, mirrored = checker.landmarks_per_frame([turned, np.ascontiguousarray(turned[:, ::-1])])
+    assert abs(head_yaw(points)) > 0.2
+    assert head_yaw(points) == pytest.approx(-head_yaw(mirrored), abs=0.06)
+    frontal = checker.landmarks_per_frame([load_image(people["rose_leslie"][0].read_bytes())])[0]
+    assert abs(head_yaw(frontal)) < 0.1
+
+
+def test_the_head_turn_challenge_on_a_real_turn(checker: LivenessChecker) -> None:
+    """turn_2s.mp4: a real person turning their head to their right (see the fixtures' README)."""
+    frames = _rgb_frames(TURN_VIDEO)
+    asked_right = checker.check_turn(frames, "right")
+    assert asked_right.live and asked_right.reason == "ok"
+    assert min(asked_right.ear) < asked_right.ear[0] - 0.4  # the yaw series went well to that side
+    asked_left = checker.check_turn(frames, "left")
+    assert not asked_left.live and asked_left.reason == "wrong_way"
+    still = checker.check_turn([frames[0]] * 20, "right")
+    assert not still.live and still.reason == "no_motion"
+    # Two stills, frontal then turned, are not a turning head either.
+    swapped = checker.check_turn([frames[0]] * 10 + [frames[-8]] * 10, "right")
+    assert not swapped.live and swapped.reason == "no_motion"
+    with pytest.raises(ValueError):
+        checker.check_turn(frames, "up")
