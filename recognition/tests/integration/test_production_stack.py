@@ -186,6 +186,54 @@ def test_enrol_and_recognise_through_worker_redis_and_postgres(stack: dict[str, 
     assert staged == []
 
 
+def test_device_events_from_the_worker_reach_the_monitor_through_redis(stack: dict[str, object],
+                                                                      people: dict[str, list[Path]]) -> None:
+    """The check-in runs on the Celery worker; its monitor event crosses Redis (the channel layer)
+    to a manager's websocket on the Daphne process. The same idempotency key over REST and then
+    the device websocket is answered once."""
+    import base64
+    import json
+
+    import websocket
+
+    url = stack["url"]
+    token = subprocess.run([*stack["manage"], "create_device", "Prod door", "--token-only"], env=stack["env"],
+                           capture_output=True, text=True, check=True, cwd=ROOT).stdout.strip()
+    session = requests.Session()
+    session.get(f"{url}/accounts/login/", timeout=30)
+    session.post(f"{url}/accounts/login/", data={"username": "admin", "password": "integration-pw-1",
+                                                 "csrfmiddlewaretoken": session.cookies["csrftoken"]},
+                 headers={"Referer": f"{url}/accounts/login/"}, timeout=30)
+    ws_base = url.replace("http://", "ws://")
+    monitor = websocket.create_connection(f"{ws_base}/ws/monitor/", origin=url, timeout=60,
+                                          cookie="; ".join(f"{c.name}={c.value}" for c in session.cookies))
+    photo = people["joe_biden"][1].read_bytes()
+    first = requests.post(f"{url}/api/v1/check-ins", headers={"Authorization": f"Device {token}"}, timeout=120,
+                          data={"key": "prod-event-0001"}, files=[("frames", ("f.jpg", photo, "image/jpeg"))] * 3)
+    assert first.status_code == 200, first.text
+    assert first.json()["outcome"] == "liveness_failed" and first.json()["employee"] == "Paula Prod"
+    events = []
+    while not any(e.get("kind") == "recognition" for e in events):
+        events.append(json.loads(monitor.recv()))
+    seen = next(e for e in events if e.get("kind") == "recognition")
+    assert seen["employee"] == "Paula Prod" and seen["device"] == "Prod door" and seen["outcome"] == "liveness_failed"
+    device = websocket.create_connection(f"{ws_base}/ws/device/", origin=url, timeout=120,
+                                         header=[f"Authorization: Device {token}"])
+    assert json.loads(device.recv())["type"] == "hello"
+    device.send(json.dumps({"type": "check_in", "key": "prod-event-0001", "fps": 12,
+                            "frames": [base64.b64encode(photo).decode()] * 3}))
+    reply = json.loads(device.recv())
+    assert reply["type"] == "decision" and reply["answer"] == first.json()
+    device.close()
+    monitor.close()
+    assert "attendance.kiosk_check_in" in (stack["logs"] / "worker.log").read_text()
+    rows = subprocess.run(
+        [*stack["manage"], "shell", "-c",
+         "from attendance.models import RecognitionLog; print(RecognitionLog.objects.filter(key='prod-event-0001').count())"],
+        env=stack["env"], capture_output=True, text=True, check=True, cwd=ROOT).stdout.split()[-1]
+    assert rows == "1"
+
+
 def test_no_worker_and_dead_broker_give_503_and_leave_nothing(stack: dict[str, object], people: dict[str, list[Path]]) -> None:
     api, url, processes = _api(stack), stack["url"], stack["processes"]
     os.killpg(processes["worker"].pid, signal.SIGTERM)
