@@ -158,3 +158,7 @@ class RecognitionLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.source}: {self.outcome or self.state}"
+
+    @property
+    def outcome_label(self) -> str:
+        return self.outcome.replace("_", " ")

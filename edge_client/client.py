@@ -242,6 +242,11 @@ class EdgeClient:
                 backoff = min(backoff * 2, 10.0)
                 continue
             except Rejected as exc:
+                if item is None:  # a heartbeat refused for good (a wrong portal_url, say): say so, keep trying
+                    emit("heartbeat_refused", logging.ERROR, code=exc.code, detail=exc.detail)
+                    self.stopping.wait(min(self.config.heartbeat_seconds, 30.0))
+                    last_heartbeat = time.monotonic()
+                    continue
                 answer = {"outcome": "error", "code": exc.code, "message": exc.detail}
             backoff = 1.0
             last_heartbeat = time.monotonic()

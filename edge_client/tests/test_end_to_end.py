@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import sqlite3
@@ -301,3 +302,58 @@ for code, name, photo in (("H1", "Lin-Manuel Miranda", "lin-manuel-miranda.png")
     # Recognition on this stage footage is borderline against stills (the best burst scores about
     # 0.89 at a 0.891 threshold): whoever is named must be right and recorded, nobody else.
     assert named == {name for (name,) in rows} and named <= {"Lin-Manuel Miranda", "Alex Lacamoire"}
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
+def test_the_monitor_page_shows_the_door_live_in_a_real_browser(portal: Portal, tmp_path: Path) -> None:
+    """A manager's /monitor/ page in Chromium (Playwright) while the edge client works the door:
+    the device turns online and the recognition appears with its face thumbnail, without a reload."""
+    from playwright.sync_api import sync_playwright
+
+    camera = _door_scene(tmp_path / "camera", visits=1, gap_frames=24)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page()
+            page.goto(f"{portal.url}/accounts/login/?next=/monitor/")
+            page.fill("input[name=username]", "boss")
+            page.fill("input[name=password]", "door-test-pw")
+            page.click("button[type=submit]")
+            page.wait_for_url("**/monitor/")
+            page.wait_for_function("document.getElementById('socket').textContent === 'live'", timeout=20_000)
+            rows_before = page.locator("#events li.event").count()
+            edge = EdgeProcess(_edge_args(portal, camera, tmp_path / "queue.sqlite3"), portal.env)
+            page.wait_for_function("document.querySelector('#devices li.online') !== null", timeout=60_000)
+            page.wait_for_function(f"document.querySelectorAll('#events li.event').length > {rows_before}", timeout=120_000)
+            assert edge.finish() == 0
+            newest = page.locator("#events li.event").first
+            assert "Sam Selfie" in newest.text_content()
+            assert newest.locator(".tag").text_content() in ("checked in", "checked out")
+            page.wait_for_function("document.querySelector('#events li.event img') && "
+                                   "document.querySelector('#events li.event img').naturalWidth === 112", timeout=10_000)
+        finally:
+            browser.close()
+
+
+def test_enrolment_at_the_door_with_a_managers_code(portal: Portal, tmp_path: Path) -> None:
+    """`python -m edge_client enrol --code C`: the device takes the sharpest face of a second of
+    frames and the portal adds it to the employee the one-time code names."""
+    code = portal.manage("shell", "-c", """
+from portal.models import Employee
+from recognition.services import enrolment_code_issue
+print(enrolment_code_issue(employee=Employee.objects.get(code="S1"))[1])
+""").split()[-1]
+    before = portal.rows("SELECT COUNT(*) FROM recognition_faceimage WHERE source = 'device'")[0][0]
+    args = ["enrol", "--code", code, "--portal-url", portal.url, "--token", portal.token, "--camera", str(SAM_VIDEO),
+            "--gpio", "simulated", "--min-face", "60", "--log-format", "json"]
+    edge = EdgeProcess(args, portal.env)
+    assert edge.finish(120) == 0, "".join(edge.raw[-20:])
+    assert edge.named("enrolled")[0]["employee"] == "Sam Selfie"
+    states = [r["state"] for r in edge.named("led")]
+    assert "working" in states and states.index("working") < states.index("accepted")
+    assert portal.rows("SELECT COUNT(*) FROM recognition_faceimage WHERE source = 'device'")[0][0] == before + 1
+    again = EdgeProcess(args, portal.env)  # the code was used up
+    assert again.finish(120) == 1 and again.named("enrol_refused")[0]["code"] == "invalid_code"
