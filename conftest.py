@@ -35,3 +35,17 @@ def _isolated_media(request: pytest.FixtureRequest, tmp_path: Path) -> None:
     if "settings" in request.fixturenames or request.node.get_closest_marker("django_db"):
         settings = request.getfixturevalue("settings")
         settings.MEDIA_ROOT = tmp_path / "media"
+
+
+def video_frames(path: Path, *, rgb: bool = False) -> list:
+    """Every frame of a (fixture) video, BGR as OpenCV reads it, or RGB."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            capture.release()
+            return frames
+        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB) if rgb else frame)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
@@ -13,13 +12,9 @@ BLINK_VIDEO = ROOT / "attendance" / "fixtures" / "blink_2s.mp4"
 
 
 def video_frames(path: Path = BLINK_VIDEO) -> list[np.ndarray]:
-    capture = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            return frames
-        frames.append(frame)
+    from conftest import video_frames as frames_of
+
+    return frames_of(path)
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 from attendance.models import AttendanceEvent
+from conftest import video_frames
 from portal.models import Employee
 from recognition.services import face_enroll
 
@@ -31,10 +32,7 @@ def _jpegs(frames) -> list[io.BytesIO]:
 
 @pytest.fixture()
 def turner() -> tuple[APIClient, list]:
-    capture = cv2.VideoCapture(str(TURN_VIDEO))
-    frames = []
-    while (grabbed := capture.read())[0]:
-        frames.append(grabbed[1])
+    frames = video_frames(TURN_VIDEO)
     performer = Employee.objects.create(code="P", full_name="Pat Performer")
     enlarged = cv2.resize(frames[0], None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)  # the enrolment gate wants 80 px
     face_enroll(employee=performer, data=cv2.imencode(".jpg", enlarged)[1].tobytes())

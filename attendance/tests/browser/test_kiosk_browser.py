@@ -12,6 +12,7 @@ import pytest
 from django.contrib.auth.models import User
 
 from attendance.models import AttendanceEvent
+from conftest import video_frames
 from portal.models import Employee
 from recognition.services import face_enroll
 
@@ -25,13 +26,7 @@ pytestmark = [
 
 
 def _frames(path: Path) -> list[np.ndarray]:
-    capture = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            return frames
-        frames.append(frame)
+    return video_frames(path)
 
 
 def write_y4m(frames: list[np.ndarray], path: Path, fps: int) -> Path:

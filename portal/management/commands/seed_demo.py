@@ -1,4 +1,5 @@
-"""Demo data for the embedded quick start: a manager login and a few enrolled employees.
+"""Demo data for the embedded quick start: a manager login, a few enrolled employees and a demo
+door device (its token kept in var/demo-device-token for the edge client).
 
 Idempotent: re-running it changes nothing that is already there.
 """
@@ -7,12 +8,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
-from portal.models import Department, Employee
+from portal.models import Department, Device, Employee
+from portal.services import device_create
 from recognition.models import FaceImage
 from recognition.pipeline.errors import PipelineError
 from recognition.services import face_enroll
@@ -20,6 +23,7 @@ from recognition.services import face_enroll
 DEMO_PHOTOS = Path(__file__).resolve().parents[3] / "recognition" / "fixtures" / "faces" / "people"
 DEMO_USERNAME = "manager"
 DEMO_PASSWORD = "rollcall-demo"
+DEMO_DEVICE = "Demo door"
 
 
 class Command(BaseCommand):
@@ -64,3 +68,18 @@ class Command(BaseCommand):
             f"Demo data ready: {Employee.objects.count()} employees, {FaceImage.objects.count()} faces "
             f"({enrolled} enrolled now). Login: {DEMO_USERNAME} / {password}"
         )
+        self._demo_device()
+
+    def _demo_device(self) -> None:
+        """A demo door device whose token is kept in var/ (private to this machine's user) so that
+        the edge client can be tried against the demo portal at once."""
+        token_file = settings.VAR_DIR / "demo-device-token"
+        if Device.objects.filter(name=DEMO_DEVICE).exists():
+            if token_file.exists():
+                self.stdout.write(f"Demo device: {DEMO_DEVICE!r}, token in {token_file}")
+            return
+        _, token = device_create(name=DEMO_DEVICE, location="Demo lobby")
+        token_file.parent.mkdir(parents=True, exist_ok=True)
+        token_file.touch(mode=0o600)
+        token_file.write_text(token + "\n")
+        self.stdout.write(f"Demo device {DEMO_DEVICE!r} created; its token is in {token_file}")

@@ -74,13 +74,9 @@ TURN_VIDEO = Path(__file__).resolve().parents[3] / "attendance" / "fixtures" / "
 
 
 def _rgb_frames(path: Path) -> list[np.ndarray]:
-    capture = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            return frames
-        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+    from conftest import video_frames
+
+    return video_frames(path, rgb=True)
 
 
 def test_head_yaw_is_signed_and_flips_in_a_mirror(checker: LivenessChecker, people: dict[str, list[Path]]) -> None:
