@@ -151,7 +151,7 @@ class EdgeClient:
         track.sent = True
         seconds = self.config.burst_seconds if kind == "check_in" else 1.0
         self.burst = Burst(kind=kind, track_id=track.id, region=crop_region(track.box, frame.image.shape), started=now,
-                           captured_at=dt.datetime.fromtimestamp(frame.wall_time, dt.UTC).isoformat(),
+                           captured_at=dt.datetime.fromtimestamp(frame.wall_time, dt.timezone.utc).isoformat(),
                            until=now + seconds, interval=1.0 / self.config.burst_fps, code=code)
         self.stats["visits"] += 1
         emit("burst_started", kind=kind, track=track.id, face_px=round(track.width))

