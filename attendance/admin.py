@@ -6,6 +6,7 @@ from attendance.models import (
     AttendanceRecord,
     Holiday,
     HolidayList,
+    RecognitionLog,
     Shift,
     ShiftAssignment,
 )
@@ -60,4 +61,23 @@ class AttendanceEventAdmin(admin.ModelAdmin):
     readonly_fields = ["employee", "at", "kind", "source", "score", "created_at"]
 
     def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(RecognitionLog)
+class RecognitionLogAdmin(admin.ModelAdmin):
+    """The monitor history: read-only (devices and kiosks write it; the nightly job purges it)."""
+
+    list_display = ["at", "source", "device", "outcome", "employee", "similarity", "liveness", "key"]
+    list_filter = ["outcome", "device", "liveness"]
+    search_fields = ["employee__full_name", "key"]
+    exclude = ["thumbnail"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in self.model._meta.fields if field.name != "thumbnail"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
         return False

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
-from recognition.models import FaceImage, ReembedJob
+from recognition.models import EnrolmentCode, FaceImage, ReembedJob
 
 
 @admin.register(FaceImage)
@@ -34,3 +34,15 @@ class ReembedJobAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
+
+
+@admin.register(EnrolmentCode)
+class EnrolmentCodeAdmin(admin.ModelAdmin):
+    """Issued codes (the codes themselves are never stored, only a hash): who, until when, used by which device."""
+
+    list_display = ["employee", "issued_by", "created_at", "expires_at", "used_at", "used_by_device"]
+    readonly_fields = ["employee", "issued_by", "created_at", "expires_at", "used_at", "used_by_device"]
+    exclude = ["code_hash"]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # issued on the employee's gallery page or through the API, which shows the code once

@@ -7,6 +7,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from portal.models import Employee
@@ -14,7 +15,7 @@ from portal.permissions import is_manager, visible_employees
 from recognition import workers
 from recognition.models import ErasureRequest, FaceImage
 from recognition.pipeline.errors import PipelineError
-from recognition.services import erasure_request_carry_out, face_delete, face_set_primary
+from recognition.services import enrolment_code_issue, erasure_request_carry_out, face_delete, face_set_primary
 
 
 @login_required
@@ -110,3 +111,14 @@ def recognize_page(request: HttpRequest) -> HttpResponse:
                 names = visible_employees(request.user).in_bulk([r["employee_id"] for r in results if r["employee_id"]])
                 context["results"] = [{**r, "employee": names.get(r["employee_id"])} for r in results]
     return render(request, "recognition/recognize.html", context)
+
+
+@login_required
+@require_POST
+def gallery_enrolment_code(request: HttpRequest, pk: int) -> HttpResponse:
+    """Issue a one-time code for enrolment at a door device; shown once, on the next page."""
+    employee = _managed(request, pk)
+    entry, code = enrolment_code_issue(employee=employee, issued_by=request.user)
+    messages.success(request, f"Enrolment code for {employee.full_name}: {code} "
+                              f"(valid until {timezone.localtime(entry.expires_at):%H:%M}, once).")
+    return redirect("gallery", pk=employee.pk)

@@ -83,3 +83,19 @@ def test_health_and_api_docs_respond() -> None:
     schema = client.get(reverse("api-schema"))
     assert schema.status_code == 200 and b"RollCall API" in schema.content
     assert client.get(reverse("api-docs")).status_code == 200
+
+
+@pytest.mark.django_db
+def test_the_admin_shows_monitor_history_and_enrolment_codes_read_only() -> None:
+    from django.utils import timezone
+
+    from attendance.models import RecognitionLog
+
+    root = User.objects.create_superuser("root-admin", "root@example.com", "pw")
+    entry = RecognitionLog.objects.create(at=timezone.now(), state="done", outcome="unknown")
+    client = Client()
+    client.force_login(root)
+    for url in ["/admin/attendance/recognitionlog/", f"/admin/attendance/recognitionlog/{entry.pk}/change/",
+                "/admin/recognition/enrolmentcode/"]:
+        assert client.get(url).status_code == 200, url
+    assert client.get("/admin/attendance/recognitionlog/add/").status_code == 403

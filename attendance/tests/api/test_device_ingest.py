@@ -158,3 +158,20 @@ def test_monitor_page_history_thumbnails_and_erasure(door, ana, people, settings
     assert default_storage.exists(name)
     employee_delete(employee=ana)
     assert not RecognitionLog.objects.filter(pk=mine.pk).exists() and not default_storage.exists(name)
+
+
+def test_a_manager_issues_a_door_enrolment_code_from_the_gallery_page(people) -> None:
+    team = Department.objects.create(name="Team")
+    boss = User.objects.create_user("boss", password="pw")
+    Employee.objects.create(user=boss, code="M", full_name="Boss", role="manager", department=team)
+    rose = Employee.objects.create(code="R", full_name="Rose Leslie", department=team)
+    page = Client()
+    page.force_login(boss)
+    answer = page.post(f"/people/{rose.pk}/enrolment-code/", follow=True).content.decode()
+    assert "Enrolment code for Rose Leslie: " in answer
+    assert EnrolmentCode.objects.filter(employee=rose, used_at__isnull=True).count() == 1
+    worker = User.objects.create_user("worker", password="pw")
+    Employee.objects.create(user=worker, code="W", full_name="Worker", department=team)
+    page.force_login(worker)
+    assert page.post(f"/people/{rose.pk}/enrolment-code/").status_code == 404
+    assert EnrolmentCode.objects.count() == 1
