@@ -81,3 +81,23 @@ def test_a_burst_scores_each_person_by_the_mean_over_its_views() -> None:
     assert not index.decide_burst(mixed, threshold=0.2).known
     empty = GalleryIndex(np.zeros((0, 128)), [], dim=128)
     assert not empty.decide_burst(views, threshold=0.5).known
+
+
+@pytest.mark.parametrize("clustered", [False, True])
+def test_the_float16_prescan_gives_the_exact_answer(clustered: bool) -> None:
+    """Large galleries are pre-scanned in float16 and rescored in float32: same people, same
+    scores, same order as the plain float32 search, also where near neighbours crowd together."""
+    rng = np.random.default_rng(7)
+    n, dim = 40_000, 640
+    if clustered:  # many people who look alike: scores packed within float16's rounding
+        centres = rng.normal(size=(20, dim))
+        vectors = l2_normalise(centres[rng.integers(0, 20, n)] + 0.3 * rng.normal(size=(n, dim)))
+    else:
+        vectors = _random_unit(n, dim=dim, seed=3)
+    labels = rng.integers(0, n // 2, n)  # people own several rows
+    exact, half = GalleryIndex(vectors, labels, half=False), GalleryIndex(vectors, labels, half=True)
+    assert half._half is not None and exact._half is None
+    queries = l2_normalise(vectors[rng.integers(0, n, 12)] + 0.2 * rng.normal(size=(12, dim)))
+    for want, got in zip(exact.search(queries, k=10), half.search(queries, k=10)):
+        assert [m.label for m in got] == [m.label for m in want]
+        assert [m.score for m in got] == pytest.approx([m.score for m in want], abs=1e-6)
