@@ -124,3 +124,22 @@ def test_the_nightly_job_is_scheduled_in_the_database_and_closes_yesterday(ana: 
     if expected:
         status = AttendanceRecord.objects.get(employee=ana, date=yesterday).status
         assert status == (Status.HOLIDAY if yesterday == dt.date(2026, 11, 6) else Status.ABSENT)
+
+
+def test_the_nightly_job_purges_old_monitor_history_with_its_thumbnails(settings, django_capture_on_commit_callbacks) -> None:
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    from attendance.models import RecognitionLog
+    from attendance.tasks import close_yesterday
+
+    settings.ROLLCALL_MONITOR_KEEP_DAYS = 30
+    now = timezone.now()
+    old_name = default_storage.save("monitor/old.jpg", ContentFile(b"\xff\xd8old"))
+    new_name = default_storage.save("monitor/new.jpg", ContentFile(b"\xff\xd8new"))
+    old = RecognitionLog.objects.create(at=now - dt.timedelta(days=31), state="done", outcome="unknown", thumbnail=old_name)
+    new = RecognitionLog.objects.create(at=now - dt.timedelta(days=29), state="done", outcome="unknown", thumbnail=new_name)
+    with django_capture_on_commit_callbacks(execute=True):  # files go once the deletion commits
+        assert close_yesterday.delay().get()["monitor_purged"] == 1
+    assert not RecognitionLog.objects.filter(pk=old.pk).exists() and not default_storage.exists(old_name)
+    assert RecognitionLog.objects.filter(pk=new.pk).exists() and default_storage.exists(new_name)
