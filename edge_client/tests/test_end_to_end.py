@@ -357,3 +357,17 @@ print(enrolment_code_issue(employee=Employee.objects.get(code="S1"))[1])
     assert portal.rows("SELECT COUNT(*) FROM recognition_faceimage WHERE source = 'device'")[0][0] == before + 1
     again = EdgeProcess(args, portal.env)  # the code was used up
     assert again.finish(120) == 1 and again.named("enrol_refused")[0]["code"] == "invalid_code"
+
+
+def test_the_check_command_reports_camera_detector_and_portal(portal: Portal) -> None:
+    def check(token: str) -> tuple[int, dict]:
+        done = subprocess.run([PYTHON, "-m", "edge_client", "check", "--portal-url", portal.url, "--token", token,
+                               "--camera", str(SAM_VIDEO), "--gpio", "simulated"], cwd=ROOT, env=portal.env,
+                              capture_output=True, text=True, timeout=120)
+        return done.returncode, json.loads(done.stdout)
+
+    code, report = check(portal.token)
+    assert code == 0 and report["portal"] == "ok (token accepted)" and report["detector"] == "mtcnn"
+    assert report["camera"].startswith("VideoFileSource") and report["gpio"] == "simulated"
+    code, report = check("not-the-token")
+    assert code == 1 and report["portal"].startswith("failed") and "401" in report["portal"]
