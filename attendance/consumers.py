@@ -156,7 +156,8 @@ def _enrol(device: Device, content: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(code, str) or not code.strip():
         raise MessageError("code must be the enrolment code a manager issued.")
     photo = _frames(content, field="photos", most=1)[0]
-    face = enroll_with_code(device_name=device.name, code=code.strip(), data=photo)
+    key = content.get("key") if isinstance(content.get("key"), str) else ""
+    face = enroll_with_code(device_name=device.name, code=code.strip(), data=photo, key=key[:64])
     return {"outcome": "enrolled", "employee_id": face.employee_id, "employee": face.employee.full_name, "face_id": face.pk,
             "message": f"Photo added for {face.employee.first_name}."}
 

@@ -135,7 +135,7 @@ class PortalClient:
                 if len(json.dumps(message)) < WS_MAX_MESSAGE and self._socket() is not None:
                     return self._ws_request(message, "enrolled")
                 files = [("photo", ("photo.jpg", base64.b64decode(body["photo"]), "image/jpeg"))]
-                return self._rest("/api/v1/device/enrol", {"code": body["code"]}, files)
+                return self._rest("/api/v1/device/enrol", {"code": body["code"], "key": key}, files)
             raise ValueError(f"unknown event kind {kind!r}")
 
     def heartbeat(self) -> None:

@@ -251,13 +251,16 @@ class DeviceEnrolApi(APIView):
     class DeviceEnrolInput(serializers.Serializer):
         code = serializers.CharField(max_length=20)
         photo = serializers.FileField()
+        key = serializers.CharField(max_length=64, required=False,
+                                    help_text="Idempotency key (or the Idempotency-Key header): a resend gets the photo added")
 
     @extend_schema(request={"multipart/form-data": DeviceEnrolInput}, responses={201: DeviceEnrolOutput})
     def post(self, request: Request) -> Response:
         data = self.DeviceEnrolInput(data=request.data)
         data.is_valid(raise_exception=True)
+        key = data.validated_data.get("key") or request.headers.get("Idempotency-Key", "")[:64]
         face = workers.enroll_with_code(device_name=request.auth.name, code=data.validated_data["code"].strip(),
-                                        data=read_upload(data.validated_data["photo"]))
+                                        data=read_upload(data.validated_data["photo"]), key=key)
         return Response({"outcome": "enrolled", "employee_id": face.employee_id, "employee": face.employee.full_name,
                          "face_id": face.pk, "message": f"Photo added for {face.employee.first_name}."},
                         status=status.HTTP_201_CREATED)

@@ -127,6 +127,8 @@ class EnrolmentCode(models.Model):
     expires_at = models.DateTimeField()
     used_at = models.DateTimeField(null=True, blank=True)
     used_by_device = models.CharField(max_length=120, blank=True)
+    request_key = models.CharField(max_length=64, blank=True, help_text="The device's idempotency key for the enrolment.")
+    face = models.ForeignKey(FaceImage, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

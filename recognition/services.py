@@ -309,14 +309,22 @@ def enrolment_code_issue(*, employee: Employee, issued_by: AbstractBaseUser | No
     return entry, code
 
 
-def enrolment_code_claim(*, device_name: str, code: str) -> EnrolmentCode:
-    """Take a valid code for one enrolment (wrong codes are counted per device and locked out)."""
+def enrolment_code_claim(*, device_name: str, code: str, key: str = "") -> EnrolmentCode:
+    """Take a valid code for one enrolment (wrong codes are counted per device and locked out).
+    The same device resending the same request (same ``key``) gets the code it already used,
+    with the photo it added (``entry.face``)."""
+    if key:
+        done = EnrolmentCode.objects.filter(code_hash=_code_hash(code), used_by_device=device_name, request_key=key,
+                                            face__isnull=False).select_related("face").first()
+        if done is not None:
+            return done
     failures_key = "enrolment-code-failures:" + hashlib.sha256(device_name.encode()).hexdigest()[:32]
     if cache.get(failures_key, 0) >= ENROLMENT_CODE_MAX_FAILURES:
         raise EnrolmentCodeRejected("Too many wrong enrolment codes from this device; wait 15 minutes.", code="too_many_attempts")
     now = timezone.now()
     entry = EnrolmentCode.objects.filter(code_hash=_code_hash(code), used_at__isnull=True, expires_at__gt=now).first()
-    if entry is None or not EnrolmentCode.objects.filter(pk=entry.pk, used_at__isnull=True).update(used_at=now, used_by_device=device_name):
+    if entry is None or not EnrolmentCode.objects.filter(pk=entry.pk, used_at__isnull=True).update(
+            used_at=now, used_by_device=device_name, request_key=key):
         cache.set(failures_key, cache.get(failures_key, 0) + 1, timeout=15 * 60)
         raise EnrolmentCodeRejected("The enrolment code is wrong, used or expired; ask a manager for a new one.")
     entry.used_at = now
@@ -325,7 +333,7 @@ def enrolment_code_claim(*, device_name: str, code: str) -> EnrolmentCode:
 
 def enrolment_code_release(*, entry: EnrolmentCode) -> None:
     """The photo was refused: the code may be used again (until it expires) for a better one."""
-    EnrolmentCode.objects.filter(pk=entry.pk).update(used_at=None, used_by_device="")
+    EnrolmentCode.objects.filter(pk=entry.pk).update(used_at=None, used_by_device="", request_key="")
 
 
 CHALLENGE_SALT = "rollcall.liveness-challenge"

@@ -35,14 +35,20 @@ def detect(*, data: bytes) -> list[dict[str, Any]]:
     return run(tasks.face_detect, staged=stage(data))["faces"]
 
 
-def enroll_with_code(*, device_name: str, code: str, data: bytes) -> FaceImage:
+def enroll_with_code(*, device_name: str, code: str, data: bytes, key: str = "") -> FaceImage:
     """A device's enrolment capture: a manager's one-time code names the employee. A refused photo
-    leaves the code usable for another try."""
+    leaves the code usable for another try; a resend with the same ``key`` (the device did not
+    hear the answer) returns the photo already added instead of refusing the used code."""
+    from recognition.models import EnrolmentCode
     from recognition.services import enrolment_code_claim, enrolment_code_release
 
-    entry = enrolment_code_claim(device_name=device_name, code=code)
+    entry = enrolment_code_claim(device_name=device_name, code=code, key=key)
+    if entry.face_id is not None:
+        return entry.face
     try:
-        return enroll(employee=entry.employee, data=data, source=FaceImage.Source.DEVICE)
+        face = enroll(employee=entry.employee, data=data, source=FaceImage.Source.DEVICE)
     except BaseException:
         enrolment_code_release(entry=entry)
         raise
+    EnrolmentCode.objects.filter(pk=entry.pk).update(face=face)
+    return face

@@ -113,10 +113,19 @@ def test_enrolment_with_a_managers_one_time_code(door, people) -> None:
 
     refused = enrol(people["barack_obama"][0].parent.parent.parent / "no_face.jpg", code)
     assert refused.status_code == 400 and refused.json()["code"] == "no_face"
-    done = enrol(people["rose_leslie"][0], code)  # a refused photo left the code usable
+    handle = io.BytesIO(people["rose_leslie"][0].read_bytes())
+    handle.name = "photo.jpg"
+    done = client.post("/api/v1/device/enrol", {"code": code, "photo": handle, "key": "enrol-rose-1"},
+                       format="multipart")  # a refused photo left the code usable
     assert done.status_code == 201 and done.json()["employee"] == "Rose Leslie"
     face = FaceImage.objects.get(employee=rose)
     assert face.source == "device"
+    # The device did not hear the answer and sends the same request again: the same photo, once.
+    handle = io.BytesIO(people["rose_leslie"][0].read_bytes())
+    handle.name = "photo.jpg"
+    resent = client.post("/api/v1/device/enrol", {"photo": handle, "code": code}, format="multipart",
+                         HTTP_IDEMPOTENCY_KEY="enrol-rose-1")
+    assert resent.status_code == 201 and resent.json()["face_id"] == face.pk
     used = enrol(people["rose_leslie"][1], code)
     assert used.status_code == 403 and used.json()["code"] == "invalid_code"
     for _ in range(4):
