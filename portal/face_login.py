@@ -18,6 +18,7 @@ from portal.models import Employee
 from recognition.engine import get_liveness_checker
 from recognition.jobs import check_upload_size
 from recognition.pipeline.errors import PipelineError
+from recognition.pipeline.liveness import head_yaw
 from recognition.services import decode_upload, face_verify, liveness_challenge_redeem
 
 
@@ -60,14 +61,19 @@ def face_login(request: HttpRequest):
         for frame in frames:
             check_upload_size(frame.size)
         images = [decode_upload(frame.read()) for frame in frames]
-        verdict = face_verify(image=images[len(images) // 2], employee=employee)
+        probe = images[len(images) // 2]
         if settings.ROLLCALL_LIVENESS == "challenge":
-            # The login screen always asks for the head turn: no token, no login.
+            # The login screen always asks for the head turn: no token, no login. The face is then
+            # verified on the burst's most frontal frame (a turned face matches less well).
             direction = liveness_challenge_redeem(request.POST.get("challenge", ""))
-            live = get_liveness_checker().check_turn(images, direction)
+            checker = get_liveness_checker()
+            points = checker.landmarks_per_frame(images)
+            live = checker.turn_from_points(points, direction, frames=len(images))
             if not live.live:
                 return _fail(keys, "Liveness check failed — please turn your head as asked and try again.")
-        elif settings.ROLLCALL_LIVENESS != "off":
+            probe = images[min((i for i, p in enumerate(points) if p is not None), key=lambda i: abs(head_yaw(points[i])))]
+        verdict = face_verify(image=probe, employee=employee)
+        if settings.ROLLCALL_LIVENESS == "blink":
             live = get_liveness_checker().check(images, float(request.POST.get("fps", 12)))
             if not live.live:
                 return _fail(keys, "Liveness check failed — please blink and try again.")

@@ -64,3 +64,41 @@ def test_a_still_photo_fails_liveness_and_failures_are_rate_limited(ana, people,
     blocked = client.post("/accounts/face-login/", {"username": "ana", "frames": _frames(people["joe_biden"][1], 3)})
     assert blocked.status_code == 429 and "Too many failed attempts" in blocked.json()["detail"]
     assert client.get("/").status_code == 302
+
+
+def test_face_login_in_the_challenge_mode_needs_the_asked_head_turn(settings) -> None:
+    """The real head-turn clip (a person turning to their right): it logs in when the page asked
+    for "right" and not for "left"; without a challenge token there is no face login."""
+    import cv2
+
+    from conftest import video_frames
+
+    cache.clear()
+    settings.ROLLCALL_LIVENESS = "challenge"
+    frames = video_frames(Path(__file__).resolve().parents[2] / "attendance" / "fixtures" / "turn_2s.mp4")
+    user = User.objects.create_user("pat", password="pw-pat-123")
+    pat = Employee.objects.create(user=user, code="P", full_name="Pat", face_login=True)
+    # Enrolled from a frontal frame of the clip (one the burst below does not contain).
+    face_enroll(employee=pat, data=cv2.imencode(".jpg", cv2.resize(frames[13], None, fx=2, fy=2))[1].tobytes())
+
+    def burst() -> list[io.BytesIO]:
+        files = []
+        for index, frame in enumerate(frames[::2]):
+            handle = io.BytesIO(cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 92])[1].tobytes())
+            handle.name = f"f{index}.jpg"
+            files.append(handle)
+        return files
+
+    def challenge(direction: str) -> str:
+        for _ in range(40):
+            answer = Client().post("/api/v1/liveness/challenge").json()
+            if answer["direction"] == direction:
+                return answer["challenge"]
+        raise AssertionError(direction)
+
+    client = Client()
+    assert client.post("/accounts/face-login/", {"username": "pat", "frames": burst()}).status_code == 400
+    wrong = client.post("/accounts/face-login/", {"username": "pat", "frames": burst(), "challenge": challenge("left")})
+    assert wrong.status_code == 400 and "turn your head" in wrong.json()["detail"]
+    right = client.post("/accounts/face-login/", {"username": "pat", "frames": burst(), "challenge": challenge("right")})
+    assert right.status_code == 200 and right.json()["ok"], right.content
