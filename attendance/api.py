@@ -17,13 +17,10 @@ from rest_framework.views import APIView
 
 from attendance.exports import records_csv
 from attendance.selectors import month_sheet, records_for
-from attendance.services import CaptureTimeError, check_in_submit
+from attendance.services import BURST_MAX_FRAMES, IDEMPOTENCY_KEY, CaptureTimeError, check_in_submit
 from portal.authentication import IsDeviceOrManager, IsManager
 from portal.models import Device
 from recognition.api import read_upload
-
-MAX_FRAMES = 48
-IDEMPOTENCY_KEY = r"^[A-Za-z0-9_-]{8,64}$"
 
 
 class CheckInOutput(serializers.Serializer):
@@ -44,7 +41,7 @@ class CheckInApi(APIView):
     permission_classes = [IsDeviceOrManager]
 
     class CheckInInput(serializers.Serializer):
-        frames = serializers.ListField(child=serializers.FileField(), min_length=1, max_length=MAX_FRAMES)
+        frames = serializers.ListField(child=serializers.FileField(), min_length=1, max_length=BURST_MAX_FRAMES)
         fps = serializers.FloatField(min_value=1, max_value=120, default=12.0)
         key = serializers.RegexField(
             IDEMPOTENCY_KEY, required=False,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,15 +27,13 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.utils import timezone
 
 from attendance.events import MONITOR_GROUP, preview_group, preview_published
-from attendance.services import CaptureTimeError, check_in_submit
+from attendance.services import BURST_MAX_FRAMES, IDEMPOTENCY_KEY, CaptureTimeError, check_in_submit
 from portal.models import Device, Employee
 from portal.permissions import employee_of, is_admin, is_manager
 from portal.services import device_connected, device_gone, device_seen
 from recognition.pipeline.errors import PipelineError
 
-MAX_FRAMES = 48
 MAX_PREVIEW_BYTES = 256 * 1024
-IDEMPOTENCY_KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 
 
 @dataclass(frozen=True)
@@ -111,7 +110,7 @@ def _device_for(headers: list[tuple[bytes, bytes]]) -> Device | None:
     value = dict(headers).get(b"authorization", b"").decode(errors="replace").split()
     if len(value) != 2 or value[0] != "Device":
         return None
-    return Device.objects.filter(token_hash=Device.hash_token(value[1]), is_active=True).first()
+    return Device.for_token(value[1])
 
 
 class MessageError(Exception):
@@ -120,7 +119,7 @@ class MessageError(Exception):
         self.detail, self.code = detail, code
 
 
-def _frames(content: dict[str, Any], field: str = "frames", most: int = MAX_FRAMES) -> list[bytes]:
+def _frames(content: dict[str, Any], field: str = "frames", most: int = BURST_MAX_FRAMES) -> list[bytes]:
     items = content.get(field)
     if not isinstance(items, list) or not 1 <= len(items) <= most or not all(isinstance(i, str) for i in items):
         raise MessageError(f"{field} must be a list of 1 to {most} base64 JPEG strings.")
@@ -132,7 +131,7 @@ def _frames(content: dict[str, Any], field: str = "frames", most: int = MAX_FRAM
 
 def _check_in(device: Device, content: dict[str, Any]) -> dict[str, Any]:
     key = content.get("key")
-    if not isinstance(key, str) or not 8 <= len(key) <= 64 or not set(key) <= IDEMPOTENCY_KEY_CHARS:
+    if not isinstance(key, str) or not re.fullmatch(IDEMPOTENCY_KEY, key):
         raise MessageError("key must be 8-64 letters, digits, '-' or '_' (unique per captured event).")
     captured_at = None
     if content.get("captured_at") is not None:
@@ -150,7 +149,7 @@ def _check_in(device: Device, content: dict[str, Any]) -> dict[str, Any]:
 
 
 def _enrol(device: Device, content: dict[str, Any]) -> dict[str, Any]:
-    from recognition.workers import enroll_with_code
+    from recognition.workers import enroll_with_code, enrolled_answer
 
     code = content.get("code")
     if not isinstance(code, str) or not code.strip():
@@ -158,8 +157,7 @@ def _enrol(device: Device, content: dict[str, Any]) -> dict[str, Any]:
     photo = _frames(content, field="photos", most=1)[0]
     key = content.get("key") if isinstance(content.get("key"), str) else ""
     face = enroll_with_code(device_name=device.name, code=code.strip(), data=photo, key=key[:64])
-    return {"outcome": "enrolled", "employee_id": face.employee_id, "employee": face.employee.full_name, "face_id": face.pk,
-            "message": f"Photo added for {face.employee.first_name}."}
+    return enrolled_answer(face)
 
 
 class DeviceConsumer(AsyncJsonWebsocketConsumer):

@@ -235,6 +235,8 @@ def _thumbnail(image: np.ndarray, face: Face) -> bytes:
 
 
 BURST_VIEWS = 5  # frames of a burst that are recognised (spread over it)
+BURST_MAX_FRAMES = 48  # frames one check-in may carry (REST and websocket alike)
+IDEMPOTENCY_KEY = r"^[A-Za-z0-9_-]{8,64}$"  # a device's key for one captured event
 
 
 LIVENESS_HINTS = {"no_blink": "Please blink and try again.", "no_motion": "Liveness check failed.",

@@ -19,7 +19,7 @@ class DeviceTokenAuthentication(authentication.BaseAuthentication):
             return None
         if len(header) != 2:
             raise exceptions.AuthenticationFailed("Malformed device token header.")
-        device = Device.objects.filter(token_hash=Device.hash_token(header[1].decode(errors="replace")), is_active=True).first()
+        device = Device.for_token(header[1].decode(errors="replace"))
         if device is None:
             raise exceptions.AuthenticationFailed("Unknown or disabled device token.")
         return AnonymousUser(), device

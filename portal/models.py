@@ -73,6 +73,11 @@ class Device(models.Model):
         # Tokens are 256-bit random strings, so a plain SHA-256 is enough (no password stretching).
         return hashlib.sha256(token.encode()).hexdigest()
 
+    @classmethod
+    def for_token(cls, token: str) -> Device | None:
+        """The active device holding ``token``, or None."""
+        return cls.objects.filter(token_hash=cls.hash_token(token), is_active=True).first()
+
     @staticmethod
     def new_token() -> str:
         return secrets.token_urlsafe(32)

@@ -261,9 +261,7 @@ class DeviceEnrolApi(APIView):
         key = data.validated_data.get("key") or request.headers.get("Idempotency-Key", "")[:64]
         face = workers.enroll_with_code(device_name=request.auth.name, code=data.validated_data["code"].strip(),
                                         data=read_upload(data.validated_data["photo"]), key=key)
-        return Response({"outcome": "enrolled", "employee_id": face.employee_id, "employee": face.employee.full_name,
-                         "face_id": face.pk, "message": f"Photo added for {face.employee.first_name}."},
-                        status=status.HTTP_201_CREATED)
+        return Response(workers.enrolled_answer(face), status=status.HTTP_201_CREATED)
 
 
 class ChallengeOutput(serializers.Serializer):

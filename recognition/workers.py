@@ -52,3 +52,9 @@ def enroll_with_code(*, device_name: str, code: str, data: bytes, key: str = "")
         raise
     EnrolmentCode.objects.filter(pk=entry.pk).update(face=face)
     return face
+
+
+def enrolled_answer(face: FaceImage) -> dict[str, Any]:
+    """What a device is told after an enrolment capture (REST and websocket alike)."""
+    return {"outcome": "enrolled", "employee_id": face.employee_id, "employee": face.employee.full_name,
+            "face_id": face.pk, "message": f"Photo added for {face.employee.first_name}."}

@@ -44,8 +44,19 @@ HALF_MIN_ELEMENTS = 4_000_000
 HALF_MARGIN = 4e-3
 
 
+_HALF_FASTER: dict[int, bool] = {}  # per vector size: the answer depends on the CPU, measured once per process
+
+
 def _half_is_faster(vectors: np.ndarray) -> bool:
-    """Whether this CPU scans the float16 copy faster than float32 (F16C/AVX-512 do; others may not)."""
+    """Whether this CPU scans the float16 copy faster than float32 (F16C/AVX-512 do; others may not).
+    Measured on the first large gallery of each vector size; a rebuilt index reuses the answer."""
+    dim = vectors.shape[1]
+    if dim not in _HALF_FASTER:
+        _HALF_FASTER[dim] = _measure_half(vectors)
+    return _HALF_FASTER[dim]
+
+
+def _measure_half(vectors: np.ndarray) -> bool:
     import time
 
     import torch
@@ -106,13 +117,13 @@ class GalleryIndex:
         # Over-fetch rows so that k distinct people survive when people own several rows.
         fetch = min(len(self), max(k * 4, k + 16))
         results = []
-        for row, candidates in self._candidates(queries, fetch):
-            candidates = candidates[np.argsort(-row[candidates], kind="stable")]
+        for rows, scores in self._candidates(queries, fetch):
+            order = np.argsort(-scores, kind="stable")
             seen: dict[int, float] = {}
-            for index in candidates:
+            for index, score in zip(rows[order], scores[order], strict=True):
                 label = int(self.labels[index])
                 if label not in seen:
-                    seen[label] = float(row[index])
+                    seen[label] = float(score)
                     if len(seen) == k:
                         break
             results.append([Match(label=label, score=score) for label, score in seen.items()])
@@ -125,11 +136,11 @@ class GalleryIndex:
         return Decision(best=best, known=best is not None and best.score >= threshold, top=tuple(top))
 
     def _candidates(self, queries: np.ndarray, fetch: int):
-        """Per query: (exact float32 scores, valid at least on the rows returned; the rows holding the top ``fetch``)."""
+        """Per query: the rows holding the top ``fetch`` scores, and their exact float32 scores."""
         if self._half is None:
             for row in self.scores(queries):
                 rows = np.argpartition(-row, fetch - 1)[:fetch] if fetch < len(self) else np.arange(len(self))
-                yield row, rows
+                yield rows, row[rows]
             return
         import torch
 
@@ -140,10 +151,11 @@ class GalleryIndex:
                 rows = np.flatnonzero(rough >= kth - HALF_MARGIN)
             else:
                 rows = np.arange(len(self))
-            exact = np.full(len(self), -np.inf, dtype=np.float32)
-            exact[rows] = self.vectors[rows] @ query
-            top = rows[np.argpartition(-exact[rows], min(fetch, len(rows)) - 1)[:fetch]] if len(rows) > fetch else rows
-            yield exact, top
+            exact = self.vectors[rows] @ query
+            if len(rows) > fetch:
+                keep = np.argpartition(-exact, fetch - 1)[:fetch]
+                rows, exact = rows[keep], exact[keep]
+            yield rows, exact
 
     def _rows(self, label: int) -> np.ndarray:
         if not hasattr(self, "_rows_by_label"):
