@@ -10,10 +10,13 @@ The converted state dict is cached outside the repository, with a checksum, and 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import importlib.util
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -136,16 +139,43 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+@contextlib.contextmanager
+def _cache_lock() -> Iterator[None]:
+    """Held while the cache is checked and filled: processes starting together (web, workers)
+    convert once, and none reads a half-written file."""
+    directory = cache_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / f"{MODEL_NAME}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _write_atomically(target: Path, write) -> None:
+    partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        write(partial)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
 def converted_checkpoint(*, refresh: bool = False) -> Path:
     """Path of the converted state dict, converting (about a second) on first use.
 
     The cache file is checked against its recorded checksum; a mismatch reconverts it.
     """
+    with _cache_lock():
+        return _converted_checkpoint(refresh)
+
+
+def _converted_checkpoint(refresh: bool) -> Path:
     import torch
 
     source = graph_path()
     directory = cache_dir()
-    directory.mkdir(parents=True, exist_ok=True)
     target = directory / f"{MODEL_NAME}.pt"
     meta_path = directory / f"{MODEL_NAME}.json"
     source_stat = source.stat()
@@ -155,19 +185,23 @@ def converted_checkpoint(*, refresh: bool = False) -> Path:
         if meta.get("source") == source_key and meta.get("sha256") == _sha256(target):
             return target
     state = convert_graph(source)
-    partial = target.with_suffix(".tmp")
-    torch.save(state, partial)
-    os.replace(partial, target)
-    meta_path.write_text(json.dumps({"source": source_key, "graph": str(source), "sha256": _sha256(target)}))
+    _write_atomically(target, lambda path: torch.save(state, path))
+    meta = json.dumps({"source": source_key, "graph": str(source), "sha256": _sha256(target)})
+    _write_atomically(meta_path, lambda path: path.write_text(meta))
     return target
 
 
 def exported_onnx(*, refresh: bool = False) -> Path:
     """The converted model exported to ONNX (dynamic batch), cached beside the state dict."""
+    checkpoint = converted_checkpoint()
+    with _cache_lock():
+        return _exported_onnx(checkpoint, refresh)
+
+
+def _exported_onnx(checkpoint: Path, refresh: bool) -> Path:
     import torch
     from facenet_pytorch import InceptionResnetV1
 
-    checkpoint = converted_checkpoint()
     target = cache_dir() / f"{MODEL_NAME}.onnx"
     stamp = target.with_suffix(".onnx.src")
     source_sha = json.loads((cache_dir() / f"{MODEL_NAME}.json").read_text())["sha256"]
@@ -175,11 +209,9 @@ def exported_onnx(*, refresh: bool = False) -> Path:
         return target
     model = InceptionResnetV1(classify=False).eval()
     model.load_state_dict(torch.load(str(checkpoint), map_location="cpu", weights_only=True))
-    partial = target.with_suffix(".tmp.onnx")
-    torch.onnx.export(
-        model, (torch.zeros(2, 3, 160, 160),), str(partial), input_names=["input"], output_names=["embeddings"],
+    _write_atomically(target, lambda path: torch.onnx.export(
+        model, (torch.zeros(2, 3, 160, 160),), str(path), input_names=["input"], output_names=["embeddings"],
         dynamic_axes={"input": {0: "batch"}, "embeddings": {0: "batch"}}, opset_version=17, dynamo=False,
-    )
-    os.replace(partial, target)
-    stamp.write_text(source_sha)
+    ))
+    _write_atomically(stamp, lambda path: path.write_text(source_sha))
     return target

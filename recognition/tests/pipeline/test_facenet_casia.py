@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -100,6 +101,25 @@ def test_conversion_is_cached_with_a_checksum_and_redone_when_tampered(tmp_path:
     from facenet_pytorch import InceptionResnetV1
 
     InceptionResnetV1(classify=False).load_state_dict(state, strict=True)
+
+
+def test_processes_starting_together_convert_once_and_all_load(tmp_path: Path) -> None:
+    """A fresh machine starts the web process and workers at once: all of them share one cache."""
+    script = (
+        "import sys; from recognition.pipeline import facenet_casia; "
+        "print(facenet_casia.exported_onnx(), facenet_casia.converted_checkpoint())"
+    )
+    root = Path(__file__).resolve().parents[3]
+    env = {**os.environ, "ROLLCALL_CACHE": str(tmp_path), "PYTHONPATH": str(root)}
+    runs = [subprocess.Popen([sys.executable, "-c", script], env=env, cwd=root, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    outputs = [run.communicate(timeout=300) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0, 0], [err[-800:] for _, err in outputs]
+    assert len({out for out, _ in outputs}) == 1
+    models = tmp_path / "models"
+    assert not [p.name for p in models.iterdir() if "tmp" in p.name]
+    meta = json.loads((models / f"{facenet_casia.MODEL_NAME}.json").read_text())
+    assert meta["sha256"] == facenet_casia._sha256(models / f"{facenet_casia.MODEL_NAME}.pt")
 
 
 def test_the_repository_holds_no_converted_weights() -> None:
