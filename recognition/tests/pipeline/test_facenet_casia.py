@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from recognition.pipeline import facenet_casia
+from recognition.pipeline import facenet_casia, model_cache
 from recognition.pipeline.embedding import (
     FacenetCasiaEmbedder,
     FacenetCasiaOnnxEmbedder,
@@ -119,7 +119,7 @@ def test_processes_starting_together_convert_once_and_all_load(tmp_path: Path) -
     models = tmp_path / "models"
     assert not [p.name for p in models.iterdir() if "tmp" in p.name]
     meta = json.loads((models / f"{facenet_casia.MODEL_NAME}.json").read_text())
-    assert meta["sha256"] == facenet_casia._sha256(models / f"{facenet_casia.MODEL_NAME}.pt")
+    assert meta["sha256"] == model_cache.sha256(models / f"{facenet_casia.MODEL_NAME}.pt")
 
 
 def test_the_repository_holds_no_converted_weights() -> None:
