@@ -63,23 +63,30 @@ class Embedder(ABC):
         return self.embed_faces(image, [face])[0][0]
 
 
-class ModelEmbedder(Embedder):
-    """One network on one kind of aligned crop. ``embed`` maps N crops to (N, dim).
+Aligner = DlibChipAligner | MarginCropAligner | SimilarityAligner
 
-    With ``mirror=True`` each crop is embedded together with its horizontal mirror and the two
-    vectors are averaged (test-time augmentation); ``version`` records it.
+
+class ModelEmbedder(Embedder):
+    """One network on aligned crops. ``embed`` maps N crops to (N, dim).
+
+    Test-time augmentation, recorded in ``version``: with ``mirror=True`` each crop is embedded
+    together with its horizontal mirror; with several aligners each face is cropped by each of
+    them (e.g. dlib's 5-point predictor and MTCNN's own landmarks); the views' unit vectors are
+    averaged and renormalised. All views of all faces run as one batch.
     """
 
     model_version: str
 
-    def __init__(self, *, aligner: DlibChipAligner | MarginCropAligner | SimilarityAligner, mirror: bool = False) -> None:
-        self.aligner = aligner
+    def __init__(self, *, aligner: Aligner | Sequence[Aligner], mirror: bool = False) -> None:
+        self.aligners: list[Aligner] = list(aligner) if isinstance(aligner, list | tuple) else [aligner]
+        self.aligner = self.aligners[0]  # the display crop's
         self.mirror = mirror
         self._lock = threading.Lock()
 
     @property
     def version(self) -> str:
-        return f"{self.model_version}/{self.aligner.name}" + ("+mirror" if self.mirror else "")
+        views = "+".join(aligner.name for aligner in self.aligners)
+        return f"{self.model_version}/{views}" + ("+mirror" if self.mirror else "")
 
     def crop(self, image: np.ndarray, face: Face) -> np.ndarray:
         return self.aligner.align(image, face)
@@ -97,20 +104,31 @@ class ModelEmbedder(Embedder):
         return l2_normalise(vectors)
 
     def embed_faces(self, image: np.ndarray, faces: Sequence[Face]) -> tuple[np.ndarray, list[np.ndarray]]:
-        crops = [self.crop(image, face) for face in faces]
-        return self.embed(crops), crops
+        if len(self.aligners) == 1:
+            crops = [self.crop(image, face) for face in faces]
+            return self.embed(crops), crops
+        views = [[aligner.align(image, face) for aligner in self.aligners] for face in faces]
+        vectors = self.embed([crop for face_views in views for crop in face_views])
+        vectors = vectors.reshape(len(faces), len(self.aligners), self.dim).sum(axis=1)
+        return l2_normalise(vectors), [face_views[0] for face_views in views]
 
     @abstractmethod
     def _embed_batch(self, batch: np.ndarray) -> np.ndarray:
         """(N, S, S, 3) uint8 RGB crops -> (N, dim) vectors (need not be normalised)."""
 
 
-def dlib_aligner(align: str) -> DlibChipAligner | SimilarityAligner:
-    if align == "sp5":
-        return DlibChipAligner(size=150, padding=0.25)
-    if align == "similarity":
-        return SimilarityAligner(size=150)
-    raise ValueError(f"unknown dlib alignment {align!r}: sp5 or similarity")
+def dlib_aligner(align: str) -> list[DlibChipAligner | SimilarityAligner]:
+    """``sp5`` (dlib's 5-point predictor seeded by the detector's box), ``similarity`` (MTCNN's own
+    5 points onto dlib's template), or both as two views: ``sp5+similarity``."""
+    aligners: list[DlibChipAligner | SimilarityAligner] = []
+    for name in align.split("+"):
+        if name == "sp5":
+            aligners.append(DlibChipAligner(size=150, padding=0.25))
+        elif name == "similarity":
+            aligners.append(SimilarityAligner(size=150))
+        else:
+            raise ValueError(f"unknown dlib alignment {align!r}: sp5, similarity or sp5+similarity")
+    return aligners
 
 
 class DlibEmbedder(ModelEmbedder):
@@ -327,16 +345,23 @@ class FusedEmbedder(Embedder):
         return l2_normalise(np.concatenate(pieces, axis=1)), display or []
 
 
-# Fitted by bench/fit_fusion.py on LFW folds 1-4 (k-fold accuracy, README "Fusion").
-FUSION_WEIGHTS = {"dlib": 0.8506, "facenet-casia-onnx": 0.1494}
+# Part specs and weights fitted by bench/fit_fusion.py on LFW folds 1-4 (README "Fusion"): dlib's
+# ResNet (in ONNX Runtime) on two alignments and their mirrors, FaceNet-CASIA on its crop and mirror.
+FUSION_WEIGHTS = {"dlib-onnx:mirror,align=sp5+similarity": 0.8506, "facenet-casia-onnx:mirror": 0.1494}
 FUSION_THRESHOLD = 0.891
 
 
 def create_fused(*, mirror: bool = False, weights: dict[str, float] | None = None,
                  threshold: float | None = None) -> FusedEmbedder:
-    weights = weights or FUSION_WEIGHTS
-    parts = [(create_embedder(name, mirror=mirror), weight) for name, weight in weights.items()]
-    return FusedEmbedder(parts, threshold=FUSION_THRESHOLD if threshold is None else threshold, label="fusion-v1")
+    """The fused embedder: ``weights`` maps part specs to weights (default ``FUSION_WEIGHTS``);
+    ``mirror=True`` adds mirror averaging to every part that lacks it."""
+    parts = []
+    for spec, weight in (weights or FUSION_WEIGHTS).items():
+        name, options = parse_spec(spec)
+        if mirror:
+            options["mirror"] = True
+        parts.append((create_embedder(name, **options), weight))
+    return FusedEmbedder(parts, threshold=FUSION_THRESHOLD if threshold is None else threshold, label="fusion-v2")
 
 
 EMBEDDERS: dict[str, Callable[..., Embedder]] = {
