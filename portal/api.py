@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from rest_framework import status
@@ -19,6 +20,8 @@ STATUS_BY_CODE = {
     "too_many_attempts": status.HTTP_429_TOO_MANY_REQUESTS,
 }
 
+log = logging.getLogger("rollcall.api")
+
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, PipelineError):
@@ -32,4 +35,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             detail = detail["detail"]
             code = getattr(detail, "code", code)
         response.data = {"code": str(code), "detail": detail}
-    return response
+        return response
+    # Anything else is a fault of ours (here or on a worker): logged with its traceback, and the
+    # caller still gets the API's one error shape rather than an HTML page.
+    log.error("unexpected error in %s", context.get("view").__class__.__name__, exc_info=exc)
+    return Response({"code": "server_error", "detail": "The server failed to handle this request; it has been logged."},
+                    status=status.HTTP_500_INTERNAL_SERVER_ERROR)

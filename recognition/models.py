@@ -36,7 +36,7 @@ class FaceImage(models.Model):
     content_hash = models.CharField(max_length=64, db_index=True)
     embedding = models.BinaryField()
     embedder = models.CharField(max_length=40)
-    embedder_version = models.CharField(max_length=120)
+    embedder_version = models.CharField(max_length=500)
     detection_score = models.FloatField()
     box = models.JSONField(help_text="[x1, y1, x2, y2] in pixels of the upright original.")
     face_size = models.FloatField(help_text="Shorter side of the face box in pixels.")
@@ -83,7 +83,7 @@ class ReembedJob(models.Model):
         RUNNING = "running", "Running"
         FINISHED = "finished", "Finished"
 
-    embedder = models.CharField(max_length=200, blank=True)
+    embedder = models.CharField(max_length=500, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
     total = models.PositiveIntegerField(default=0)
     done = models.PositiveIntegerField(default=0)

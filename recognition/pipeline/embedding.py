@@ -347,8 +347,8 @@ class FusedEmbedder(Embedder):
 
 # Part specs and weights fitted by bench/fit_fusion.py on LFW folds 1-4 (README "Fusion"): dlib's
 # ResNet (in ONNX Runtime) on two alignments and their mirrors, FaceNet-CASIA on its crop and mirror.
-FUSION_WEIGHTS = {"dlib-onnx:mirror,align=sp5+similarity": 0.8506, "facenet-casia-onnx:mirror": 0.1494}
-FUSION_THRESHOLD = 0.891
+FUSION_WEIGHTS = {"dlib-onnx:mirror,align=sp5+similarity": 0.9204, "facenet-casia-onnx:mirror": 0.0796}
+FUSION_THRESHOLD = 0.920
 
 
 def create_fused(*, mirror: bool = False, weights: dict[str, float] | None = None,

@@ -127,6 +127,21 @@ def test_upload_over_the_size_limit_is_413(org, people, settings) -> None:
     assert _files() == []
 
 
+def test_a_fault_on_the_worker_is_a_json_500_and_leaves_nothing(org, people, monkeypatch) -> None:
+    """A bug or a database refusal inside the task (once: an embedder version too long for its
+    column in PostgreSQL) answers in the API's error shape, not with an HTML page."""
+    from recognition import services
+
+    def broken(**kwargs):
+        raise RuntimeError("value too long for type character varying(120)")
+
+    monkeypatch.setattr(services, "face_enroll", broken)
+    response = upload(client_for("boss"), org["ana"], people["joe_biden"][1])
+    assert response.status_code == 500 and response["Content-Type"] == "application/json"
+    assert response.json()["code"] == "server_error" and "character varying" not in response.json()["detail"]
+    assert _files() == []
+
+
 def test_missing_fields_and_wrong_content_type(org) -> None:
     boss = client_for("boss")
     missing = boss.post("/api/v1/faces", {"employee": org["ana"].pk}, format="multipart")

@@ -154,3 +154,15 @@ def test_a_small_background_face_does_not_block_enrolment(ana: Employee, people:
     assert len(get_pipeline().detector.detect(load_image(buffer.getvalue()))) == 2
     face = face_enroll(employee=ana, data=buffer.getvalue())
     assert face.box[0] > 150  # the subject's face, not the pasted one in the corner
+
+
+@pytest.mark.parametrize("spec", ["fused", "fused:mirror", "dlib-onnx:mirror,align=sp5+similarity", "facenet-casia-onnx:mirror"])
+def test_every_embedder_version_fits_the_database_columns(spec: str) -> None:
+    """SQLite ignores a CharField's length; PostgreSQL refuses the row (a 500 on enrolment)."""
+    from recognition.models import ReembedJob
+    from recognition.pipeline.embedding import create_from_spec
+
+    embedder = create_from_spec(spec)
+    assert len(embedder.name) <= FaceImage._meta.get_field("embedder").max_length
+    assert len(embedder.version) <= FaceImage._meta.get_field("embedder_version").max_length
+    assert len(embedder.key) <= ReembedJob._meta.get_field("embedder").max_length
