@@ -11,7 +11,8 @@ while rank-1 is not. The weighting is chosen on k-1 folds and measured on the he
 (nested: held-out pairs and held-out identities' probes), then refitted on all folds. Because z_i is
 linear in cos_i, the result is one vector per face: RollCall scales part i by sqrt(a_i) with
 a_i proportional to w_i / std_i (``FUSION_WEIGHTS`` in recognition/pipeline/embedding.py).
-The operating threshold is the fused similarity at which 1% of the 1:N distractors are accepted.
+The operating threshold is the fused score at which 1% of the 1:N distractors are accepted, with
+the gallery index's default hub normalisation (``CohortNorm()``, as RollCall deploys it).
 Vectors come from evaluate_lfw's cache (run ``manage.py evaluate_lfw --embedder PART`` first
 to fill it, or this script embeds what is missing).
 """
@@ -42,6 +43,7 @@ from recognition.pipeline.evaluation import (  # noqa: E402
     read_identification,
     read_pairs,
 )
+from recognition.pipeline.matching import CohortNorm  # noqa: E402
 from recognition.pipeline.pipeline import FacePipeline  # noqa: E402
 
 DEFAULT_CACHE = Path(os.environ.get("ROLLCALL_CACHE", Path.home() / ".cache" / "rollcall")) / "eval" / "embeddings.sqlite3"
@@ -120,12 +122,12 @@ def main() -> None:
     ident = identification(
         np.array([fused_vectors[p] for p, _ in gallery]), [i for _, i in gallery],
         np.array([fused_vectors[p] for p, _ in probes]), [i for _, i in probes],
-        np.array([fused_vectors[p] for p in distractors]), 0.0,
+        np.array([fused_vectors[p] for p in distractors]), 0.0, CohortNorm(),
     )
     ident = identification(
         np.array([fused_vectors[p] for p, _ in gallery]), [i for _, i in gallery],
         np.array([fused_vectors[p] for p, _ in probes]), [i for _, i in probes],
-        np.array([fused_vectors[p] for p in distractors]), ident["suggested_threshold"],
+        np.array([fused_vectors[p] for p in distractors]), ident["suggested_threshold"], CohortNorm(),
     )
     single = {}
     for spec, row in zip(args.parts, cosines):

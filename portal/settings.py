@@ -181,6 +181,11 @@ if os.environ.get("ROLLCALL_EMBEDDER_MIRROR"):
     ROLLCALL_EMBEDDER_OPTIONS["mirror"] = env_bool("ROLLCALL_EMBEDDER_MIRROR", False)
 # Empty: the embedder's own LFW-calibrated threshold (recognition/pipeline/embedding.py).
 ROLLCALL_MATCH_THRESHOLD = float(os.environ["ROLLCALL_MATCH_THRESHOLD"]) if os.environ.get("ROLLCALL_MATCH_THRESHOLD") else None
+# Gallery-side normalisation against "hub" faces (recognition/pipeline/matching.py CohortNorm):
+# each gallery photo's scores are lowered by WEIGHT x its mean similarity to its NEIGHBOURS most
+# similar other people (centred). WEIGHT 0 turns it off; the default threshold assumes it is on.
+ROLLCALL_COHORT_NEIGHBOURS = int(os.environ.get("ROLLCALL_COHORT_NEIGHBOURS", "10"))
+ROLLCALL_COHORT_WEIGHT = float(os.environ.get("ROLLCALL_COHORT_WEIGHT", "0.5"))
 ROLLCALL_DETECTOR_MIN_FACE = int(os.environ.get("ROLLCALL_DETECTOR_MIN_FACE", "40"))
 ROLLCALL_DEVICE = os.environ.get("ROLLCALL_DEVICE", "cpu")
 ROLLCALL_TORCH_THREADS = int(os.environ.get("ROLLCALL_TORCH_THREADS", "0"))

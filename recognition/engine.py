@@ -13,6 +13,7 @@ from recognition.pipeline.pipeline import FacePipeline
 
 if TYPE_CHECKING:
     from recognition.pipeline.liveness import LivenessChecker
+    from recognition.pipeline.matching import CohortNorm
 
 
 @functools.lru_cache(maxsize=1)
@@ -33,6 +34,15 @@ def get_liveness_checker() -> LivenessChecker:
     from recognition.pipeline.liveness import LivenessChecker
 
     return LivenessChecker(detector=get_pipeline().detector)
+
+
+def cohort_norm() -> CohortNorm | None:
+    """The gallery index's normalisation against hub faces, from settings (None: off)."""
+    from recognition.pipeline.matching import CohortNorm
+
+    if settings.ROLLCALL_COHORT_WEIGHT <= 0:
+        return None
+    return CohortNorm(neighbours=settings.ROLLCALL_COHORT_NEIGHBOURS, weight=settings.ROLLCALL_COHORT_WEIGHT)
 
 
 def match_threshold() -> float:

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recognition.engine import get_pipeline
+from recognition.engine import cohort_norm, get_pipeline
 from recognition.models import FaceImage, GalleryState
-from recognition.pipeline.matching import GalleryIndex
+from recognition.pipeline.matching import CohortNorm, GalleryIndex
 
 
 def gallery_version() -> tuple[str, int]:
@@ -22,6 +22,7 @@ def gallery_version() -> tuple[str, int]:
 class _LoadedIndex:
     version: tuple[str, int]
     embedder_key: str
+    cohort: CohortNorm | None
     index: GalleryIndex
 
 
@@ -37,8 +38,9 @@ def gallery_index() -> GalleryIndex:
     global _loaded
     embedder = get_pipeline().embedder
     version = gallery_version()
+    cohort = cohort_norm()
     loaded = _loaded
-    if loaded is not None and loaded.version == version and loaded.embedder_key == embedder.key:
+    if loaded is not None and (loaded.version, loaded.embedder_key, loaded.cohort) == (version, embedder.key, cohort):
         return loaded.index
     with _lock:
         rows = list(
@@ -47,6 +49,6 @@ def gallery_index() -> GalleryIndex:
             ).values_list("employee_id", "embedding")
         )
         vectors = np.array([np.frombuffer(bytes(blob), dtype=np.float32) for _, blob in rows], dtype=np.float32)
-        index = GalleryIndex(vectors, [employee_id for employee_id, _ in rows], dim=embedder.dim)
-        _loaded = _LoadedIndex(version=version, embedder_key=embedder.key, index=index)
+        index = GalleryIndex(vectors, [employee_id for employee_id, _ in rows], dim=embedder.dim, cohort=cohort)
+        _loaded = _LoadedIndex(version=version, embedder_key=embedder.key, cohort=cohort, index=index)
         return index

@@ -185,7 +185,11 @@ def face_verify(*, employee: Employee, data: bytes | None = None, image: np.ndar
     if not vectors:
         raise EnrolmentRejected(f"{employee.full_name} has no enrolled photo to compare with.", code="not_enrolled")
     probe = pipeline.embed_single(decode_upload(data) if image is None else image)
-    score = float(np.max(np.stack(vectors) @ probe.vector))
+    # On the gallery index's scale (its hub normalisation) when the employee is in it: one
+    # threshold means the same for "who is this?" and "is this them?".
+    score = gallery_index().score_label(probe.vector, employee.pk)
+    if score is None:
+        score = float(np.max(np.stack(vectors) @ probe.vector))
     threshold = match_threshold()
     return Verification(
         face=probe.face, score=score, distance=cosine_to_distance(score), same=score >= threshold, threshold=threshold

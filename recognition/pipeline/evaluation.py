@@ -19,6 +19,7 @@ import numpy as np
 from recognition.pipeline.detection import Face, face_nearest_center
 from recognition.pipeline.embedding import FusedEmbedder, l2_normalise
 from recognition.pipeline.image import content_hash, load_image
+from recognition.pipeline.matching import CohortNorm, GalleryIndex
 from recognition.pipeline.pipeline import FacePipeline
 
 TARGET_UNKNOWN_ACCEPT = 0.01
@@ -222,19 +223,22 @@ def identification(
     probe_ids: list[str],
     distractors: np.ndarray,
     threshold: float,
+    cohort: CohortNorm | None = None,
 ) -> dict[str, float]:
-    """Open-set 1:N figures at ``threshold``.
+    """Open-set 1:N figures at ``threshold``, scored as RollCall's ``GalleryIndex`` scores
+    (with ``cohort`` normalisation when given).
 
     rank1: probes whose best gallery match is their own identity (closed set);
     rank1_accepted: ... and whose score also reaches the threshold (detect-and-identify rate);
     unknown_accept_rate: distractors (people not in the gallery) whose best score reaches it.
     """
     ids = np.asarray(gallery_ids)
-    probe_scores = probes @ gallery.T
+    index = GalleryIndex(gallery, np.arange(len(gallery)), cohort=cohort, half=False)
+    probe_scores = index.scores(probes)
     best = probe_scores.argmax(axis=1)
     correct = ids[best] == np.asarray(probe_ids)
     accepted = probe_scores.max(axis=1) >= threshold
-    distractor_best = (distractors @ gallery.T).max(axis=1) if len(distractors) else np.zeros(0)
+    distractor_best = index.scores(distractors).max(axis=1) if len(distractors) else np.zeros(0)
     suggested = float(np.quantile(distractor_best, 1 - TARGET_UNKNOWN_ACCEPT)) if len(distractor_best) else threshold
     return {
         "rank1": float(np.mean(correct)),
@@ -250,9 +254,11 @@ def evaluate_lfw(
     cache: EmbeddingCache,
     *,
     threshold: float | None = None,
+    cohort: CohortNorm | None = None,
     progress: Callable[[Iterable[str]], Iterable[str]] = lambda items: items,
 ) -> dict[str, object]:
-    """Run both protocols on ``root`` with ``pipeline``; ``threshold`` defaults to the embedder's."""
+    """Run both protocols on ``root`` with ``pipeline``; ``threshold`` defaults to the embedder's;
+    ``cohort`` normalises 1:N scores as the deployed gallery index does."""
     started = time.perf_counter()
     root = Path(root)
     images = root / "images"
@@ -298,6 +304,7 @@ def evaluate_lfw(
             [i for _, i in probes],
             np.array([vectors[p] for p in distractors]) if distractors else np.zeros((0, 1)),
             operating,
+            cohort,
         )
         result.update(figures)
         result.update({"gallery": len(gallery), "probes": len(probes), "distractors": len(distractors)})

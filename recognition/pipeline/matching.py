@@ -75,14 +75,53 @@ def _measure_half(vectors: np.ndarray) -> bool:
     return best(lambda: half @ half_query) < 0.75 * best(lambda: vectors @ query)
 
 
+@dataclass(frozen=True)
+class CohortNorm:
+    """Gallery-side score normalisation against hubs.
+
+    Some gallery faces resemble many people (a "hub": a common face shape, a blurred or turned
+    photo) and collect the best score of strangers and of other employees alike. Each gallery row
+    gets an offset: ``weight`` x (its mean cosine to its ``neighbours`` most similar rows of other
+    people - the gallery's average of that), and every score against the row is lowered by it.
+    The offsets average zero, so the threshold keeps its meaning; the cohort is the gallery itself
+    (what the deployment has), a seeded sample of ``max_cohort`` rows for large galleries.
+    On LFW's 1:N protocol (fused, 622 people) this raises the probes recognised at the 1%
+    unknown-accept point from 81.0% to 86.8% with closed-set rank-1 unchanged (README).
+    """
+
+    neighbours: int = 10
+    weight: float = 0.5
+    max_cohort: int = 5000
+    max_rows: int = 20_000  # beyond this the offsets would cost seconds per index rebuild: none are used
+
+    def offsets(self, vectors: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        offsets = np.zeros(len(labels), dtype=np.float32)
+        if self.weight == 0 or len(labels) > self.max_rows or len(np.unique(labels)) <= self.neighbours:
+            return offsets
+        cohort = np.arange(len(labels))
+        if len(cohort) > self.max_cohort:
+            cohort = np.sort(np.random.default_rng(0).choice(cohort, self.max_cohort, replace=False))
+        cohort_vectors, cohort_labels = vectors[cohort], labels[cohort]
+        for start in range(0, len(labels), 2048):
+            stop = min(start + 2048, len(labels))
+            block = vectors[start:stop] @ cohort_vectors.T
+            block[labels[start:stop, None] == cohort_labels[None, :]] = -np.inf  # not one's own photos
+            offsets[start:stop] = np.partition(block, -self.neighbours, axis=1)[:, -self.neighbours:].mean(axis=1)
+        finite = np.isfinite(offsets)  # a sampled cohort may hold too few other people for a row
+        offsets[~finite] = offsets[finite].mean() if finite.any() else 0.0
+        return (self.weight * (offsets - offsets.mean())).astype(np.float32)
+
+
 class GalleryIndex:
     """Exact search over a gallery. Immutable: build a new index when the gallery changes.
 
     ``half``: None chooses by size and by a quick measurement on this CPU; True / False force
-    the float16 pre-scan on or off (the answers are the same either way)."""
+    the float16 pre-scan on or off (the answers are the same either way). ``cohort``: scores are
+    normalised against gallery hubs (``CohortNorm``); every score the index returns is then the
+    cosine minus the row's offset."""
 
     def __init__(self, vectors: np.ndarray, labels: np.ndarray | list[int], *, dim: int | None = None,
-                 half: bool | None = None) -> None:
+                 half: bool | None = None, cohort: CohortNorm | None = None) -> None:
         labels = np.asarray(labels, dtype=np.int64)
         if len(labels) == 0:
             self.vectors = np.zeros((0, dim or 0), dtype=np.float32)
@@ -93,6 +132,8 @@ class GalleryIndex:
         if self.vectors.shape[0] != labels.shape[0]:
             raise ValueError(f"{self.vectors.shape[0]} vectors but {labels.shape[0]} labels")
         self.labels = labels
+        self.offsets = cohort.offsets(self.vectors, labels) if cohort and len(labels) else np.zeros(len(labels), np.float32)
+        self._offset = bool(self.offsets.any())
         self._half = None
         if half is None:
             half = self.vectors.size >= HALF_MIN_ELEMENTS and _half_is_faster(self.vectors)
@@ -107,7 +148,16 @@ class GalleryIndex:
     def scores(self, queries: np.ndarray) -> np.ndarray:
         """(M, dim) queries -> (M, N) cosine similarities against every gallery row."""
         queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
-        return queries @ self.vectors.T
+        scores = queries @ self.vectors.T
+        return scores - self.offsets if self._offset else scores
+
+    def score_label(self, query: np.ndarray, label: int) -> float | None:
+        """The best score of ``label``'s rows (None when the label has none): 1:1 verification on
+        the same scale as search."""
+        if len(self) == 0 or label not in self._rows_by_label_map():
+            return None
+        rows = self._rows(label)
+        return float((self.scores(query)[0, rows]).max())
 
     def search(self, queries: np.ndarray, *, k: int = 5) -> list[list[Match]]:
         """For each query, up to k distinct labels with their best score, best first."""
@@ -146,23 +196,30 @@ class GalleryIndex:
 
         for query in queries:
             rough = (self._half @ torch.from_numpy(query).to(torch.float16)).float().numpy()
+            if self._offset:
+                rough = rough - self.offsets
             if fetch < len(self):
                 kth = np.partition(rough, len(rough) - fetch)[len(rough) - fetch]
                 rows = np.flatnonzero(rough >= kth - HALF_MARGIN)
             else:
                 rows = np.arange(len(self))
             exact = self.vectors[rows] @ query
+            if self._offset:
+                exact = exact - self.offsets[rows]
             if len(rows) > fetch:
                 keep = np.argpartition(-exact, fetch - 1)[:fetch]
                 rows, exact = rows[keep], exact[keep]
             yield rows, exact
 
-    def _rows(self, label: int) -> np.ndarray:
+    def _rows_by_label_map(self) -> dict[int, np.ndarray]:
         if not hasattr(self, "_rows_by_label"):
             order = np.argsort(self.labels, kind="stable")
             bounds = np.flatnonzero(np.diff(self.labels[order])) + 1
             self._rows_by_label = {int(self.labels[group[0]]): group for group in np.split(order, bounds)}
-        return self._rows_by_label[label]
+        return self._rows_by_label
+
+    def _rows(self, label: int) -> np.ndarray:
+        return self._rows_by_label_map()[label]
 
     def decide_burst(self, queries: np.ndarray, *, threshold: float, k: int = 5) -> Decision:
         """Several views of one face (a camera burst): a person's score is the mean of their scores

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from recognition.engine import cohort_norm
 from recognition.pipeline.detection import MtcnnDetector
 from recognition.pipeline.embedding import EMBEDDERS, create_from_spec
 from recognition.pipeline.errors import ModelUnavailableError
@@ -23,7 +24,8 @@ DEFAULT_CACHE = Path(os.environ.get("ROLLCALL_CACHE", Path.home() / ".cache" / "
 class Command(BaseCommand):
     help = (
         "Evaluate face embedders on DIR laid out like LFW (images/, pairs.txt, identification.csv): "
-        "k-fold verification accuracy, ROC AUC, TAR@FAR, 1:N rank-1 and unknown accept rate."
+        "k-fold verification accuracy, ROC AUC, TAR@FAR, 1:N rank-1 and unknown accept rate "
+        "(1:N scored like the deployed gallery index, with ROLLCALL_COHORT_* normalisation)."
     )
 
     def add_arguments(self, parser) -> None:
@@ -62,7 +64,7 @@ class Command(BaseCommand):
             pipeline = FacePipeline(detector=detector, embedder=model)
             started = time.perf_counter()
             result = evaluate_lfw(
-                root, pipeline, store, threshold=threshold,
+                root, pipeline, store, threshold=threshold, cohort=cohort_norm(),
                 progress=lambda items, spec=spec: tqdm(items, desc=f"embedding ({spec})", unit="img", mininterval=2),
             )
             result["spec"] = spec

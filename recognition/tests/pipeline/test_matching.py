@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from recognition.pipeline.embedding import l2_normalise
-from recognition.pipeline.matching import GalleryIndex, cosine_to_distance
+from recognition.pipeline.matching import CohortNorm, GalleryIndex, cosine_to_distance
 
 
 def _random_unit(n: int, dim: int = 128, seed: int = 0) -> np.ndarray:
@@ -81,6 +81,59 @@ def test_a_burst_scores_each_person_by_the_mean_over_its_views() -> None:
     assert not index.decide_burst(mixed, threshold=0.2).known
     empty = GalleryIndex(np.zeros((0, 128)), [], dim=128)
     assert not empty.decide_burst(views, threshold=0.5).known
+
+
+def _gallery_with_a_hub(people: int = 40, dim: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    """``people`` random faces plus a "hub" (row 0): a face that resembles ten of them."""
+    others = _random_unit(people, dim=dim, seed=5)
+    hub = l2_normalise(l2_normalise(others[: min(10, people)].sum(axis=0)) + 0.1 * _random_unit(1, dim=dim, seed=6)[0])
+    return np.vstack([hub, others]), np.arange(people + 1)
+
+
+def test_hub_normalisation_lowers_the_face_that_resembles_everybody() -> None:
+    vectors, labels = _gallery_with_a_hub()
+    cohort = CohortNorm(neighbours=5, weight=0.5)
+    offsets = cohort.offsets(vectors, labels)
+    assert offsets[0] == offsets.max() and offsets[0] > 2 * np.sort(offsets)[-2]
+    assert abs(float(offsets.mean())) < 1e-6  # centred: the threshold keeps its meaning
+    # A stranger halfway between the hub and one person: plain search names the hub, the
+    # normalised search the person (the hub would collect every such stranger).
+    stranger = l2_normalise(vectors[0] * 1.05 + vectors[30])
+    plain, normalised = GalleryIndex(vectors, labels), GalleryIndex(vectors, labels, cohort=cohort)
+    assert plain.search(stranger, k=1)[0][0].label == 0
+    assert normalised.search(stranger, k=1)[0][0].label == 30
+    scores = normalised.scores(stranger)[0]
+    assert scores == pytest.approx(vectors @ stranger - offsets, abs=1e-6)
+    assert normalised.score_label(stranger, 30) == pytest.approx(float(scores[30]), abs=1e-6)
+    assert normalised.score_label(stranger, 999) is None
+    burst = normalised.decide_burst(np.stack([stranger, stranger]), threshold=-1.0)
+    assert burst.best.label == 30 and burst.best.score == pytest.approx(float(scores[30]), abs=1e-6)
+
+
+def test_hub_normalisation_needs_enough_people_and_ignores_ones_own_photos() -> None:
+    vectors, labels = _gallery_with_a_hub(people=4)
+    assert not CohortNorm(neighbours=10).offsets(vectors, labels).any()  # 5 people: too few to judge
+    assert not GalleryIndex(vectors, labels, cohort=CohortNorm(neighbours=10))._offset
+    # Several photos of one person are not each other's neighbours.
+    twins = np.vstack([vectors, vectors[1:2]])
+    offsets = CohortNorm(neighbours=2).offsets(twins, np.r_[labels, 1])
+    assert offsets[1] == pytest.approx(offsets[-1], abs=1e-6)
+    assert CohortNorm(weight=0).offsets(vectors, labels).tolist() == [0.0] * len(labels)
+
+
+def test_hub_normalisation_uses_a_sample_of_large_galleries_and_keeps_the_exact_float16_answer() -> None:
+    rng = np.random.default_rng(11)
+    n, dim = 12_000, 640
+    vectors = l2_normalise(rng.normal(size=(20, dim))[rng.integers(0, 20, n)] + 0.4 * rng.normal(size=(n, dim)))
+    labels = np.arange(n)
+    cohort = CohortNorm(max_cohort=2000)
+    exact = GalleryIndex(vectors, labels, half=False, cohort=cohort)
+    half = GalleryIndex(vectors, labels, half=True, cohort=cohort)
+    assert exact._offset and np.isfinite(exact.offsets).all()
+    queries = l2_normalise(vectors[rng.integers(0, n, 8)] + 0.2 * rng.normal(size=(8, dim)))
+    for want, got in zip(exact.search(queries, k=10), half.search(queries, k=10), strict=True):
+        assert [m.label for m in got] == [m.label for m in want]
+        assert [m.score for m in got] == pytest.approx([m.score for m in want], abs=1e-6)
 
 
 @pytest.mark.parametrize("clustered", [False, True])

@@ -166,3 +166,32 @@ def test_every_embedder_version_fits_the_database_columns(spec: str) -> None:
     assert len(embedder.name) <= FaceImage._meta.get_field("embedder").max_length
     assert len(embedder.version) <= FaceImage._meta.get_field("embedder_version").max_length
     assert len(embedder.key) <= ReembedJob._meta.get_field("embedder").max_length
+
+
+def test_recognise_and_verify_score_on_the_same_hub_normalised_scale(people: dict[str, list[Path]], settings) -> None:
+    """With hub normalisation active (two neighbours suffice for five people), the 1:N best score
+    and the 1:1 verification score of the same photo against the same person are one number, and
+    it differs from the plain cosine by that person's offset."""
+    import numpy as np
+
+    from recognition.engine import get_pipeline
+    from recognition.pipeline.image import load_image
+    from recognition.services import face_verify
+
+    settings.ROLLCALL_COHORT_NEIGHBOURS = 2
+    staff = {}
+    for i, name in enumerate(["barack_obama", "joe_biden", "kit_harington", "rose_leslie", "alex_lacamoire"]):
+        staff[name] = Employee.objects.create(code=f"E-{i}", full_name=name.replace("_", " ").title())
+        face_enroll(employee=staff[name], data=people[name][0].read_bytes())
+    index = gallery_index()
+    assert index._offset and abs(float(index.offsets.mean())) < 1e-6
+    probe = people["joe_biden"][1].read_bytes()
+    found = face_recognize(data=probe)[0]
+    verdict = face_verify(employee=staff["joe_biden"], data=probe)
+    assert found.known and found.best.label == staff["joe_biden"].pk
+    assert verdict.same and verdict.score == pytest.approx(found.best.score, abs=1e-5)
+    stored = np.asarray(FaceImage.objects.get(employee=staff["joe_biden"]).vector, dtype=np.float32)
+    row = int(np.flatnonzero(index.labels == staff["joe_biden"].pk)[0])
+    vector = get_pipeline().embed_single(load_image(probe)).vector
+    assert index.offsets[row] != 0
+    assert verdict.score == pytest.approx(float(stored @ vector) - float(index.offsets[row]), abs=1e-5)
