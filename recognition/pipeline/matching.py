@@ -146,7 +146,8 @@ class GalleryIndex:
         return int(self.labels.shape[0])
 
     def scores(self, queries: np.ndarray) -> np.ndarray:
-        """(M, dim) queries -> (M, N) cosine similarities against every gallery row."""
+        """(M, dim) queries -> (M, N) scores against every gallery row: cosine similarity, less the
+        row's hub offset when the index normalises (``cohort``)."""
         queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
         scores = queries @ self.vectors.T
         return scores - self.offsets if self._offset else scores
@@ -157,7 +158,8 @@ class GalleryIndex:
         if len(self) == 0 or label not in self._rows_by_label_map():
             return None
         rows = self._rows(label)
-        return float((self.scores(query)[0, rows]).max())
+        query = np.asarray(query, dtype=np.float32).reshape(-1)
+        return float((self.vectors[rows] @ query - self.offsets[rows]).max())
 
     def search(self, queries: np.ndarray, *, k: int = 5) -> list[list[Match]]:
         """For each query, up to k distinct labels with their best score, best first."""
