@@ -280,14 +280,12 @@ def _look(frames: list[bytes], fps: float, challenge: str | None = None) -> _See
     images = [decode_upload(frame) for frame in frames]
     pipeline = get_pipeline()
     views = _frontal_views(images, pipeline) if challenge else _spread_views(images, pipeline)
-    vectors, thumbnail = [], None
-    for position, (index, face) in enumerate(views):
-        vectors.append(pipeline.embed_all(images[index], [face])[0].vector)
-        if position == len(views) // 2:
-            thumbnail = _thumbnail(images[index], face)
-    if not vectors:
+    if not views:
         return _Seen(KioskOutcome("no_face", "No face seen — please look at the camera."))
-    decision = gallery_index().decide_burst(np.stack(vectors), threshold=match_threshold())
+    vectors = pipeline.embedder.embed_pairs([(images[index], face) for index, face in views])  # one batch
+    middle, middle_face = views[len(views) // 2]
+    thumbnail = _thumbnail(images[middle], middle_face)
+    decision = gallery_index().decide_burst(vectors, threshold=match_threshold())
     employee = None
     if decision.known and decision.best is not None and len(vectors) * 2 >= min(BURST_VIEWS, len(images)):
         employee = Employee.objects.filter(pk=decision.best.label, is_active=True).first()

@@ -65,6 +65,13 @@ class Embedder(ABC):
         """One face -> float32 (dim,)."""
         return self.embed_faces(image, [face])[0][0]
 
+    def embed_pairs(self, pairs: Sequence[tuple[np.ndarray, Face]]) -> np.ndarray:
+        """Faces of several images (a camera burst's frames) -> (N, dim), batched where the
+        embedder can; the same vectors as ``embed_face`` one by one."""
+        if not pairs:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.stack([self.embed_face(image, face) for image, face in pairs])
+
 
 Aligner = DlibChipAligner | MarginCropAligner | SimilarityAligner
 
@@ -107,13 +114,18 @@ class ModelEmbedder(Embedder):
         return l2_normalise(vectors)
 
     def embed_faces(self, image: np.ndarray, faces: Sequence[Face]) -> tuple[np.ndarray, list[np.ndarray]]:
-        if len(self.aligners) == 1:
-            crops = [self.crop(image, face) for face in faces]
-            return self.embed(crops), crops
         views = [[aligner.align(image, face) for aligner in self.aligners] for face in faces]
+        return self._embed_views(views), [face_views[0] for face_views in views]
+
+    def embed_pairs(self, pairs: Sequence[tuple[np.ndarray, Face]]) -> np.ndarray:
+        return self._embed_views([[aligner.align(image, face) for aligner in self.aligners] for image, face in pairs])
+
+    def _embed_views(self, views: list[list[np.ndarray]]) -> np.ndarray:
+        """Each face's views (one crop per aligner) -> one vector per face, all in one batch."""
         vectors = self.embed([crop for face_views in views for crop in face_views])
-        vectors = vectors.reshape(len(faces), len(self.aligners), self.dim).sum(axis=1)
-        return l2_normalise(vectors), [face_views[0] for face_views in views]
+        if len(self.aligners) == 1:
+            return vectors
+        return l2_normalise(vectors.reshape(len(views), len(self.aligners), self.dim).sum(axis=1))
 
     @abstractmethod
     def _embed_batch(self, batch: np.ndarray) -> np.ndarray:
@@ -347,6 +359,12 @@ class FusedEmbedder(Embedder):
             pieces.append(vectors * np.float32(np.sqrt(weight)))
             display = crops if display is None else display
         return l2_normalise(np.concatenate(pieces, axis=1)), display or []
+
+    def embed_pairs(self, pairs: Sequence[tuple[np.ndarray, Face]]) -> np.ndarray:
+        if not pairs:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        pieces = [embedder.embed_pairs(pairs) * np.float32(np.sqrt(weight)) for embedder, weight in self.parts]
+        return l2_normalise(np.concatenate(pieces, axis=1))
 
 
 # Part specs and weights fitted by bench/fit_fusion.py on LFW folds 1-4 (README "Fusion"): dlib's

@@ -141,3 +141,17 @@ def test_fused_cosine_is_the_weighted_sum_of_part_cosines(pipeline: FacePipeline
     assert float(whole[0] @ whole[1]) == pytest.approx(expected, abs=1e-5)
     vectors, display = fused.embed_faces(images[0], faces[0])
     assert abs(float(np.linalg.norm(vectors[0])) - 1) < 1e-5 and display[0].shape == (150, 150, 3)
+
+
+def test_a_burst_of_frames_embeds_in_one_batch_with_the_same_vectors(pipeline: FacePipeline, people: dict[str, list[Path]]) -> None:
+    """A kiosk burst: faces from several images go through each network together (embed_pairs)
+    and come out as they would one image at a time, for the default fused embedder and a part."""
+    images = [load_image(photo) for photos in people.values() for photo in photos[:2]]
+    pairs = [(image, pipeline.detector.detect(image)[0]) for image in images]
+    for embedder in (create_embedder("fused"), create_embedder("dlib-onnx", mirror=True, align="sp5+similarity")):
+        together = embedder.embed_pairs(pairs)
+        one_by_one = np.stack([embedder.embed_face(image, face) for image, face in pairs])
+        assert together.shape == (len(pairs), embedder.dim)
+        assert np.abs(together - one_by_one).max() < 1e-5
+        assert np.allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-5)
+    assert create_embedder("fused").embed_pairs([]).shape == (0, 640)
