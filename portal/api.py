@@ -8,6 +8,7 @@ from typing import Any
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework.views import set_rollback
 
 from recognition.pipeline.errors import PipelineError
 
@@ -39,5 +40,6 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     # Anything else is a fault of ours (here or on a worker): logged with its traceback, and the
     # caller still gets the API's one error shape rather than an HTML page.
     log.error("unexpected error in %s", context.get("view").__class__.__name__, exc_info=exc)
+    set_rollback()  # nothing half-written stays when requests run in a transaction
     return Response({"code": "server_error", "detail": "The server failed to handle this request; it has been logged."},
                     status=status.HTTP_500_INTERNAL_SERVER_ERROR)

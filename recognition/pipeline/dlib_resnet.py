@@ -75,8 +75,16 @@ class _Reader:
 
 def read_dat(path: Path) -> dict[str, object]:
     """The layers of dlib's ``.dat`` in order: input means, convs (weights, bias, stride, padding),
-    affines (scale, shift) and the final linear map (inputs x outputs)."""
-    reader = _Reader(Path(path).read_bytes())
+    affines (scale, shift) and the final linear map (inputs x outputs). A damaged or different
+    file is a ``ModelUnavailableError``."""
+    try:
+        return _read_dat(Path(path))
+    except (IndexError, ValueError, ZeroDivisionError) as exc:  # cut short, or shapes that do not fit
+        raise ModelUnavailableError(f"{path} cannot be read as dlib's face recognition ResNet: {exc}") from exc
+
+
+def _read_dat(path: Path) -> dict[str, object]:
+    reader = _Reader(path.read_bytes())
     if reader.next_tag(("input_rgb_image_sized",)) is None:
         raise ModelUnavailableError(f"{path} is not dlib's face recognition ResNet")
     means = [reader.real() for _ in range(3)]
