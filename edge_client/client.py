@@ -258,6 +258,8 @@ class EdgeClient:
                  message=answer.get("message"), attempts=item.attempts + 1, delay_s=round(age, 1))
             if age <= self.config.fresh_seconds and self.burst is None:
                 self.led.show(LED_FOR_OUTCOME.get(answer.get("outcome"), "rejected"), hold=True)
+            elif self.burst is None and self.led.state == "working":
+                self.led.show(self.led.base)  # too late to tell the person: stop showing "working"
 
     def _set_reachable(self, reachable: bool) -> None:
         if reachable != self.reachable:

@@ -206,10 +206,11 @@ def test_the_door_checks_people_in_and_out_and_the_monitor_sees_it(portal: Porta
     assert [d["outcome"] for d in decisions] == ["checked_in", "checked_out"], "".join(edge.raw[-30:])
     assert all(d["employee"] == "Sam Selfie" and d["attempts"] == 1 for d in decisions)
     leds = [r["state"] for r in edge.named("led")]
-    for _ in range(2):  # blue while working, then green, then back to idle
-        start = leds.index("working")
-        assert leds[start:start + 3] == ["working", "accepted", "idle"], leds
-        leds = leds[start + 1:]
+    # Blue while working, then green; back to idle at the end. (On a loaded machine the next
+    # visit may begin while the green is still held, so green can go straight to blue.)
+    starts = [i for i, state in enumerate(leds) if state == "working"]
+    assert len(starts) == 2 and all(leds[i + 1] == "accepted" for i in starts), leds
+    assert all(leds[i + 2] in ("idle", "working") for i in starts) and leds[-1] == "idle", leds
 
     events = portal.rows("SELECT kind, source FROM attendance_attendanceevent ORDER BY id")[before:]
     assert events == [("in", "device:Front door"), ("out", "device:Front door")]
@@ -371,3 +372,17 @@ def test_the_check_command_reports_camera_detector_and_portal(portal: Portal) ->
     assert report["camera"].startswith("VideoFileSource") and report["gpio"] == "simulated"
     code, report = check("not-the-token")
     assert code == 1 and report["portal"].startswith("failed") and "401" in report["portal"]
+
+
+def test_an_answer_too_late_to_show_puts_the_led_back_to_idle(portal: Portal, tmp_path: Path) -> None:
+    """The person has gone when a slow answer comes back (here every answer counts as late):
+    the decision is logged and stored, the LED does not flash green for nobody, and it does not
+    stay blue ("working") either."""
+    camera = _door_scene(tmp_path / "camera", visits=1, gap_frames=48)
+    env = {**portal.env, "ROLLCALL_EDGE_FRESH_SECONDS": "0"}
+    edge = EdgeProcess(_edge_args(portal, camera, tmp_path / "queue.sqlite3"), env)
+    assert edge.finish() == 0, "".join(edge.raw[-30:])
+    assert len(edge.named("decision")) == 1, "".join(edge.raw[-30:])
+    leds = [r["state"] for r in edge.named("led")]
+    assert "working" in leds and "accepted" not in leds and "rejected" not in leds, leds
+    assert leds[leds.index("working") + 1] == "idle", leds
