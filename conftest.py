@@ -49,3 +49,12 @@ def video_frames(path: Path, *, rgb: bool = False) -> list:
             capture.release()
             return frames
         frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB) if rgb else frame)
+
+
+def browser_login(page, base_url: str, username: str, password: str, next_path: str) -> None:
+    """Log a Playwright page in through the portal's login form and wait for ``next_path``."""
+    page.goto(f"{base_url}/accounts/login/?next={next_path}")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"**{next_path}")

@@ -178,18 +178,16 @@ class Verification:
 def face_verify(*, employee: Employee, data: bytes | None = None, image: np.ndarray | None = None) -> Verification:
     """Is the one face in ``data`` this employee? (The seeds' verify(image, identity).)"""
     pipeline = get_pipeline()
-    vectors = [
-        face.vector
-        for face in employee.faces.filter(embedder=pipeline.embedder.name, embedder_version=pipeline.embedder.version)
-    ]
-    if not vectors:
+    faces = employee.faces.filter(embedder=pipeline.embedder.name, embedder_version=pipeline.embedder.version)
+    if not faces.exists():
         raise EnrolmentRejected(f"{employee.full_name} has no enrolled photo to compare with.", code="not_enrolled")
     probe = pipeline.embed_single(decode_upload(data) if image is None else image)
     # On the gallery index's scale (its hub normalisation) when the employee is in it: one
-    # threshold means the same for "who is this?" and "is this them?".
+    # threshold means the same for "who is this?" and "is this them?". Otherwise (an inactive
+    # employee) the plain cosine with their photos.
     score = gallery_index().score_label(probe.vector, employee.pk)
     if score is None:
-        score = float(np.max(np.stack(vectors) @ probe.vector))
+        score = float(np.max(np.stack([face.vector for face in faces]) @ probe.vector))
     threshold = match_threshold()
     return Verification(
         face=probe.face, score=score, distance=cosine_to_distance(score), same=score >= threshold, threshold=threshold

@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 import requests
 import websocket
+from conftest import browser_login
 
 from edge_client.tests.conftest import video_frames
 
@@ -319,11 +320,7 @@ def test_the_monitor_page_shows_the_door_live_in_a_real_browser(portal: Portal, 
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
         try:
             page = browser.new_page()
-            page.goto(f"{portal.url}/accounts/login/?next=/monitor/")
-            page.fill("input[name=username]", "boss")
-            page.fill("input[name=password]", "door-test-pw")
-            page.click("button[type=submit]")
-            page.wait_for_url("**/monitor/")
+            browser_login(page, portal.url, "boss", "door-test-pw", "/monitor/")
             page.wait_for_function("document.getElementById('socket').textContent === 'live'", timeout=20_000)
             rows_before = page.locator("#events li.event").count()
             edge = EdgeProcess(_edge_args(portal, camera, tmp_path / "queue.sqlite3"), portal.env)

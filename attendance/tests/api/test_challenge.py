@@ -43,6 +43,11 @@ def turner() -> tuple[APIClient, list]:
     return client, frames
 
 
+def _check_in(client: APIClient, frames, **fields):
+    """POST the frames as a kiosk burst with ``fields`` (fps, challenge)."""
+    return client.post("/api/v1/check-ins", {"frames": _jpegs(frames), **fields}, format="multipart")
+
+
 def _challenge(client: APIClient, direction: str) -> str:
     for _ in range(40):  # the portal picks the direction at random
         answer = client.post("/api/v1/liveness/challenge").json()
@@ -56,16 +61,13 @@ def test_a_head_turn_the_screen_asked_for_checks_in(turner, settings) -> None:
     settings.ROLLCALL_LIVENESS = "challenge"
     client, frames = turner
     token = _challenge(client, "right")
-    answer = client.post("/api/v1/check-ins", {"frames": _jpegs(frames[::2]), "fps": 15, "challenge": token},
-                         format="multipart").json()
+    answer = _check_in(client, frames[::2], fps=15, challenge=token).json()
     assert answer["outcome"] == "checked_in" and answer["employee"] == "Pat Performer", answer
     assert answer["liveness"] == "ok" and AttendanceEvent.objects.count() == 1
     # The token is good once.
-    again = client.post("/api/v1/check-ins", {"frames": _jpegs(frames[::2]), "fps": 15, "challenge": token},
-                        format="multipart")
+    again = _check_in(client, frames[::2], fps=15, challenge=token)
     assert again.status_code == 400 and again.json()["code"] == "challenge_invalid"
-    forged = client.post("/api/v1/check-ins", {"frames": _jpegs(frames[:3]), "challenge": token[:-3] + "abc"},
-                         format="multipart")
+    forged = _check_in(client, frames[:3], challenge=token[:-3] + "abc")
     assert forged.status_code == 400 and forged.json()["code"] == "challenge_invalid"
 
 
@@ -73,11 +75,10 @@ def test_the_wrong_way_or_no_challenge_is_refused(turner, settings) -> None:
     settings.ROLLCALL_LIVENESS = "challenge"
     client, frames = turner
     token = _challenge(client, "left")
-    answer = client.post("/api/v1/check-ins", {"frames": _jpegs(frames[::2]), "fps": 15, "challenge": token},
-                         format="multipart").json()
+    answer = _check_in(client, frames[::2], fps=15, challenge=token).json()
     assert answer["outcome"] == "liveness_failed" and answer["message"] == "Please turn your head the other way."
     # Without a challenge (a door unit has no screen) the burst must show a blink; this one has none.
-    blinkless = client.post("/api/v1/check-ins", {"frames": _jpegs(frames[:20]), "fps": 30}, format="multipart").json()
+    blinkless = _check_in(client, frames[:20], fps=30).json()
     assert blinkless["outcome"] == "liveness_failed" and blinkless["liveness"] == "no_blink"
     assert AttendanceEvent.objects.count() == 0
 

@@ -12,7 +12,7 @@ import pytest
 from django.contrib.auth.models import User
 
 from attendance.models import AttendanceEvent
-from conftest import video_frames
+from conftest import browser_login, video_frames
 from portal.models import Employee
 from recognition.services import face_enroll
 
@@ -52,11 +52,7 @@ def _kiosk_answer(live_server, camera: Path) -> str:
         )
         try:
             page = browser.new_page()
-            page.goto(f"{live_server.url}/accounts/login/?next=/kiosk/")
-            page.fill("input[name=username]", "boss")
-            page.fill("input[name=password]", "pw-boss-123")
-            page.click("button[type=submit]")
-            page.wait_for_url("**/kiosk/")
+            browser_login(page, live_server.url, "boss", "pw-boss-123", "/kiosk/")
             page.wait_for_function("document.getElementById('camera').videoWidth > 0", timeout=20_000)
             page.click("#go")
             page.wait_for_function(
