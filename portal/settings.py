@@ -42,6 +42,29 @@ def _secret_key() -> str:
 
 SECRET_KEY = _secret_key()
 DEBUG = env_bool("DEBUG", False)
+
+
+def _refuse_weak_secret_key(key: str) -> None:
+    """Outside DEBUG a guessable key signs sessions, password resets and liveness tokens: refuse it
+    (Django's own bar from `check --deploy`: 50+ characters, 5+ distinct, not a generated
+    'django-insecure-' placeholder, and none of the usual stand-ins)."""
+    placeholders = {"changeme", "change-me", "secret", "secret-key", "your-secret-key", "...", "dev", "test"}
+    weak = (
+        len(key) < 50
+        or len(set(key)) < 5
+        or key.startswith("django-insecure-")
+        or key.strip().lower() in placeholders
+    )
+    if weak:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is too weak: use 50 or more random characters, e.g. "
+            "python -c 'import secrets; print(secrets.token_urlsafe(50))' (or unset it in the embedded "
+            "default, which keeps a random key in var/secret_key)."
+        )
+
+
+if not DEBUG:
+    _refuse_weak_secret_key(SECRET_KEY)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 
@@ -248,7 +271,22 @@ LOGGING = {
     "loggers": {"daphne": {"level": "WARNING"}},
 }
 
+# --- HTTPS and browser security (production checklist: `manage.py check --deploy` is clean) ------
+# Production (DATABASE_URL or REDIS_URL set) is served over HTTPS unless ROLLCALL_HTTPS=0: plain
+# HTTP is redirected, session and CSRF cookies are Secure, and HSTS is sent. The embedded default
+# serves plain HTTP on this machine, so none of that applies there unless ROLLCALL_HTTPS=1.
+ROLLCALL_HTTPS = env_bool("ROLLCALL_HTTPS", bool(os.environ.get("DATABASE_URL") or REDIS_URL))
 if os.environ.get("SECURE_PROXY_SSL_HEADER"):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    SESSION_COOKIE_SECURE = True
-    CSRF_COOKIE_SECURE = True
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", ROLLCALL_HTTPS)
+SECURE_REDIRECT_EXEMPT = [r"^health/$"]  # load balancers probe over plain HTTP
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = ROLLCALL_HTTPS or bool(os.environ.get("SECURE_PROXY_SSL_HEADER"))
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "Lax"
+# HSTS: a year by default over HTTPS (SECURE_HSTS_SECONDS=0 turns it off, e.g. while trying HTTPS out).
+SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", str(31536000 if ROLLCALL_HTTPS else 0)))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"

@@ -100,6 +100,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object
             "MEDIA_ROOT": str(media),
             "ROLLCALL_VAR_DIR": str(base / "var"),
             "ROLLCALL_TASK_WAIT_SECONDS": "8",
+            "ROLLCALL_HTTPS": "0",  # plain HTTP on loopback
             "DJANGO_SUPERUSER_PASSWORD": "integration-pw-1",
         }
         python = sys.executable
