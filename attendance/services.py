@@ -252,7 +252,12 @@ def check_in_submit(*, frames: list[bytes], fps: float = 12.0, device: Device | 
 
 
 class CaptureTimeError(ValueError):
-    pass
+    """A device's captured_at that can never be accepted: a typed 400 (``code``), so the device
+    parks the event in its dead-letter table instead of retrying it."""
+
+    @property
+    def code(self) -> str:
+        return "captured_at_too_old" if "older" in str(self) else "captured_at_invalid"
 
 
 def _capture_time(captured_at: dt.datetime | None) -> dt.datetime:
@@ -287,6 +292,33 @@ def _claim(*, device: Device, key: str, at: dt.datetime, source: str) -> tuple[R
 
             raise RecognitionUnavailable("This check-in is still being processed; try again shortly.")
         time.sleep(0.2)
+
+
+DEAD_LETTERS_KEPT = 10  # the latest dead letters a device's report keeps for the monitor
+
+
+def device_heartbeat(*, device: Device, dead_letters: int | None = None,
+                     recent: list[dict[str, str]] | None = None) -> Device:
+    """A device's heartbeat: it is online; with a report, store how many events sit in its
+    dead-letter table (and the latest ones) and show a change on the live monitor."""
+    from attendance.events import device_status_published
+
+    device_seen(device=device)
+    if dead_letters is None:
+        return device
+    items = [{"key": str(item.get("key", ""))[:64], "captured_at": str(item.get("captured_at", ""))[:40],
+              "reason": str(item.get("reason", ""))[:200]} for item in (recent or [])[:DEAD_LETTERS_KEPT]]
+    with transaction.atomic():
+        current = Device.objects.select_for_update().get(pk=device.pk)
+        changed = (current.dead_letters, current.dead_letters_recent) != (dead_letters, items)
+        current.dead_letters, current.dead_letters_recent = dead_letters, items
+        current.dead_letters_reported_at = timezone.now()
+        current.save(update_fields=["dead_letters", "dead_letters_recent", "dead_letters_reported_at"])
+        device.dead_letters, device.dead_letters_recent = dead_letters, items
+        device.dead_letters_reported_at = current.dead_letters_reported_at
+        if changed:
+            device_status_published(device, online=True)
+    return device
 
 
 def recognition_log_purge(*, older_than: dt.datetime) -> int:
