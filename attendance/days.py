@@ -147,6 +147,17 @@ def shift_bounds(shift: Shift, day: dt.date) -> tuple[dt.datetime, dt.datetime]:
     return local_at(day, shift.start), local_at(end_day, shift.end)
 
 
+def correction_time(record: AttendanceRecord, time: dt.time) -> dt.datetime:
+    """A clock time a manager typed for ``record``'s day: on an overnight shift, a time before the
+    shift's end plus its allowance is on the next calendar day (the same rule as for events)."""
+    shift = shift_for(employee=record.employee, day=record.date)
+    if shift is not None and shift.overnight:
+        _, end = shift_bounds(shift, record.date)
+        if time < (end + dt.timedelta(minutes=shift.checkout_after_end_minutes)).time() and time < shift.start:
+            return local_at(record.date + dt.timedelta(days=1), time)
+    return local_at(record.date, time)
+
+
 def attendance_day(*, employee: Employee, at: dt.datetime) -> dt.date:
     """The attendance day an event captured at ``at`` counts for (see the module docstring)."""
     local = at.astimezone(site_zone())

@@ -28,6 +28,7 @@ from attendance.days import (  # noqa: F401 - the attendance rules, exposed to c
     attendance_close_day,
     attendance_correct,
     attendance_day,
+    correction_time,
     is_holiday,
     is_working_day,
     shift_for,

@@ -16,7 +16,14 @@ from hypothesis import strategies as st
 
 from attendance.days import derive, worked_within
 from attendance.models import AttendanceCorrection, AttendanceEvent, AttendanceRecord, Shift, ShiftAssignment
-from attendance.services import _checked, _Seen, attendance_check, attendance_close_day, attendance_correct
+from attendance.services import (
+    _checked,
+    _Seen,
+    attendance_check,
+    attendance_close_day,
+    attendance_correct,
+    correction_time,
+)
 from portal.models import Department, Employee
 
 UTC = dt.timezone.utc
@@ -209,6 +216,12 @@ def test_an_overnight_shift_is_one_day(team: Department) -> None:
     attendance_close_day(day=DAY.date())
     thursday.refresh_from_db()
     assert thursday.status == Status.PRESENT and not thursday.missing_checkout
+    # A manager typing clock times for the night: 06:30 is the next morning, 21:50 the evening.
+    assert correction_time(thursday, dt.time(6, 30)) == hm(6, 30, friday)
+    assert correction_time(thursday, dt.time(21, 50)) == hm(21, 50)
+    fixed = attendance_correct(record=thursday, changed_by=User.objects.create_user("boss"), reason="Left at 06:30",
+                               last_out=correction_time(thursday, dt.time(6, 30)))
+    assert fixed.worked_seconds == int((dt.timedelta(hours=8, minutes=35) - dt.timedelta(minutes=30)).total_seconds())
 
 
 @pytest.mark.django_db
