@@ -51,7 +51,7 @@ from portal.models import Employee
 
 Status = AttendanceRecord.Status
 Kind = AttendanceEvent.Kind
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def site_zone() -> ZoneInfo:

@@ -22,16 +22,17 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
-from attendance.days import (  # noqa: F401 - the attendance rules, exposed to callers of this module
-    CheckResult,
-    attendance_check,
-    attendance_close_day,
-    attendance_correct,
-    attendance_day,
-    correction_time,
-    is_holiday,
-    is_working_day,
-    shift_for,
+# The attendance rules (attendance.days), exposed to callers of this module.
+from attendance.days import (
+    CheckResult,  # noqa: F401
+    attendance_check,  # noqa: F401
+    attendance_close_day,  # noqa: F401
+    attendance_correct,  # noqa: F401
+    attendance_day,  # noqa: F401
+    correction_time,  # noqa: F401
+    is_holiday,  # noqa: F401
+    is_working_day,  # noqa: F401
+    shift_for,  # noqa: F401
 )
 from attendance.events import recognition_published
 from attendance.models import AttendanceEvent, RecognitionLog

@@ -37,10 +37,10 @@ def test_a_doors_day_arriving_out_of_order_is_recorded_in_capture_order(people, 
     _, token = device_create(name="Front door")
     door = APIClient()
     door.credentials(HTTP_AUTHORIZATION=f"Device {token}")
-    yesterday = timezone.now().astimezone(dt.timezone.utc).date() - dt.timedelta(days=1)
+    yesterday = timezone.now().astimezone(dt.UTC).date() - dt.timedelta(days=1)
 
     def at(hour: int) -> dt.datetime:
-        return dt.datetime.combine(yesterday, dt.time(hour), tzinfo=dt.timezone.utc)
+        return dt.datetime.combine(yesterday, dt.time(hour), tzinfo=dt.UTC)
 
     answers = []
     for hour in (17, 9, 13, 12):  # captured 09:00, 12:00, 13:00, 17:00 while the door was offline

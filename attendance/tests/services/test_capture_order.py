@@ -26,7 +26,7 @@ from attendance.services import (
 )
 from portal.models import Department, Employee
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 WINDOW = dt.timedelta(seconds=120)
 DAY = dt.datetime(2026, 11, 12, tzinfo=UTC)  # a Thursday
 Status = AttendanceRecord.Status
