@@ -36,7 +36,7 @@ class CorrectionInline(admin.TabularInline):
     model = AttendanceCorrection
     extra = 0
     can_delete = False
-    readonly_fields = ["changed_by", "reason", "before", "after", "at"]
+    readonly_fields = ["changed_by", "source", "reason", "before", "after", "at"]
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False  # corrections go through attendance_correct (reason required, audited)
@@ -44,8 +44,9 @@ class CorrectionInline(admin.TabularInline):
 
 @admin.register(AttendanceRecord)
 class AttendanceRecordAdmin(admin.ModelAdmin):
-    list_display = ["date", "employee", "status", "first_in", "last_out", "worked_seconds", "late", "early_exit", "corrected"]
-    list_filter = ["status", "late", "corrected", "date"]
+    list_display = ["date", "employee", "status", "first_in", "last_out", "worked_seconds", "late", "early_exit", "corrected",
+                    "needs_review"]
+    list_filter = ["status", "late", "corrected", "needs_review", "date"]
     search_fields = ["employee__full_name", "employee__code"]
     readonly_fields = [f.name for f in AttendanceRecord._meta.fields]
     inlines = [CorrectionInline]
@@ -56,9 +57,11 @@ class AttendanceRecordAdmin(admin.ModelAdmin):
 
 @admin.register(AttendanceEvent)
 class AttendanceEventAdmin(admin.ModelAdmin):
-    list_display = ["at", "employee", "kind", "source", "score"]
-    list_filter = ["kind", "source"]
-    readonly_fields = ["employee", "at", "kind", "source", "score", "created_at"]
+    """Raw recognitions: capture time, source and score; the kind is derived (attendance.days)."""
+
+    list_display = ["at", "employee", "day", "kind", "source", "score", "created_at", "needs_review"]
+    list_filter = ["kind", "needs_review", "source"]
+    readonly_fields = ["employee", "at", "day", "kind", "source", "score", "needs_review", "created_at"]
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -8,6 +8,7 @@ from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
+from rest_framework.exceptions import APIException
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
@@ -21,6 +22,15 @@ from attendance.services import BURST_MAX_FRAMES, IDEMPOTENCY_KEY, CaptureTimeEr
 from portal.authentication import IsDeviceOrManager, IsManager
 from portal.models import Device
 from recognition.api import read_upload
+
+
+class EventRefused(APIException):
+    """A device event that can never be accepted as sent (``captured_at_too_old``,
+    ``captured_at_invalid``): the device moves it to its dead-letter table rather than retrying."""
+
+    status_code = 400
+    default_code = "event_refused"
+    default_detail = "This event cannot be accepted."
 
 
 class CheckInOutput(serializers.Serializer):
@@ -69,7 +79,7 @@ class CheckInApi(APIView):
                                      captured_at=data.validated_data.get("captured_at"),
                                      challenge=data.validated_data.get("challenge"))
         except CaptureTimeError as exc:
-            raise serializers.ValidationError({"captured_at": [str(exc)]}) from None
+            raise EventRefused(detail=str(exc), code=exc.code) from None
         return Response(answer)
 
 

@@ -7,7 +7,8 @@ its low-rate annotated preview frames. A client message ``{"type": "watch", "dev
 null, "preview": bool}`` sets the device filter.
 
 Device: ``/ws/device/`` with ``Authorization: Device <token>`` on the handshake. Messages:
-``heartbeat``; ``check_in`` (key, captured_at, fps, frames as base64 JPEG) answered by a
+``heartbeat`` (optionally with the device's dead-letter report: ``dead_letters``, a count, and
+``recent_dead_letters``, a list of {key, captured_at, reason}); ``check_in`` (key, captured_at, fps, frames as base64 JPEG) answered by a
 ``decision`` carrying the same key; ``preview`` (a base64 JPEG and face boxes); ``enrol``
 (a manager's one-time enrolment code and a photo). A repeated check-in key is answered with the
 first answer and stored once (the same service as the REST fallback).
@@ -18,6 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import logging
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -27,13 +29,14 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.utils import timezone
 
 from attendance.events import MONITOR_GROUP, preview_group, preview_published
-from attendance.services import BURST_MAX_FRAMES, IDEMPOTENCY_KEY, CaptureTimeError, check_in_submit
+from attendance.services import BURST_MAX_FRAMES, IDEMPOTENCY_KEY, CaptureTimeError, check_in_submit, device_heartbeat
 from portal.models import Device, Employee
 from portal.permissions import employee_of, is_admin, is_manager
-from portal.services import device_connected, device_gone, device_seen
+from portal.services import device_connected, device_gone
 from recognition.pipeline.errors import PipelineError
 
 MAX_PREVIEW_BYTES = 256 * 1024
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -145,7 +148,21 @@ def _check_in(device: Device, content: dict[str, Any]) -> dict[str, Any]:
     try:
         return check_in_submit(frames=_frames(content), fps=float(fps), device=device, key=key, captured_at=captured_at)
     except CaptureTimeError as exc:
-        raise MessageError(str(exc)) from None
+        raise MessageError(str(exc), code=exc.code) from None
+
+
+def _dead_letter_report(content: dict[str, Any]) -> tuple[int | None, list[dict[str, str]] | None]:
+    """A heartbeat's optional report of the device's dead letters: ``dead_letters`` (a count) and
+    ``recent_dead_letters`` (a list of {key, captured_at, reason})."""
+    count = content.get("dead_letters")
+    if count is None:
+        return None, None
+    if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= 10**9:
+        raise MessageError("dead_letters must be a count (a whole number from 0).")
+    recent = content.get("recent_dead_letters") or []
+    if not isinstance(recent, list) or not all(isinstance(item, dict) for item in recent):
+        raise MessageError("recent_dead_letters must be a list of {key, captured_at, reason}.")
+    return count, recent
 
 
 def _enrol(device: Device, content: dict[str, Any]) -> dict[str, Any]:
@@ -179,7 +196,8 @@ class DeviceConsumer(AsyncJsonWebsocketConsumer):
         key = content.get("key") if isinstance(content, dict) else None
         try:
             if kind == "heartbeat":
-                await database_sync_to_async(device_seen)(device=self.device)
+                count, recent = _dead_letter_report(content)
+                await database_sync_to_async(device_heartbeat)(device=self.device, dead_letters=count, recent=recent)
                 await self.send_json({"type": "heartbeat", "server_time": timezone.now().isoformat()})
             elif kind == "check_in":
                 # A check-in takes a second or two: run it off the shared sync thread.
@@ -200,3 +218,9 @@ class DeviceConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"type": "error", "key": key, "code": exc.code, "detail": exc.detail})
         except PipelineError as exc:
             await self.send_json({"type": "error", "key": key, "code": exc.code, "detail": exc.detail})
+        except Exception:
+            # A fault of ours: the device is told (it retries with backoff, then parks the event in
+            # its dead-letter table) and the connection stays up for the events behind it.
+            log.exception("device %s: %s message failed", self.device.name, kind)
+            await self.send_json({"type": "error", "key": key, "code": "server_error",
+                                  "detail": "The server failed to handle this message; it has been logged."})

@@ -57,6 +57,8 @@ def device_payload(device: Device, *, online: bool) -> dict[str, Any]:
         "device": device.name,
         "online": online,
         "last_seen_at": device.last_seen_at.isoformat() if device.last_seen_at else None,
+        "dead_letters": device.dead_letters,
+        "dead_letters_recent": device.dead_letters_recent,
     }
 
 

@@ -1,5 +1,6 @@
-"""Attendance: shifts and holidays (the rules), raw check events, one record per employee per day,
-and an audit trail of manager corrections. Modelled on Frappe HRMS's shift and attendance rules."""
+"""Attendance: shifts and holidays (the rules), raw recognition events, one record per employee per
+day (derived from the day's events, see attendance.days), and an audit trail of manager corrections
+and late events. Modelled on Frappe HRMS's shift and attendance rules."""
 
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ class Holiday(models.Model):
 
 
 class Shift(models.Model):
-    """Start and end (local time), grace minutes, working days (0 = Monday ... 6 = Sunday)."""
+    """Start and end (local time), grace minutes, working days (0 = Monday ... 6 = Sunday).
+    An end at or before the start is an overnight shift: it ends on the next calendar day."""
 
     name = models.CharField(max_length=120, unique=True)
     start = models.TimeField()
@@ -41,9 +43,16 @@ class Shift(models.Model):
     absent_below_hours = models.FloatField(default=1.0, help_text="Worked time below this marks the day absent.")
     working_days = models.JSONField(default=list, help_text="Weekday numbers, Monday = 0, e.g. [0, 1, 2, 3, 4].")
     holiday_list = models.ForeignKey(HolidayList, null=True, blank=True, on_delete=models.SET_NULL, related_name="shifts")
+    checkout_after_end_minutes = models.PositiveIntegerField(
+        default=240, help_text="Overnight shifts: events after midnight up to the shift's end plus this many minutes "
+                               "count for the day the shift started.")
 
     def __str__(self) -> str:
         return f"{self.name} ({self.start:%H:%M}-{self.end:%H:%M})"
+
+    @property
+    def overnight(self) -> bool:
+        return self.end <= self.start
 
 
 class ShiftAssignment(models.Model):
@@ -66,21 +75,28 @@ class ShiftAssignment(models.Model):
 
 
 class AttendanceEvent(models.Model):
-    """One accepted recognition that counted as a check-in or check-out (raw, never edited)."""
+    """One recognition of a known, live employee (raw: capture time, source, score are never
+    edited). ``day`` is the attendance day it belongs to (overnight shifts: see attendance.days);
+    ``kind`` is derived from its position in the day's capture order and recomputed whenever an
+    event of that day arrives, whatever the arrival order."""
 
     class Kind(models.TextChoices):
         CHECK_IN = "in", "Check-in"
         CHECK_OUT = "out", "Check-out"
+        REPEAT = "repeat", "Same visit (ignored)"
 
     employee = models.ForeignKey(Employee, on_delete=models.CASCADE, related_name="attendance_events")
-    at = models.DateTimeField(db_index=True)
-    kind = models.CharField(max_length=3, choices=Kind.choices)
+    at = models.DateTimeField(db_index=True, help_text="When the face was captured.")
+    day = models.DateField(help_text="The attendance day this event counts for.")
+    kind = models.CharField(max_length=6, choices=Kind.choices)
     source = models.CharField(max_length=40, default="kiosk")
     score = models.FloatField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    needs_review = models.BooleanField(default=False, help_text="Arrived after a manager corrected the day: not applied.")
+    created_at = models.DateTimeField(auto_now_add=True, help_text="When the event arrived.")
 
     class Meta:
-        ordering = ["at"]
+        ordering = ["at", "pk"]
+        indexes = [models.Index(fields=["employee", "day", "at"], name="event_employee_day")]
 
 
 class AttendanceRecord(models.Model):
@@ -103,21 +119,28 @@ class AttendanceRecord(models.Model):
     early_exit = models.BooleanField(default=False)
     missing_checkout = models.BooleanField(default=False)
     corrected = models.BooleanField(default=False)
+    needs_review = models.BooleanField(default=False, help_text="Events arrived after the correction; not applied.")
+    settled_at = models.DateTimeField(null=True, blank=True, help_text="When the nightly job closed the day.")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-date", "employee"]
-        constraints = [models.UniqueConstraint(fields=["employee", "date"], name="one_record_per_employee_day")]
+        constraints = [
+            models.UniqueConstraint(fields=["employee", "date"], name="one_record_per_employee_day"),
+            models.CheckConstraint(condition=models.Q(worked_seconds__gte=0), name="worked_seconds_not_negative"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.employee} {self.date}: {self.status}"
 
 
 class AttendanceCorrection(models.Model):
-    """Audit trail: every manager change to a record, with the reason and before/after values."""
+    """Audit trail of a record: every manager change (``changed_by``) and every change a late event
+    made (``source``: the device or kiosk that delivered it), with the reason and before/after values."""
 
     record = models.ForeignKey(AttendanceRecord, on_delete=models.CASCADE, related_name="corrections")
     changed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    source = models.CharField(max_length=40, blank=True, help_text="For a late event: where it came from.")
     reason = models.TextField()
     before = models.JSONField()
     after = models.JSONField()

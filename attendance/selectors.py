@@ -67,7 +67,8 @@ def today_board(user: AbstractBaseUser, *, day: dt.date | None = None, departmen
 def _is_out(record: AttendanceRecord) -> bool:
     from attendance.models import AttendanceEvent
 
-    last = AttendanceEvent.objects.filter(employee_id=record.employee_id, at__date=record.date).order_by("-at").first()
+    last = (AttendanceEvent.objects.filter(employee_id=record.employee_id, day=record.date)
+            .exclude(kind=AttendanceEvent.Kind.REPEAT).order_by("-at", "-pk").first())
     return last is not None and last.kind == AttendanceEvent.Kind.CHECK_OUT
 
 

@@ -15,7 +15,7 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 from attendance.exports import records_csv, records_xlsx
 from attendance.models import AttendanceRecord, RecognitionLog
 from attendance.selectors import device_statuses, month_sheet, recognitions_for, records_for, today_board
-from attendance.services import attendance_correct
+from attendance.services import attendance_correct, correction_time
 from portal.models import Department
 from portal.permissions import is_manager, visible_employees
 
@@ -118,7 +118,7 @@ def correct(request: HttpRequest, record_pk: int) -> HttpResponse:
             value = request.POST.get(field, "").strip()
             if not value:
                 return None
-            return timezone.make_aware(dt.datetime.combine(record.date, dt.time.fromisoformat(value)))
+            return correction_time(record, dt.time.fromisoformat(value))
 
         try:
             attendance_correct(record=record, changed_by=request.user, reason=request.POST.get("reason", ""),

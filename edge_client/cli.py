@@ -1,6 +1,8 @@
-"""Command line: ``python -m edge_client [run] [flags]``, ``python -m edge_client enrol --code C``
-and ``python -m edge_client check``. Every flag can also come from the config file (INI, section
-[edge]) or a ROLLCALL_EDGE_<NAME> environment variable; flags win."""
+"""Command line: ``python -m edge_client [run] [flags]``, ``python -m edge_client enrol --code C``,
+``python -m edge_client check``, ``python -m edge_client status`` (the queue and its dead letters)
+and ``python -m edge_client replay ID [ID ...] | --all`` (put dead letters back in the queue; the
+running client resends them). Every flag can also come from the config file (INI, section [edge])
+or a ROLLCALL_EDGE_<NAME> environment variable; flags win."""
 
 from __future__ import annotations
 
@@ -18,8 +20,11 @@ from edge_client.logs import configure, emit
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m edge_client", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", nargs="?", default="run", choices=["run", "enrol", "check"],
-                        help="run the door client (default), take one enrolment photo, or check the setup")
+    parser.add_argument("command", nargs="?", default="run", choices=["run", "enrol", "check", "status", "replay"],
+                        help="run the door client (default), take one enrolment photo, check the setup, list the "
+                             "queue and its dead letters, or replay dead letters")
+    parser.add_argument("ids", nargs="*", type=int, metavar="ID", help="replay: the dead letters to resend (see status)")
+    parser.add_argument("--all", dest="replay_all", action="store_true", help="replay: every dead letter")
     parser.add_argument("--version", action="version", version=f"rollcall-edge {__version__}")
     parser.add_argument("--config", help=f"INI file with an [edge] section (default {config.DEFAULT_CONFIG_FILE} if present)")
     parser.add_argument("--code", help="enrol: the one-time enrolment code a manager issued for the employee")
@@ -49,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as exc:
         print(f"rollcall-edge: {exc}", file=sys.stderr)
         return 2
+    if args.command in ("status", "replay"):
+        return _status(settings) if args.command == "status" else _replay(settings, args.ids, args.replay_all)
     configure(settings.log_format, settings.log_level)
     emit("config", version=__version__, **settings.public())
     if args.command == "check":
@@ -87,6 +94,40 @@ def main(argv: list[str] | None = None) -> int:
             portal.close()
         if outbox is not None:
             outbox.close()
+
+
+def _status(settings: config.EdgeConfig) -> int:
+    """Print the queue: pending events and every dead letter (JSON on stdout)."""
+    from edge_client.outbox import Outbox
+
+    outbox = Outbox(settings.queue_path)
+    try:
+        letters = outbox.dead_letters()
+        print(json.dumps({"queue": settings.queue_path, "pending": outbox.pending(), "dead_letters": len(letters),
+                          "dead": [letter.public() for letter in letters]}, indent=2))
+    finally:
+        outbox.close()
+    return 0
+
+
+def _replay(settings: config.EdgeConfig, ids: list[int], everything: bool) -> int:
+    """Put dead letters back at the end of the queue (same idempotency keys); the running client
+    (or the next run) resends them."""
+    from edge_client.outbox import Outbox
+
+    if not ids and not everything:
+        print("rollcall-edge: replay needs dead-letter IDs (see `status`) or --all", file=sys.stderr)
+        return 2
+    outbox = Outbox(settings.queue_path)
+    try:
+        replayed = outbox.replay(None if everything else ids)
+        missing = sorted(set(ids) - {letter.id for letter in replayed})
+        print(json.dumps({"replayed": [{"id": letter.id, "key": letter.key, "captured_at": letter.captured_at}
+                                       for letter in replayed], "not_found": missing, "pending": outbox.pending()},
+                         indent=2))
+    finally:
+        outbox.close()
+    return 1 if missing else 0
 
 
 def _check(settings: config.EdgeConfig) -> int:

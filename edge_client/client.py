@@ -24,7 +24,7 @@ from edge_client.config import EdgeConfig
 from edge_client.detector import Box, Detection, Detector
 from edge_client.hardware import Buttons, LedController
 from edge_client.logs import emit
-from edge_client.outbox import Outbox
+from edge_client.outbox import Item, Outbox
 from edge_client.portal import PortalClient, Rejected, Unreachable
 from edge_client.tracker import Track, Tracker
 
@@ -82,7 +82,9 @@ class EdgeClient:
         self.pending_enrol: str | None = None
         self.stopping = threading.Event()
         self.reachable = True
-        self.stats = {"frames": 0, "faces": 0, "visits": 0, "queued": 0, "delivered": 0}
+        self.stats = {"frames": 0, "faces": 0, "visits": 0, "queued": 0, "delivered": 0, "dead_letters": 0}
+        self.retry = config.retry_policy()
+        self._reported: tuple[int, int] | None = None  # the dead-letter state the portal last heard
         self._last_preview = 0.0
         self._sender: threading.Thread | None = None
 
@@ -218,37 +220,53 @@ class EdgeClient:
 
     # --- sender --------------------------------------------------------------------------------
     def _send_loop(self) -> None:
-        backoff = 1.0
+        """Deliver due events oldest first. A failing event waits for its own retry while the rest
+        keep flowing; an event refused for good, or failing past the retry bounds, is moved to the
+        dead-letter table; only a portal that cannot be reached at all holds everything back."""
+        outages = 0
         last_heartbeat = 0.0
         while not self.stopping.is_set():
             item = self.outbox.head()
-            try:
-                if item is None:
-                    if time.monotonic() - last_heartbeat >= self.config.heartbeat_seconds or not self.reachable:
-                        self.portal.heartbeat()
+            if item is None:
+                state = self.outbox.dead_letter_state()
+                due = time.monotonic() - last_heartbeat >= self.config.heartbeat_seconds
+                if due or not self.reachable or state != self._reported:
+                    try:
+                        self._heartbeat(state)
+                    except Unreachable as exc:
+                        self._portal_away(str(exc), outages)
+                        outages += 1
+                        continue
+                    except Rejected as exc:  # a heartbeat refused for good (a wrong portal_url, say): say so, keep trying
+                        emit("heartbeat_refused", logging.ERROR, code=exc.code, detail=exc.detail)
+                        self.stopping.wait(min(self.config.heartbeat_seconds, 30.0))
                         last_heartbeat = time.monotonic()
-                        self._set_reachable(True)
-                    self.outbox.wait(min(1.0, self.config.heartbeat_seconds))
-                    continue
+                        continue
+                    outages = 0
+                    last_heartbeat = time.monotonic()
+                    self._set_reachable(True)
+                next_due = self.outbox.due_in()
+                self.outbox.wait(min(1.0, self.config.heartbeat_seconds, 1.0 if next_due is None else max(0.05, next_due)))
+                continue
+            try:
                 answer = self.portal.deliver(item.kind, item.key, item.captured_at, item.body)
             except Unreachable as exc:
-                if item is not None:
+                if exc.kind == "portal" or (exc.kind == "network" and not self._portal_answers()):
+                    # The portal is away or cannot take events now: not this event's fault.
                     self.outbox.attempt_failed(item.seq, str(exc))
-                if self.reachable or backoff >= 8:
-                    emit("portal_unreachable", logging.WARNING, error=str(exc), pending=self.outbox.pending(),
-                         retry_in=backoff)
-                self._set_reachable(False)
-                self.stopping.wait(backoff)
-                backoff = min(backoff * 2, 10.0)
+                    self._portal_away(str(exc), outages)
+                    outages += 1
+                    continue
+                outages = 0
+                self._set_reachable(True)
+                self._event_failed(item, exc.code if exc.kind == "server" else "connection_lost", str(exc))
                 continue
             except Rejected as exc:
-                if item is None:  # a heartbeat refused for good (a wrong portal_url, say): say so, keep trying
-                    emit("heartbeat_refused", logging.ERROR, code=exc.code, detail=exc.detail)
-                    self.stopping.wait(min(self.config.heartbeat_seconds, 30.0))
-                    last_heartbeat = time.monotonic()
-                    continue
-                answer = {"outcome": "error", "code": exc.code, "message": exc.detail}
-            backoff = 1.0
+                outages = 0
+                self._set_reachable(True)
+                self._dead_letter(item, exc.code, exc.detail)
+                continue
+            outages = 0
             last_heartbeat = time.monotonic()
             self._set_reachable(True)
             self.outbox.delivered(item.seq, answer)
@@ -256,10 +274,58 @@ class EdgeClient:
             age = time.time() - dt.datetime.fromisoformat(item.captured_at).timestamp()
             emit("decision", key=item.key, kind=item.kind, outcome=answer.get("outcome"), employee=answer.get("employee"),
                  message=answer.get("message"), attempts=item.attempts + 1, delay_s=round(age, 1))
-            if age <= self.config.fresh_seconds and self.burst is None:
-                self.led.show(LED_FOR_OUTCOME.get(answer.get("outcome"), "rejected"), hold=True)
-            elif self.burst is None and self.led.state == "working":
-                self.led.show(self.led.base)  # too late to tell the person: stop showing "working"
+            self._tell(LED_FOR_OUTCOME.get(answer.get("outcome"), "rejected"), age)
+
+    def _tell(self, state: str, age: float) -> None:
+        """Show an answer on the LED while the person may still be at the door."""
+        if age <= self.config.fresh_seconds and self.burst is None:
+            self.led.show(state, hold=True)
+        elif self.burst is None and self.led.state == "working":
+            self.led.show(self.led.base)  # too late to tell the person: stop showing "working"
+
+    def _portal_away(self, error: str, outages: int) -> None:
+        wait = self.retry.portal_delay(outages + 1)
+        if self.reachable or outages % 4 == 3:
+            emit("portal_unreachable", logging.WARNING, error=error, pending=self.outbox.pending(), retry_in=round(wait, 1))
+        self._set_reachable(False)
+        self.stopping.wait(wait)
+
+    def _portal_answers(self) -> bool:
+        """After a connection dropped on an event: does the portal still answer a heartbeat? Then
+        the event, not the portal, is what failed."""
+        try:
+            self.portal.heartbeat()
+        except (Unreachable, Rejected):
+            return False
+        return True
+
+    def _event_failed(self, item: Item, code: str, error: str) -> None:
+        failures = item.failures + 1
+        age = time.time() - item.queued_at
+        if self.retry.give_up(failures, age):
+            self._dead_letter(item, code, f"failed {failures} times over {round(age)} s; last: {error}")
+            return
+        wait = self.retry.event_delay(failures)
+        self.outbox.retry_later(item.seq, error, at=time.time() + wait)
+        emit("delivery_failed", logging.WARNING, key=item.key, kind=item.kind, code=code, error=error[:200],
+             failures=failures, retry_in=round(wait, 1), pending=self.outbox.pending())
+
+    def _dead_letter(self, item: Item, code: str, reason: str) -> None:
+        self.outbox.dead_letter(item.seq, code, reason)
+        self.stats["dead_letters"] += 1
+        age = time.time() - dt.datetime.fromisoformat(item.captured_at).timestamp() if item.captured_at else 0.0
+        emit("dead_letter", logging.ERROR, key=item.key, kind=item.kind, code=code, reason=reason[:300],
+             captured_at=item.captured_at, attempts=item.attempts + 1, dead_letters=self.outbox.dead_letter_count())
+        self._tell("rejected", age)
+
+    def _heartbeat(self, state: tuple[int, int]) -> None:
+        """A heartbeat carrying the dead-letter report (count and the latest five)."""
+        recent = [{"key": letter.key, "captured_at": letter.captured_at, "reason": f"{letter.code}: {letter.reason}"[:200]}
+                  for letter in self.outbox.dead_letters(limit=5)]
+        self.portal.heartbeat({"dead_letters": state[0], "recent_dead_letters": recent})
+        if state != self._reported:
+            emit("dead_letters_reported", dead_letters=state[0])
+        self._reported = state
 
     def _set_reachable(self, reachable: bool) -> None:
         if reachable != self.reachable:
@@ -271,7 +337,8 @@ class EdgeClient:
 
     def _drain(self) -> None:
         deadline = time.monotonic() + self.config.drain_timeout
-        while self.outbox.pending() and time.monotonic() < deadline and not self.stopping.is_set():
+        while ((self.outbox.pending() or self._reported != self.outbox.dead_letter_state())
+               and time.monotonic() < deadline and not self.stopping.is_set()):
             self.outbox.wait(0.5)
         if self.outbox.pending():
             emit("drain_timeout", logging.WARNING, pending=self.outbox.pending())

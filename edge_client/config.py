@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from edge_client.retry import RetryPolicy
+
 DEFAULT_CONFIG_FILE = "/etc/rollcall-edge.ini"
 ENV_PREFIX = "ROLLCALL_EDGE_"
 
@@ -42,6 +44,10 @@ class EdgeConfig:
     transport: str = "auto"  # auto (websocket, REST when websockets are not offered), websocket, rest
     queue_path: str = dataclasses.field(default_factory=_default_queue)
     heartbeat_seconds: float = 30.0
+    retry_base_seconds: float = 2.0  # first wait before retrying an event that failed (then doubling, with jitter)
+    retry_max_seconds: float = 300.0  # the longest wait between two tries of one event
+    dead_letter_tries: int = 10  # an event failing this many times ...
+    dead_letter_age: float = 3600.0  # ... and queued at least this many seconds ago goes to the dead letters
     preview_seconds: float = 2.0  # 0 = no preview frames for the live monitor
     gpio: str = "auto"  # auto, jetson, simulated
     led_pins: str = "29,31,33"  # BOARD numbering: red, green, blue
@@ -67,6 +73,10 @@ class EdgeConfig:
         if values["token"]:
             values["token"] = values["token"][:6] + "…"
         return values
+
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(base=self.retry_base_seconds, event_cap=self.retry_max_seconds,
+                           max_tries=self.dead_letter_tries, max_age=self.dead_letter_age)
 
 
 FIELDS = {field.name: field for field in dataclasses.fields(EdgeConfig)}
@@ -127,3 +137,7 @@ def _validate(config: EdgeConfig) -> None:
         raise ValueError("led_pins must be three BOARD pin numbers: red,green,blue")
     if config.burst_seconds <= 0 or config.burst_fps <= 0:
         raise ValueError("burst_seconds and burst_fps must be positive")
+    if config.retry_base_seconds <= 0 or config.retry_max_seconds < config.retry_base_seconds:
+        raise ValueError("retry_base_seconds must be positive and at most retry_max_seconds")
+    if config.dead_letter_tries < 1 or config.dead_letter_age < 0:
+        raise ValueError("dead_letter_tries must be at least 1 and dead_letter_age at least 0")

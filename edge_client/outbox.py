@@ -1,7 +1,14 @@
 """The on-disk queue (SQLite): every captured event is written here before any attempt to send
 it, and leaves only when the portal has answered. Events are delivered oldest first, one at a
 time; each carries an idempotency key, so a resend after a lost answer is stored once by the
-portal — exactly once overall, across portal outages and client restarts."""
+portal — exactly once overall, across portal outages and client restarts.
+
+An event that fails is retried after its own backoff (``next_attempt_at``) while the ones behind
+it keep flowing; one the portal refuses for good, or that keeps failing past the bounds of
+``edge_client.retry``, moves to the ``dead_letter`` table of the same file. ``python -m
+edge_client status`` lists dead letters and ``python -m edge_client replay`` puts them back in
+the queue (under the same key, so an event the portal did store is still stored once).
+"""
 
 from __future__ import annotations
 
@@ -27,7 +34,24 @@ CREATE TABLE IF NOT EXISTS outbox (
     answer TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (delivered_at, seq);
+CREATE TABLE IF NOT EXISTS dead_letter (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    captured_at TEXT NOT NULL,
+    body TEXT NOT NULL,
+    queued_at REAL NOT NULL,
+    attempts INTEGER NOT NULL,
+    code TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    dead_at REAL NOT NULL
+);
 """
+# Columns added after the first release (an existing queue file gains them on open).
+ADDED_COLUMNS = {
+    "failures": "INTEGER NOT NULL DEFAULT 0",  # failures the event itself is blamed for
+    "next_attempt_at": "REAL NOT NULL DEFAULT 0",  # unix time; 0 = now
+}
 
 
 @dataclass
@@ -39,6 +63,25 @@ class Item:
     body: dict[str, Any]
     queued_at: float
     attempts: int
+    failures: int = 0
+
+
+@dataclass
+class DeadLetter:
+    id: int
+    key: str
+    kind: str
+    captured_at: str
+    queued_at: float
+    attempts: int
+    code: str
+    reason: str
+    dead_at: float
+
+    def public(self) -> dict[str, Any]:
+        return {"id": self.id, "key": self.key, "kind": self.kind, "captured_at": self.captured_at,
+                "attempts": self.attempts, "code": self.code, "reason": self.reason,
+                "dead_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.dead_at))}
 
 
 class Outbox:
@@ -49,6 +92,10 @@ class Outbox:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")  # a queued event survives a power cut
         self._db.executescript(SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(outbox)")}
+        for name, declaration in ADDED_COLUMNS.items():
+            if name not in columns:
+                self._db.execute(f"ALTER TABLE outbox ADD COLUMN {name} {declaration}")
         self._lock = threading.Lock()
         self.changed = threading.Condition()
 
@@ -62,19 +109,92 @@ class Outbox:
             self.changed.notify_all()
         return seq
 
-    def head(self) -> Item | None:
-        """The oldest event not yet answered."""
+    def head(self, now: float | None = None) -> Item | None:
+        """The oldest event not yet answered whose next try is due."""
         with self._lock:
             row = self._db.execute(
-                "SELECT seq, key, kind, captured_at, body, queued_at, attempts FROM outbox "
-                "WHERE delivered_at IS NULL ORDER BY seq LIMIT 1").fetchone()
+                "SELECT seq, key, kind, captured_at, body, queued_at, attempts, failures FROM outbox "
+                "WHERE delivered_at IS NULL AND next_attempt_at <= ? ORDER BY seq LIMIT 1",
+                (time.time() if now is None else now,)).fetchone()
         if row is None:
             return None
-        return Item(row[0], row[1], row[2], row[3], json.loads(row[4]), row[5], row[6])
+        return Item(row[0], row[1], row[2], row[3], json.loads(row[4]), row[5], row[6], row[7])
+
+    def due_in(self) -> float | None:
+        """Seconds until the next pending event is due (0 if one is due now), None if none is pending."""
+        with self._lock:
+            row = self._db.execute("SELECT MIN(next_attempt_at) FROM outbox WHERE delivered_at IS NULL").fetchone()
+        return None if row[0] is None else max(0.0, row[0] - time.time())
 
     def attempt_failed(self, seq: int, error: str) -> None:
+        """A try that reached no portal: counted as an attempt, not held against the event."""
         with self._lock:
             self._db.execute("UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE seq = ?", (error[:500], seq))
+
+    def retry_later(self, seq: int, error: str, *, at: float) -> None:
+        """The event itself failed: one more failure, next try at ``at`` (unix time)."""
+        with self._lock:
+            self._db.execute("UPDATE outbox SET attempts = attempts + 1, failures = failures + 1, last_error = ?, "
+                             "next_attempt_at = ? WHERE seq = ?", (error[:500], at, seq))
+
+    def dead_letter(self, seq: int, code: str, reason: str) -> None:
+        """Move an event out of the queue into the dead-letter table (one transaction)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO dead_letter (key, kind, captured_at, body, queued_at, attempts, code, reason, "
+                    "dead_at) SELECT key, kind, captured_at, body, queued_at, attempts + 1, ?, ?, ? FROM outbox "
+                    "WHERE seq = ?", (code[:100], reason[:500], time.time(), seq))
+                self._db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        with self.changed:
+            self.changed.notify_all()
+
+    def dead_letters(self, limit: int | None = None) -> list[DeadLetter]:
+        """Dead letters, newest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, key, kind, captured_at, queued_at, attempts, code, reason, dead_at FROM dead_letter "
+                "ORDER BY id DESC LIMIT ?", (-1 if limit is None else limit,)).fetchall()
+        return [DeadLetter(*row) for row in rows]
+
+    def dead_letter_count(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM dead_letter").fetchone()[0]
+
+    def dead_letter_state(self) -> tuple[int, int]:
+        """(count, newest id): changes whenever a letter is added or replayed, in any process."""
+        with self._lock:
+            row = self._db.execute("SELECT COUNT(*), COALESCE(MAX(id), 0) FROM dead_letter").fetchone()
+        return row[0], row[1]
+
+    def replay(self, ids: list[int] | None = None) -> list[DeadLetter]:
+        """Put dead letters (``ids``, or all) back at the end of the queue, due now, with a fresh
+        count of failures; each keeps its idempotency key. Returns the letters replayed."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                query = ("SELECT id, key, kind, captured_at, queued_at, attempts, code, reason, dead_at FROM dead_letter"
+                         + ("" if ids is None else f" WHERE id IN ({','.join('?' * len(ids))})") + " ORDER BY id")
+                letters = [DeadLetter(*row) for row in self._db.execute(query, [] if ids is None else ids).fetchall()]
+                for letter in letters:
+                    self._db.execute("DELETE FROM outbox WHERE key = ?", (letter.key,))
+                    self._db.execute(
+                        "INSERT INTO outbox (key, kind, captured_at, body, queued_at, attempts) "
+                        "SELECT key, kind, captured_at, body, ?, attempts FROM dead_letter WHERE id = ?",
+                        (time.time(), letter.id))
+                    self._db.execute("DELETE FROM dead_letter WHERE id = ?", (letter.id,))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        with self.changed:
+            self.changed.notify_all()
+        return letters
 
     def delivered(self, seq: int, answer: dict[str, Any]) -> None:
         """The portal answered: keep the answer (for the log) and drop the frames."""

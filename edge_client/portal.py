@@ -3,8 +3,14 @@ and the REST API as the fallback (a portal or proxy that does not offer websocke
 too big for one websocket message).
 
 ``deliver`` returns the portal's answer, raises ``Unreachable`` when the event must be retried
-later (portal down, broker down, token refused) and ``Rejected`` when the portal refused the event
-itself (bad image, expired capture) — retrying that would never help.
+later and ``Rejected`` when the portal refused the event itself with a typed 4xx (bad image,
+``captured_at_too_old``…) — retrying that would never help, so the sender dead-letters it.
+``Unreachable.kind`` says whose fault a failure is (see edge_client.retry):
+
+- ``network``: no answer (connection refused, dropped, timed out);
+- ``portal``: the portal as a whole cannot take events now (token refused — 401/403, busy or
+  throttling — 429, 503, recognition or model unavailable);
+- ``server``: the portal answered this event with a fault (another 5xx, 408, ``server_error``).
 """
 
 from __future__ import annotations
@@ -21,11 +27,14 @@ import websocket
 from edge_client.logs import emit
 
 WS_MAX_MESSAGE = 900 * 1024  # the portal's default limit is 1 MiB per websocket message
-RETRY_CODES = {"recognition_unavailable", "model_unavailable"}
+PORTAL_CODES = {"recognition_unavailable", "model_unavailable", "throttled", "too_many_attempts"}  # try again later
+SERVER_CODES = {"server_error"}  # this event hit a fault on the portal
 
 
 class Unreachable(Exception):
-    pass
+    def __init__(self, message: str, kind: str = "network", code: str = "") -> None:
+        super().__init__(message)
+        self.kind, self.code = kind, code or kind
 
 
 class Rejected(Exception):
@@ -62,7 +71,8 @@ class PortalClient:
                 emit("websocket_refused", logging.WARNING, status=exc.status_code, fallback="rest")
                 return None
             if self.transport == "websocket":
-                raise Unreachable(f"websocket handshake refused ({exc.status_code})") from exc
+                kind = "portal" if exc.status_code in (401, 403, 429, 503) else "network"
+                raise Unreachable(f"websocket handshake refused ({exc.status_code})", kind) from exc
             self._ws_offered = False
             emit("websocket_unavailable", logging.WARNING, status=exc.status_code, fallback="rest")
             return None
@@ -93,9 +103,10 @@ class PortalClient:
                 if reply.get("key") != message.get("key"):
                     continue
                 if reply.get("type") == "error":
-                    if reply.get("code") in RETRY_CODES:
-                        raise Unreachable(f"{reply.get('code')}: {reply.get('detail')}")
-                    raise Rejected(reply.get("code", "error"), reply.get("detail", ""))
+                    code = str(reply.get("code", "error"))
+                    if code in PORTAL_CODES or code in SERVER_CODES:
+                        raise Unreachable(f"{code}: {reply.get('detail')}", "portal" if code in PORTAL_CODES else "server", code)
+                    raise Rejected(code, reply.get("detail", ""))
                 if reply.get("type") == expect:
                     return reply["answer"]
         except (OSError, websocket.WebSocketException, ValueError) as exc:
@@ -103,21 +114,27 @@ class PortalClient:
             raise Unreachable(f"connection lost: {exc}") from exc
 
     # --- REST --------------------------------------------------------------------------------
-    def _rest(self, path: str, data: dict[str, Any], files: list[Any]) -> dict[str, Any]:
+    def _rest(self, path: str, data: dict[str, Any] | None = None, files: list[Any] | None = None,
+              json_body: dict[str, Any] | None = None) -> dict[str, Any]:
         try:
-            response = self.session.post(self.url + path, data=data, files=files, timeout=self.timeout)
+            response = self.session.post(self.url + path, data=data, files=files, json=json_body, timeout=self.timeout)
         except requests.RequestException as exc:
             raise Unreachable(f"portal unreachable: {exc}") from exc
         try:
             body = response.json()
         except ValueError:
             body = {"code": "error", "detail": response.text[:200]}
+        if not isinstance(body, dict):
+            body = {"code": "error", "detail": str(body)[:200]}
         if response.status_code in (200, 201):
             return body
         code = str(body.get("code", response.status_code))
         token_refused = response.status_code in (401, 403) and code != "invalid_code"
-        if response.status_code >= 500 or response.status_code == 408 or token_refused:
-            raise Unreachable(f"HTTP {response.status_code}: {body.get('detail')}")
+        message = f"HTTP {response.status_code} {code}: {body.get('detail')}"
+        if token_refused or response.status_code in (429, 503) or code in PORTAL_CODES:
+            raise Unreachable(message, "portal", code)
+        if response.status_code >= 500 or response.status_code == 408:
+            raise Unreachable(message, "server", code)
         raise Rejected(code, str(body.get("detail", "")))
 
     # --- what the client calls ---------------------------------------------------------------
@@ -138,17 +155,23 @@ class PortalClient:
                 return self._rest("/api/v1/device/enrol", {"code": body["code"], "key": key}, files)
             raise ValueError(f"unknown event kind {kind!r}")
 
-    def heartbeat(self) -> None:
+    def heartbeat(self, report: dict[str, Any] | None = None) -> None:
+        """Tell the portal the device is alive; ``report`` (``dead_letters``, ``recent_dead_letters``)
+        goes with it for the live monitor."""
         with self._lock:
             ws = self._socket()
             if ws is None:
-                self._rest("/api/v1/device/heartbeat", {}, [])
+                self._rest("/api/v1/device/heartbeat", json_body=report or {})
                 return
             try:
-                ws.send(json.dumps({"type": "heartbeat"}))
+                ws.send(json.dumps({"type": "heartbeat", **(report or {})}))
                 ws.settimeout(10)
-                while json.loads(ws.recv()).get("type") != "heartbeat":
-                    pass
+                while True:
+                    reply = json.loads(ws.recv())
+                    if reply.get("type") == "heartbeat":
+                        return
+                    if reply.get("type") == "error" and reply.get("key") is None:
+                        raise Rejected(str(reply.get("code", "error")), str(reply.get("detail", "")))
             except (OSError, websocket.WebSocketException, ValueError) as exc:
                 self._drop()
                 raise Unreachable(f"connection lost: {exc}") from exc

@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 from portal.authentication import DeviceTokenAuthentication, IsAdmin, IsDevice, IsManager
 from portal.models import Department, Device, Employee
 from portal.permissions import employee_of, is_admin, visible_employees
-from portal.services import device_create, device_seen, employee_delete, employee_update
+from portal.services import device_create, employee_delete, employee_update
 
 
 class EmployeeOutput(serializers.ModelSerializer):
@@ -178,14 +178,40 @@ class DeviceDetailApi(APIView):
 
 
 class DeviceMeApi(APIView):
-    """A device's heartbeat: who am I, and record that I am online."""
+    """A device's heartbeat: who am I, and record that I am online. The edge client adds its
+    dead-letter report (events it gave up on), which the live monitor shows per device."""
 
     authentication_classes = [DeviceTokenAuthentication]
     permission_classes = [IsDevice]
 
-    @extend_schema(request=None, responses=DeviceOutput)
+    class DeadLetter(serializers.Serializer):
+        key = serializers.CharField(max_length=64, allow_blank=True)
+        captured_at = serializers.CharField(max_length=40, allow_blank=True)
+        reason = serializers.CharField(max_length=200, allow_blank=True, trim_whitespace=False)
+
+    class HeartbeatInput(serializers.Serializer):
+        dead_letters = serializers.IntegerField(required=False, min_value=0, max_value=10**9,
+                                                help_text="Events in the device's dead-letter table.")
+        recent_dead_letters = serializers.ListField(required=False, max_length=50,
+                                                    help_text="The latest dead letters (up to 10 are kept).")
+
+        def validate_recent_dead_letters(self, value: list) -> list:
+            items = DeviceMeApi.DeadLetter(data=value, many=True)
+            items.is_valid(raise_exception=True)
+            return [dict(item) for item in items.validated_data]
+
+    class HeartbeatOutput(DeviceOutput):
+        class Meta(DeviceOutput.Meta):
+            fields = [*DeviceOutput.Meta.fields, "dead_letters", "dead_letters_reported_at"]
+
+    @extend_schema(request=HeartbeatInput, responses=HeartbeatOutput)
     def post(self, request: Request) -> Response:
-        device_seen(device=request.auth)
+        from attendance.services import device_heartbeat
+
+        data = self.HeartbeatInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        device_heartbeat(device=request.auth, dead_letters=data.validated_data.get("dead_letters"),
+                         recent=data.validated_data.get("recent_dead_letters"))
         request.auth.refresh_from_db()
-        return Response(DeviceOutput(request.auth).data)
+        return Response(self.HeartbeatOutput(request.auth).data)
 

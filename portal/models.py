@@ -61,6 +61,12 @@ class Device(models.Model):
     is_active = models.BooleanField(default=True)
     last_seen_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # What the device last reported with its heartbeat: events it gave up on (refused for good or
+    # failing too long), parked in its dead-letter table until someone replays them.
+    dead_letters = models.PositiveIntegerField(default=0, help_text="Events in the device's dead-letter table.")
+    dead_letters_recent = models.JSONField(default=list, blank=True,
+                                           help_text="The latest dead letters: key, captured_at, reason.")
+    dead_letters_reported_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["name"]

@@ -383,3 +383,70 @@ def test_an_answer_too_late_to_show_puts_the_led_back_to_idle(portal: Portal, tm
     leds = [r["state"] for r in edge.named("led")]
     assert "working" in leds and "accepted" not in leds and "rejected" not in leds, leds
     assert leds[leds.index("working") + 1] == "idle", leds
+
+
+def test_an_event_that_can_never_be_accepted_does_not_stop_the_ones_behind_it(portal: Portal, tmp_path: Path) -> None:
+    """A door was offline for a month: the head of its queue is a real visit captured 30 days ago,
+    older than the portal accepts. The portal refuses it with a typed 400; the client parks it in
+    its dead-letter table and delivers the visit behind it; the portal's Device row and monitor
+    page show the dead letter; `edge_client status` lists it. After an admin allows older events,
+    `edge_client replay --all` resends it and it is recorded on its own day."""
+    import datetime as dt
+
+    queue = tmp_path / "queue.sqlite3"
+    closed = f"http://127.0.0.1:{_free_port()}"  # the door's portal is away: the visit stays queued
+    offline = EdgeProcess(["--portal-url", closed, *_edge_args(portal, _door_scene(tmp_path / "month-ago", 1, 24), queue,
+                                                                "--drain-timeout", "1")[2:]], portal.env)
+    assert offline.finish() == 0 and len(offline.named("queued")) == 1, "".join(offline.raw[-20:])
+    old_key = offline.named("queued")[0]["key"]
+    month_ago = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=30)
+    with sqlite3.connect(queue) as db:
+        db.execute("UPDATE outbox SET captured_at = ? WHERE key = ?", (month_ago.isoformat(), old_key))
+
+    edge = EdgeProcess(_edge_args(portal, _door_scene(tmp_path / "today", 1, 48), queue), portal.env)
+    assert edge.finish() == 0, "".join(edge.raw[-30:])
+    dead = edge.named("dead_letter")
+    assert [(d["key"], d["code"]) for d in dead] == [(old_key, "captured_at_too_old")], "".join(edge.raw[-30:])
+    decisions = edge.named("decision")
+    assert len(decisions) == 1 and decisions[0]["key"] != old_key
+    assert decisions[0]["outcome"] in ("checked_in", "checked_out") and decisions[0]["employee"] == "Sam Selfie"
+    assert edge.records.index(dead[0]) < edge.records.index(decisions[0]), "the refused head did not hold the queue"
+    count, recent = portal.rows("SELECT dead_letters, dead_letters_recent FROM portal_device WHERE name = 'Front door'")[0]
+    assert count == 1 and json.loads(recent)[0]["key"] == old_key
+    session = requests.Session()
+    session.get(portal.url + "/accounts/login/")
+    session.post(portal.url + "/accounts/login/", data={"username": "boss", "password": "door-test-pw",
+                                                         "csrfmiddlewaretoken": session.cookies["csrftoken"]},
+                 headers={"Referer": portal.url + "/accounts/login/"})
+    page = session.get(portal.url + "/monitor/").text
+    assert "1</span> dead letter" in page and old_key in page and "captured_at_too_old" in page
+
+    def cli(*args: str) -> dict:
+        done = subprocess.run([PYTHON, "-m", "edge_client", *args, "--queue-path", str(queue)], cwd=ROOT, env=portal.env,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    status = cli("status")
+    assert status["pending"] == 0 and [(d["key"], d["code"]) for d in status["dead"]] == [(old_key, "captured_at_too_old")]
+
+    portal.stop()
+    portal.env["ROLLCALL_DEVICE_MAX_DELAY_SECONDS"] = str(60 * 24 * 3600)  # the admin allows a month-old event
+    portal.start()
+    try:
+        assert [r["key"] for r in cli("replay", "--all")["replayed"]] == [old_key]
+        empty = tmp_path / "empty"
+        empty.mkdir()
+        cv2.imwrite(str(empty / "0.jpg"), np.full((480, 640, 3), 110, np.uint8))
+        again = EdgeProcess(_edge_args(portal, empty, queue), portal.env)
+        assert again.finish() == 0, "".join(again.raw[-30:])
+    finally:
+        portal.stop()
+        portal.env.pop("ROLLCALL_DEVICE_MAX_DELAY_SECONDS")
+        portal.start()
+    replayed = again.named("decision")
+    assert [(d["key"], d["outcome"]) for d in replayed] == [(old_key, "checked_in")], "".join(again.raw[-30:])
+    day = month_ago.date().isoformat()  # the embedded default's site time zone is UTC
+    assert portal.rows(f"SELECT kind FROM attendance_attendanceevent WHERE day = '{day}'") == [("in",)]
+    assert portal.rows("SELECT dead_letters FROM portal_device WHERE name = 'Front door'")[0][0] == 0
+    assert cli("status")["dead_letters"] == 0

@@ -47,6 +47,19 @@
     li.querySelector(".state").textContent = online ? "online" : "offline";
   }
 
+  // Events a device gave up on (refused for good, or failing too long), from its heartbeat report.
+  function setDeadLetters(id, count, recent) {
+    const box = document.querySelector(`#devices li[data-device="${id}"] .dead-letters`);
+    if (!box || count === undefined) return;
+    box.hidden = !count;
+    box.querySelector("summary").replaceChildren(text("span", String(count), "count"), ` dead letter${count === 1 ? "" : "s"}`);
+    box.querySelector(".recent").replaceChildren(...(recent || []).map((letter) => {
+      const li = document.createElement("li");
+      li.append(text("code", letter.key), ` ${letter.captured_at}: ${letter.reason}`);
+      return li;
+    }));
+  }
+
   // A device that stops sending heartbeats turns offline here even if no event says so.
   setInterval(() => {
     for (const li of document.querySelectorAll("#devices li[data-device]")) {
@@ -75,7 +88,7 @@
     socket.onmessage = (message) => {
       const e = JSON.parse(message.data);
       if (e.kind === "recognition") addRecognition(e);
-      else if (e.kind === "device") setDevice(e.device_id, e.online, e.last_seen_at);
+      else if (e.kind === "device") { setDevice(e.device_id, e.online, e.last_seen_at); setDeadLetters(e.device_id, e.dead_letters, e.dead_letters_recent); }
       else if (e.kind === "preview") {
         frame.src = `data:image/jpeg;base64,${e.image}`;
         frameInfo.textContent = `${e.faces.length} face(s) · ${new Date().toLocaleTimeString()}`;

@@ -1,0 +1,343 @@
+"""Attendance days: which day an event counts for, and each day's record recomputed from its
+events in capture order (plus a manager's correction) — whatever order the events arrived in.
+
+The rules (after Frappe HRMS):
+
+- **Shift.** An employee's shift comes from their own assignment, else their department's.
+- **Day of an event.** Times are read in the site time zone (``settings.TIME_ZONE``, via
+  zoneinfo). An event counts for its local calendar day, except on an overnight shift (one whose
+  end is at or before its start, e.g. 22:00-06:00): an event before the previous day's shift end
+  plus ``Shift.checkout_after_end_minutes`` (default 4 h, so before 10:00 for a 22:00-06:00
+  shift) counts for the previous day, the day the shift started.
+- **In and out by position.** Every recognition is stored as an event with its capture time,
+  source and score. A day's events are sorted by capture time; an event within
+  ``ATTENDANCE_REPEAT_WINDOW_SECONDS`` after the previous *kept* event is the same visit and is
+  ignored (kind ``repeat``); the kept events alternate in, out, in, out… So a queued event that
+  arrives late takes its place in the day and the kinds after it are recomputed.
+- **Worked time** is the sum of the in -> out intervals of kept events (computed on aware UTC
+  times, so a DST day counts real elapsed time). It is never negative (and the database refuses a
+  negative value) and never more than last event - first event. First in = the first kept event;
+  last out = the last kept "out".
+- **Status**: holiday, absent (worked < absent_below_hours), half day (< half_day_below_hours),
+  late (first check-in after start + grace), else present; early exit (last out before the
+  shift's end - grace, the end on the next day for an overnight shift) is a flag. Until the
+  nightly job settles the day, a day without a last out is "open" (or "late").
+- **Late events.** An event captured before an event already stored for its day, or arriving for
+  a day already settled, recomputes that day and leaves an audit row (``AttendanceCorrection``
+  with ``source`` = the device, the reason and the before/after values).
+- **Corrections.** A manager's correction stands: the record keeps the manager's values. An event
+  arriving for a corrected day is stored and attached to the day but not applied: the event and
+  the record are flagged ``needs_review`` (and audited) until a manager corrects the day again.
+  A correction's worked time respects breaks: the manager's first in and last out replace the
+  first check-in and the last check-out, and the breaks between them (each out -> next in of the
+  day's events, clipped to that window) are subtracted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from attendance.models import AttendanceCorrection, AttendanceEvent, AttendanceRecord, Holiday, Shift, ShiftAssignment
+from portal.models import Employee
+
+Status = AttendanceRecord.Status
+Kind = AttendanceEvent.Kind
+UTC = dt.UTC
+
+
+def site_zone() -> ZoneInfo:
+    return ZoneInfo(settings.TIME_ZONE)
+
+
+def repeat_window() -> dt.timedelta:
+    return dt.timedelta(seconds=settings.ATTENDANCE_REPEAT_WINDOW_SECONDS)
+
+
+# --- the pure rule ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Timeline:
+    """A day's events in capture order: the derived kind of each event (by its id), the in -> out
+    intervals, and what the record shows."""
+
+    kinds: dict[int, str]
+    intervals: list[tuple[dt.datetime, dt.datetime]]  # (in, out) of kept events, UTC
+    breaks: list[tuple[dt.datetime, dt.datetime]]  # (out, next in) of kept events, UTC
+    first_in: dt.datetime | None
+    last_out: dt.datetime | None
+    worked_seconds: int
+    open: bool  # the last kept event is a check-in
+    repeats_of: dict[int, int] = field(default_factory=dict)  # a repeated event's id -> the kept event's id
+
+
+def derive(events: Sequence[tuple[int, dt.datetime]], *, window: dt.timedelta) -> Timeline:
+    """The day of ``events`` (id, aware capture time) by position in capture order (see the module
+    docstring). Ties in capture time are broken by id, so the record never depends on arrival order."""
+    ordered = sorted(((at.astimezone(UTC), ident) for ident, at in events))
+    kept: list[tuple[dt.datetime, int]] = []
+    kinds: dict[int, str] = {}
+    repeats_of: dict[int, int] = {}
+    for at, ident in ordered:
+        if kept and at - kept[-1][0] < window:
+            kinds[ident] = Kind.REPEAT
+            repeats_of[ident] = kept[-1][1]
+            continue
+        kinds[ident] = Kind.CHECK_IN if len(kept) % 2 == 0 else Kind.CHECK_OUT
+        kept.append((at, ident))
+    times = [at for at, _ in kept]
+    intervals = list(zip(times[0::2], times[1::2]))
+    breaks = list(zip(times[1::2], times[2::2]))
+    worked = sum((end - start for start, end in intervals), dt.timedelta())
+    return Timeline(kinds=kinds, intervals=intervals, breaks=breaks, first_in=times[0] if times else None,
+                    last_out=times[len(times) - 1 - (len(times) % 2 == 1)] if len(times) >= 2 else None,
+                    worked_seconds=int(worked.total_seconds()), open=len(times) % 2 == 1, repeats_of=repeats_of)
+
+
+def worked_within(timeline: Timeline, *, first_in: dt.datetime, last_out: dt.datetime) -> int:
+    """A correction's worked time: ``last_out - first_in`` less the day's breaks inside that window."""
+    start, end = first_in.astimezone(UTC), last_out.astimezone(UTC)
+    total = end - start
+    for out, back in timeline.breaks:
+        overlap = min(back, end) - max(out, start)
+        if overlap > dt.timedelta():
+            total -= overlap
+    return max(0, int(total.total_seconds()))
+
+
+# --- shifts and days ----------------------------------------------------------------------------
+
+def shift_for(*, employee: Employee, day: dt.date) -> Shift | None:
+    """The employee's own assignment valid on ``day``, else their department's."""
+    valid = ShiftAssignment.objects.filter(valid_from__lte=day).filter(Q(valid_to__isnull=True) | Q(valid_to__gte=day))
+    own = valid.filter(employee=employee).select_related("shift").first()
+    if own:
+        return own.shift
+    if employee.department_id:
+        team = valid.filter(department_id=employee.department_id, employee__isnull=True).select_related("shift").first()
+        if team:
+            return team.shift
+    return None
+
+
+def is_holiday(*, shift: Shift | None, day: dt.date) -> bool:
+    return bool(shift and shift.holiday_list_id and Holiday.objects.filter(holiday_list_id=shift.holiday_list_id, date=day).exists())
+
+
+def is_working_day(*, shift: Shift | None, day: dt.date) -> bool:
+    return shift is not None and day.weekday() in (shift.working_days or []) and not is_holiday(shift=shift, day=day)
+
+
+def local_at(day: dt.date, time: dt.time) -> dt.datetime:
+    """``time`` on ``day`` in the site time zone, as an aware datetime."""
+    return dt.datetime.combine(day, time, tzinfo=site_zone())
+
+
+def shift_bounds(shift: Shift, day: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """When the shift that starts on ``day`` starts and ends (the next day for an overnight shift)."""
+    end_day = day + dt.timedelta(days=1) if shift.overnight else day
+    return local_at(day, shift.start), local_at(end_day, shift.end)
+
+
+def correction_time(record: AttendanceRecord, time: dt.time) -> dt.datetime:
+    """A clock time a manager typed for ``record``'s day: on an overnight shift, a time before the
+    shift's end plus its allowance is on the next calendar day (the same rule as for events)."""
+    shift = shift_for(employee=record.employee, day=record.date)
+    if shift is not None and shift.overnight:
+        _, end = shift_bounds(shift, record.date)
+        if time < (end + dt.timedelta(minutes=shift.checkout_after_end_minutes)).time() and time < shift.start:
+            return local_at(record.date + dt.timedelta(days=1), time)
+    return local_at(record.date, time)
+
+
+def attendance_day(*, employee: Employee, at: dt.datetime) -> dt.date:
+    """The attendance day an event captured at ``at`` counts for (see the module docstring)."""
+    local = at.astimezone(site_zone())
+    previous = local.date() - dt.timedelta(days=1)
+    shift = shift_for(employee=employee, day=previous)
+    if shift is not None and shift.overnight:
+        _, end = shift_bounds(shift, previous)
+        if at.astimezone(UTC) < (end + dt.timedelta(minutes=shift.checkout_after_end_minutes)).astimezone(UTC):
+            return previous
+    return local.date()
+
+
+# --- writes -------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CheckResult:
+    kind: str  # "in" or "out": the event's kind in the recomputed day (for a repeat, the visit's)
+    record: AttendanceRecord
+    repeated: bool  # the same visit as an earlier event: stored, but it changes nothing
+    at: dt.datetime  # for a repeat: the capture time of the visit's kept event
+    review: bool = False  # the day was corrected by a manager: stored and flagged, not applied
+
+
+def _snapshot(record: AttendanceRecord) -> dict[str, object]:
+    return {
+        "first_in": record.first_in.isoformat() if record.first_in else None,
+        "last_out": record.last_out.isoformat() if record.last_out else None,
+        "worked_seconds": record.worked_seconds,
+        "status": record.status,
+    }
+
+
+def _day_events(record: AttendanceRecord) -> list[AttendanceEvent]:
+    return list(AttendanceEvent.objects.filter(employee_id=record.employee_id, day=record.date).order_by("at", "pk"))
+
+
+def _rederive(record: AttendanceRecord) -> tuple[Timeline, list[AttendanceEvent]]:
+    """Recompute the kinds of the day's events from capture order; store the ones that changed."""
+    events = _day_events(record)
+    timeline = derive([(e.pk, e.at) for e in events], window=repeat_window())
+    changed = []
+    for event in events:
+        if event.kind != timeline.kinds[event.pk]:
+            event.kind = timeline.kinds[event.pk]
+            changed.append(event)
+    if changed:
+        AttendanceEvent.objects.bulk_update(changed, ["kind"])
+    return timeline, events
+
+
+def attendance_check(*, employee: Employee, at: dt.datetime | None = None, source: str = "kiosk",
+                     score: float | None = None) -> CheckResult:
+    """Store a recognition of ``employee`` captured at ``at`` and recompute its day from the day's
+    events in capture order. Returns the event's kind in the recomputed day."""
+    at = at or timezone.now()
+    if timezone.is_naive(at):
+        raise ValueError("attendance times must be timezone-aware")
+    day = attendance_day(employee=employee, at=at)
+    with transaction.atomic():
+        record, _ = AttendanceRecord.objects.select_for_update().get_or_create(employee=employee, date=day)
+        before = _snapshot(record)
+        late = record.settled_at is not None or AttendanceEvent.objects.filter(employee=employee, day=day, at__gt=at).exists()
+        event = AttendanceEvent.objects.create(employee=employee, at=at, day=day, kind=Kind.CHECK_IN, source=source,
+                                               score=score, needs_review=record.corrected)
+        timeline, events = _rederive(record)
+        if record.corrected:
+            record.needs_review = True
+            record.save(update_fields=["needs_review", "updated_at"])
+            AttendanceCorrection.objects.create(
+                record=record, source=source[:40], before=before, after=before,
+                reason=f"An event captured {_clock(at)} arrived after the correction: attached for review, not applied.")
+        else:
+            _fill(record, timeline, closing=record.settled_at is not None)
+            if late and _snapshot(record) != before:
+                AttendanceCorrection.objects.create(
+                    record=record, source=source[:40], before=before, after=_snapshot(record),
+                    reason=f"A late event captured {_clock(at)} arrived {_clock(timezone.now())}: the day was recomputed "
+                           "in capture order.")
+    kind = timeline.kinds[event.pk]
+    if kind == Kind.REPEAT:
+        kept = next(e for e in events if e.pk == timeline.repeats_of[event.pk])
+        return CheckResult(kind=kept.kind, record=record, repeated=True, at=kept.at, review=record.corrected)
+    return CheckResult(kind=kind, record=record, repeated=False, at=at, review=record.corrected)
+
+
+def _clock(at: dt.datetime) -> str:
+    return at.astimezone(site_zone()).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def attendance_close_day(*, day: dt.date) -> int:
+    """Settle ``day`` for every active employee: final status, absences, holidays. Idempotent."""
+    settled = 0
+    for employee in Employee.objects.filter(is_active=True):
+        with transaction.atomic():
+            record = AttendanceRecord.objects.select_for_update().filter(employee=employee, date=day).first()
+            if record is None:
+                shift = shift_for(employee=employee, day=day)
+                if shift is None or (day.weekday() not in (shift.working_days or []) and not is_holiday(shift=shift, day=day)):
+                    continue  # no shift, or a weekly day off: nothing to record
+                record = AttendanceRecord.objects.create(employee=employee, date=day)
+            if record.corrected:
+                continue  # a manager's decision stands
+            timeline, _ = _rederive(record)
+            record.settled_at = record.settled_at or timezone.now()
+            _fill(record, timeline, closing=True)
+            settled += 1
+    return settled
+
+
+def _fill(record: AttendanceRecord, timeline: Timeline, *, closing: bool) -> None:
+    record.first_in = timeline.first_in
+    record.last_out = timeline.last_out
+    record.worked_seconds = timeline.worked_seconds
+    record.missing_checkout = closing and timeline.open
+    _apply_rules(record, closing=closing)
+    record.save()
+
+
+def _apply_rules(record: AttendanceRecord, *, closing: bool) -> None:
+    shift = shift_for(employee=record.employee, day=record.date)
+    record.late = record.early_exit = False
+    if shift is not None:
+        start, end = shift_bounds(shift, record.date)
+        if record.first_in is not None:
+            record.late = record.first_in > start + dt.timedelta(minutes=shift.late_grace_minutes)
+        if record.last_out is not None:
+            record.early_exit = record.last_out < end - dt.timedelta(minutes=shift.early_exit_grace_minutes)
+    hours = record.worked_seconds / 3600
+    if record.first_in is None:
+        if is_holiday(shift=shift, day=record.date):
+            record.status = Status.HOLIDAY
+        elif record.status != Status.ON_LEAVE:
+            record.status = Status.ABSENT if closing else Status.OPEN
+        return
+    if not closing and record.last_out is None:
+        record.status = Status.LATE if record.late else Status.OPEN
+        return
+    if shift is not None and hours < shift.absent_below_hours:
+        record.status = Status.ABSENT
+    elif shift is not None and hours < shift.half_day_below_hours:
+        record.status = Status.HALF_DAY
+    elif record.late:
+        record.status = Status.LATE
+    else:
+        record.status = Status.PRESENT
+
+
+def attendance_correct(*, record: AttendanceRecord, changed_by: AbstractBaseUser, reason: str,
+                       first_in: dt.datetime | None = None, last_out: dt.datetime | None = None,
+                       status: str | None = None) -> AttendanceRecord:
+    """A manager's correction: a reason is required and the before/after values are kept. Worked
+    time is last out - first in less the day's breaks inside that window; events that were
+    waiting for review are taken into account and no longer flagged."""
+    if not reason or not reason.strip():
+        raise ValueError("A correction needs a reason.")
+    if status is not None and status not in Status.values:
+        raise ValueError(f"unknown status {status!r}")
+    for value in (first_in, last_out):
+        if value is not None and timezone.is_naive(value):
+            raise ValueError("attendance times must be timezone-aware")
+    with transaction.atomic():
+        record = AttendanceRecord.objects.select_for_update().get(pk=record.pk)
+        before = _snapshot(record)
+        timeline, _ = _rederive(record)
+        if first_in is not None:
+            record.first_in = first_in
+        if last_out is not None:
+            record.last_out = last_out
+        if record.first_in and record.last_out:
+            if record.last_out < record.first_in:
+                raise ValueError("The check-out time is before the check-in time.")
+            record.worked_seconds = worked_within(timeline, first_in=record.first_in, last_out=record.last_out)
+        if status is not None:
+            record.status = status
+        else:
+            _apply_rules(record, closing=True)
+        record.corrected = True
+        record.needs_review = False
+        record.save()
+        AttendanceEvent.objects.filter(employee_id=record.employee_id, day=record.date, needs_review=True).update(needs_review=False)
+        AttendanceCorrection.objects.create(record=record, changed_by=changed_by, reason=reason.strip(),
+                                            before=before, after=_snapshot(record))
+    return record
