@@ -199,7 +199,7 @@ def _edge_args(portal: Portal, camera: Path, queue: Path, *extra: str) -> list[s
 def test_the_door_checks_people_in_and_out_and_the_monitor_sees_it(portal: Portal, tmp_path: Path) -> None:
     before = portal.rows("SELECT COUNT(*) FROM attendance_attendanceevent")[0][0]
     monitor = Monitor(portal, "boss", "door-test-pw")
-    camera = _door_scene(tmp_path / "camera", visits=2, gap_frames=120)
+    camera = _door_scene(tmp_path / "camera", visits=2, gap_frames=240)
     edge = EdgeProcess(_edge_args(portal, camera, tmp_path / "queue.sqlite3"), portal.env)
     assert edge.finish() == 0, "".join(edge.raw[-30:])
 
