@@ -17,7 +17,13 @@ from rest_framework.views import APIView
 
 from portal.authentication import DeviceTokenAuthentication, IsDevice, IsManager
 from portal.models import Employee
-from portal.permissions import employee_of, is_manager, visible_employees
+from portal.permissions import (
+    may_issue_enrolment_code,
+    may_manage_faces,
+    may_verify,
+    recognition_names,
+    visible_employees,
+)
 from recognition import workers
 from recognition.jobs import check_upload_size
 from recognition.models import FaceImage
@@ -53,9 +59,11 @@ class FaceOutput(serializers.ModelSerializer):
 
 
 def _managed_employee(request: Request, employee_id: int) -> Employee:
-    if not is_manager(request.user):
-        raise PermissionDenied("Managers and admins only.")
-    return get_object_or_404(visible_employees(request.user), pk=employee_id)
+    """The employee whose faces the caller may manage: 404 if not visible, 403 if only visible."""
+    employee = get_object_or_404(visible_employees(request.user), pk=employee_id)
+    if not may_manage_faces(request.user, employee):
+        raise PermissionDenied("You may not change this employee's photos (managers: employees of their own department only).")
+    return employee
 
 
 class FaceListApi(APIView):
@@ -173,7 +181,7 @@ class RecognizeApi(APIView):
         data = self.RecognizeInput(data=request.data)
         data.is_valid(raise_exception=True)
         faces = workers.recognize(data=read_upload(data.validated_data["image"]), k=data.validated_data["k"])
-        visible = dict(visible_employees(request.user).values_list("pk", "full_name"))
+        visible = recognition_names(request.user)
         for face in faces:
             # Names only of people this caller may see; others are "someone else".
             face["employee"] = visible.get(face["employee_id"]) if face["known"] else None
@@ -197,7 +205,7 @@ class VerifyApi(APIView):
         data = self.VerifyInput(data=request.data)
         data.is_valid(raise_exception=True)
         employee = get_object_or_404(visible_employees(request.user), pk=data.validated_data["employee"])
-        if not is_manager(request.user) and employee != employee_of(request.user):
+        if not may_verify(request.user, employee):
             raise PermissionDenied("Employees can only verify themselves.")
         return Response(workers.verify(data=read_upload(data.validated_data["image"]), employee=employee))
 
@@ -228,7 +236,9 @@ class EnrolmentCodeApi(APIView):
 
     @extend_schema(request=None, responses={201: EnrolmentCodeOutput})
     def post(self, request: Request, pk: int) -> Response:
-        employee = _managed_employee(request, pk)
+        employee = get_object_or_404(visible_employees(request.user), pk=pk)
+        if not may_issue_enrolment_code(request.user, employee):
+            raise PermissionDenied("You may not issue an enrolment code for this employee.")
         entry, code = enrolment_code_issue(employee=employee, issued_by=request.user)
         return Response({"employee_id": employee.pk, "code": code, "expires_at": entry.expires_at}, status=status.HTTP_201_CREATED)
 
