@@ -171,6 +171,7 @@ class RecognizeApi(APIView):
     """Every face in the image: box, best match, similarity, known/unknown, top-k."""
 
     permission_classes = [IsManager]
+    throttle_scope = "recognition"
     parser_classes = [MultiPartParser, FormParser]
 
     class RecognizeInput(ImageInput):
@@ -195,6 +196,7 @@ class VerifyApi(APIView):
     """verify(image, employee): is the one face in the image this employee?"""
 
     permission_classes = [IsAuthenticated]
+    throttle_scope = "recognition"
     parser_classes = [MultiPartParser, FormParser]
 
     class VerifyInput(ImageInput):
@@ -214,6 +216,7 @@ class DetectApi(APIView):
     """Faces in the image (box, score, 5 landmarks); no recognition."""
 
     permission_classes = [IsManager]
+    throttle_scope = "recognition"
     parser_classes = [MultiPartParser, FormParser]
 
     @extend_schema(request={"multipart/form-data": ImageInput}, responses=DetectOutput)
