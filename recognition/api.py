@@ -235,7 +235,7 @@ class EnrolmentCodeOutput(serializers.Serializer):
 class EnrolmentCodeApi(APIView):
     """Issue a one-time code (10 minutes) that lets a device add one photo for this employee."""
 
-    permission_classes = [IsManager]
+    permission_classes = [IsAuthenticated]
 
     @extend_schema(request=None, responses={201: EnrolmentCodeOutput})
     def post(self, request: Request, pk: int) -> Response:
