@@ -315,3 +315,4 @@ AXES_HANDLER = os.environ.get("AXES_HANDLER", "axes.handlers.database.AxesDataba
 # higher limit, the client address (FACE_LOGIN_MAX_FAILURES_PER_ADDRESS), within
 # FACE_LOGIN_WINDOW_SECONDS: one person failing locks only their account, not a shared kiosk.
 FACE_LOGIN_MAX_FAILURES_PER_ADDRESS = int(os.environ.get("FACE_LOGIN_MAX_FAILURES_PER_ADDRESS", "30"))
+AXES_VERBOSE = env_bool("AXES_VERBOSE", False)  # lockouts are still logged; every login is not
