@@ -3,6 +3,8 @@ primary), permission-checked face images, and a recognise-a-photo form."""
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -13,6 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from portal.models import Employee
 from portal.permissions import (
+    is_manager,
     may_issue_enrolment_code,
     may_manage_faces,
     may_recognize,
@@ -44,8 +47,15 @@ def _managed(request: HttpRequest, pk: int) -> Employee:
     """The employee whose photos the caller may manage: 404 if not visible, 403 if only visible."""
     employee = get_object_or_404(visible_employees(request.user), pk=pk)
     if not may_manage_faces(request.user, employee):
-        raise PermissionDenied
+        _refuse(request)
     return employee
+
+
+def _refuse(request: HttpRequest) -> NoReturn:
+    """Employees never see the manager pages' actions (404); a manager outside their reach, 403."""
+    if not is_manager(request.user):
+        raise Http404
+    raise PermissionDenied
 
 
 @login_required
@@ -55,7 +65,7 @@ def gallery(request: HttpRequest, pk: int) -> HttpResponse:
     manager = may_manage_faces(request.user, employee)
     if request.method == "POST":
         if not manager:
-            raise PermissionDenied
+            _refuse(request)
         upload = request.FILES.get("photo")
         if upload is None:
             messages.error(request, "Choose a photo or take one with the camera.")
@@ -132,7 +142,7 @@ def gallery_enrolment_code(request: HttpRequest, pk: int) -> HttpResponse:
     """Issue a one-time code for enrolment at a door device; shown once, on the next page."""
     employee = get_object_or_404(visible_employees(request.user), pk=pk)
     if not may_issue_enrolment_code(request.user, employee):
-        raise PermissionDenied
+        _refuse(request)
     entry, code = enrolment_code_issue(employee=employee, issued_by=request.user)
     messages.success(request, f"Enrolment code for {employee.full_name}: {code} "
                               f"(valid until {timezone.localtime(entry.expires_at):%H:%M}, once).")

@@ -4,7 +4,6 @@ Channels' WebsocketCommunicator against the real ASGI application (in-memory cha
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import pytest
