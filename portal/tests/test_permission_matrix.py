@@ -364,8 +364,3 @@ def test_admin_only_action(world: World, caller: str, action: str) -> None:
         assert response.status_code in ({401, 403} if caller not in PEOPLE_CALLERS else {403}), response.content
         assert state() == before
 
-
-def matrix_cell_count() -> int:
-    per_target = len(_cells(TARGET_ACTIONS, False)) + len(_cells(TARGET_ACTIONS, True))
-    recognition = len(RECOGNITION_SURFACES) * (len(PEOPLE_CALLERS) * len(TARGETS) + 2 * (len(TARGETS) - 1))
-    return per_target + recognition + len(CALLERS) * 6 + len(CALLERS) * len(ADMIN_ONLY)
