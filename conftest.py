@@ -58,3 +58,14 @@ def browser_login(page, base_url: str, username: str, password: str, next_path: 
     page.fill("input[name=password]", password)
     page.click("button[type=submit]")
     page.wait_for_url(f"**{next_path}")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> None:
+    """Throttle and lockout counters live in the cache: each test starts with none."""
+    from django.conf import settings
+
+    if settings.configured:
+        from django.core.cache import cache
+
+        cache.clear()

@@ -28,7 +28,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.utils import timezone
 
-from attendance.events import MONITOR_GROUP, preview_group, preview_published
+from attendance.events import MONITOR_GROUP, device_group, preview_group, preview_published
 from attendance.services import BURST_MAX_FRAMES, IDEMPOTENCY_KEY, CaptureTimeError, check_in_submit, device_heartbeat
 from portal.models import Device, Employee
 from portal.permissions import employee_of, is_admin, is_manager
@@ -177,23 +177,47 @@ def _enrol(device: Device, content: dict[str, Any]) -> dict[str, Any]:
     return enrolled_answer(face)
 
 
+def _device_still_valid(device: Device) -> bool:
+    """The device is still active and its token was not rotated since the socket opened."""
+    return Device.objects.filter(pk=device.pk, token_hash=device.token_hash, is_active=True).exists()
+
+
+# Close codes: 4401 unknown or disabled token at connect; 4403 the device was deactivated,
+# deleted or its token rotated while connected.
+CLOSE_DEVICE_REVOKED = 4403
+
+
 class DeviceConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         self.device = await database_sync_to_async(_device_for)(self.scope.get("headers", []))
         if self.device is None:
             await self.close(code=4401)
             return
+        await self.channel_layer.group_add(device_group(self.device.pk), self.channel_name)
         await self.accept()
         await database_sync_to_async(device_connected)(device=self.device)
         await self.send_json({"type": "hello", "device": self.device.name, "server_time": timezone.now().isoformat()})
 
     async def disconnect(self, code: int) -> None:
         if getattr(self, "device", None) is not None:
+            await self.channel_layer.group_discard(device_group(self.device.pk), self.channel_name)
             await database_sync_to_async(device_gone)(device=self.device)
+
+    async def device_disconnect(self, message: dict[str, Any]) -> None:
+        """An admin deactivated or deleted this device or rotated its token (attendance.events)."""
+        await self._revoke(message.get("reason", "deactivated"))
+
+    async def _revoke(self, reason: str) -> None:
+        await self.send_json({"type": "error", "key": None, "code": "device_revoked",
+                              "detail": f"This device's access was revoked ({reason}); reconnect with a valid token."})
+        await self.close(code=CLOSE_DEVICE_REVOKED)
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         kind = content.get("type") if isinstance(content, dict) else None
         key = content.get("key") if isinstance(content, dict) else None
+        if not await database_sync_to_async(_device_still_valid)(self.device):
+            await self._revoke("inactive")
+            return
         try:
             if kind == "heartbeat":
                 count, recent = _dead_letter_report(content)

@@ -30,6 +30,11 @@ def preview_group(device_id: int) -> str:
     return f"monitor.preview.{device_id}"
 
 
+def device_group(device_id: int) -> str:
+    """The websockets a device has open (its consumer joins on connect)."""
+    return f"device.{device_id}"
+
+
 def recognition_payload(entry: RecognitionLog) -> dict[str, Any]:
     employee = entry.employee
     return {
@@ -85,6 +90,12 @@ def recognition_published(entry: RecognitionLog) -> None:
 
 def device_status_published(device: Device, *, online: bool) -> None:
     transaction.on_commit(lambda: _send(MONITOR_GROUP, {"type": "monitor.event", "event": device_payload(device, online=online)}))
+
+
+def device_disconnect_published(device_id: int, *, reason: str) -> None:
+    """Close the device's open websockets once the transaction commits (deactivated, deleted,
+    token rotated); a rolled-back change closes nothing."""
+    transaction.on_commit(lambda: _send(device_group(device_id), {"type": "device.disconnect", "reason": reason}))
 
 
 def preview_published(device: Device, *, jpeg_base64: str, faces: list[dict[str, Any]]) -> None:

@@ -7,6 +7,7 @@ import datetime as dt
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -17,7 +18,7 @@ from attendance.models import AttendanceRecord, RecognitionLog
 from attendance.selectors import device_statuses, month_sheet, recognitions_for, records_for, today_board
 from attendance.services import attendance_correct, correction_time
 from portal.models import Department
-from portal.permissions import is_manager, visible_employees
+from portal.permissions import is_manager, may_correct_attendance, may_view_reports, visible_employees
 
 
 @ensure_csrf_cookie
@@ -28,7 +29,7 @@ def kiosk(request: HttpRequest) -> HttpResponse:
 
 
 def _manager_only(request: HttpRequest) -> None:
-    if not is_manager(request.user):
+    if not may_view_reports(request.user):
         raise Http404
 
 
@@ -112,6 +113,8 @@ def correct(request: HttpRequest, record_pk: int) -> HttpResponse:
     """Correct one record: a reason is required; the change joins the record's audit trail."""
     _manager_only(request)
     record = get_object_or_404(AttendanceRecord, pk=record_pk, employee__in=visible_employees(request.user))
+    if not may_correct_attendance(request.user, record.employee):
+        raise PermissionDenied  # managers correct their department's employees, not peers, admins or themselves
     error = ""
     if request.method == "POST":
         def at(field: str) -> dt.datetime | None:

@@ -4,8 +4,20 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from portal.models import Department, Device, Employee
-from portal.services import device_create
+from portal.permissions import may_edit, may_use_admin_site
+from portal.services import device_create, device_delete, device_rotate_token, device_update
 from recognition.models import FaceImage
+
+_staff_has_permission = admin.site.has_permission
+
+
+def _admins_only(request) -> bool:
+    """The Django admin reaches every row (users, passwords, roles, every gallery): a manager who
+    is also staff must not reach admins through it, so it is for RollCall admins only."""
+    return _staff_has_permission(request) and may_use_admin_site(request.user)
+
+
+admin.site.has_permission = _admins_only
 
 
 @admin.register(Department)
@@ -66,6 +78,12 @@ class EmployeeAdmin(admin.ModelAdmin):
 
         employee_delete(employee=obj)
 
+    def has_change_permission(self, request, obj: Employee | None = None) -> bool:
+        return super().has_change_permission(request, obj) and (obj is None or may_edit(request.user, obj))
+
+    def has_delete_permission(self, request, obj: Employee | None = None) -> bool:
+        return super().has_delete_permission(request, obj) and (obj is None or may_edit(request.user, obj))
+
 
 @admin.register(Device)
 class DeviceAdmin(admin.ModelAdmin):
@@ -73,10 +91,33 @@ class DeviceAdmin(admin.ModelAdmin):
     fields = ["name", "location", "is_active", "token_prefix", "last_seen_at"]
     readonly_fields = ["token_prefix", "last_seen_at"]
 
+    actions = ["rotate_token", "deactivate"]
+
     def save_model(self, request, obj: Device, form, change) -> None:
         if change:
-            super().save_model(request, obj, form, change)
+            # Through the service: deactivating closes the device's open websockets.
+            device_update(device=obj, **{name: form.cleaned_data[name] for name in form.changed_data})
             return
         device, token = device_create(name=obj.name, location=obj.location)
         obj.pk = device.pk
         self.message_user(request, f"Device token (shown only now, store it on the device): {token}", level=messages.WARNING)
+
+    def delete_model(self, request, obj: Device) -> None:
+        device_delete(device=obj)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for device in queryset:
+            device_delete(device=device)
+
+    @admin.action(description="Rotate the token of the selected devices (shown once)")
+    def rotate_token(self, request, queryset) -> None:
+        for device in queryset:
+            _, token = device_rotate_token(device=device)
+            self.message_user(request, f"New token for {device.name} (shown only now, store it on the device; "
+                                       f"the old one no longer works): {token}", level=messages.WARNING)
+
+    @admin.action(description="Deactivate the selected devices (their websockets close)")
+    def deactivate(self, request, queryset) -> None:
+        for device in queryset.filter(is_active=True):
+            device_update(device=device, is_active=False)
+        self.message_user(request, "Deactivated.", level=messages.SUCCESS)

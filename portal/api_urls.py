@@ -10,6 +10,7 @@ urlpatterns = [
     path("departments", api_views.DepartmentListApi.as_view(), name="api-departments"),
     path("devices", api_views.DeviceListApi.as_view(), name="api-devices"),
     path("devices/<int:pk>", api_views.DeviceDetailApi.as_view(), name="api-device"),
+    path("devices/<int:pk>/rotate-token", api_views.DeviceRotateTokenApi.as_view(), name="api-device-rotate-token"),
     path("device/heartbeat", api_views.DeviceMeApi.as_view(), name="api-device-heartbeat"),
     path("device/enrol", recognition_api.DeviceEnrolApi.as_view(), name="api-device-enrol"),
     path("employees/<int:pk>/enrolment-code", recognition_api.EnrolmentCodeApi.as_view(), name="api-enrolment-code"),

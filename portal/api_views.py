@@ -14,8 +14,23 @@ from rest_framework.views import APIView
 
 from portal.authentication import DeviceTokenAuthentication, IsAdmin, IsDevice, IsManager
 from portal.models import Department, Device, Employee
-from portal.permissions import employee_of, is_admin, visible_employees
-from portal.services import device_create, employee_delete, employee_update
+from portal.permissions import (
+    employee_of,
+    is_admin,
+    may_change_role,
+    may_create_employee,
+    may_edit,
+    may_place_in_department,
+    visible_employees,
+)
+from portal.services import (
+    device_create,
+    device_delete,
+    device_rotate_token,
+    device_update,
+    employee_delete,
+    employee_update,
+)
 
 
 class EmployeeOutput(serializers.ModelSerializer):
@@ -38,14 +53,14 @@ class EmployeeInput(serializers.Serializer):
     biometric_consent_at = serializers.DateTimeField(required=False, allow_null=True)
 
 
-def _check_manager_scope(request: Request, data: dict) -> None:
-    """Managers act inside their own department and cannot hand out manager/admin roles."""
-    if is_admin(request.user):
-        return
-    me = employee_of(request.user)
-    if data.get("role", Employee.Role.EMPLOYEE) != Employee.Role.EMPLOYEE:
-        raise PermissionDenied("Only admins can give the manager or admin role.")
-    if "department_id" in data and data["department_id"] != me.department_id:
+def _check_edit(request: Request, employee: Employee, data: dict) -> None:
+    """The permission questions for changing ``employee`` with ``data`` (portal/permissions.py)."""
+    if not may_edit(request.user, employee):
+        raise PermissionDenied("You may not change this employee (managers: employees of their own department only).")
+    if "role" in data and not may_change_role(request.user, employee, data["role"]):
+        raise PermissionDenied("Only admins change roles.")
+    if "department_id" in data and data["department_id"] != employee.department_id \
+            and not may_place_in_department(request.user, data["department_id"]):
         raise PermissionDenied("Managers can only place employees in their own department.")
 
 
@@ -73,7 +88,8 @@ class EmployeeListApi(APIView):
         values = dict(data.validated_data)
         if not is_admin(request.user):
             values.setdefault("department_id", employee_of(request.user).department_id)
-        _check_manager_scope(request, values)
+        if not may_create_employee(request.user, department_id=values.get("department_id"), role=values["role"]):
+            raise PermissionDenied("Managers create employees (role employee) in their own department only.")
         if Employee.objects.filter(code=values["code"]).exists():
             raise serializers.ValidationError({"code": ["An employee with this code exists."]})
         employee = Employee.objects.create(**values)
@@ -89,20 +105,19 @@ class EmployeeDetailApi(APIView):
 
     @extend_schema(request=EmployeeInput, responses=EmployeeOutput)
     def patch(self, request: Request, pk: int) -> Response:
-        if not IsManager().has_permission(request, self):
-            raise PermissionDenied("Managers and admins only.")
         employee = get_object_or_404(_employees(request), pk=pk)
         data = EmployeeInput(employee, data=request.data, partial=True)
         data.is_valid(raise_exception=True)
-        _check_manager_scope(request, dict(data.validated_data))
+        _check_edit(request, employee, dict(data.validated_data))
         employee_update(employee=employee, **data.validated_data)
         return Response(EmployeeOutput(_employees(request).get(pk=pk)).data)
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, pk: int) -> Response:
-        if not IsManager().has_permission(request, self):
-            raise PermissionDenied("Managers and admins only.")
-        employee_delete(employee=get_object_or_404(_employees(request), pk=pk))
+        employee = get_object_or_404(_employees(request), pk=pk)
+        if not may_edit(request.user, employee):
+            raise PermissionDenied("You may not delete this employee (managers: employees of their own department only).")
+        employee_delete(employee=employee)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -171,10 +186,42 @@ class DeviceListApi(APIView):
 class DeviceDetailApi(APIView):
     permission_classes = [IsAdmin]
 
+    class DeviceUpdate(serializers.Serializer):
+        name = serializers.CharField(max_length=120, required=False)
+        location = serializers.CharField(max_length=200, required=False, allow_blank=True)
+        is_active = serializers.BooleanField(required=False,
+                                             help_text="false: the device's open websockets close within seconds")
+
+    @extend_schema(responses=DeviceOutput)
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(DeviceOutput(get_object_or_404(Device, pk=pk)).data)
+
+    @extend_schema(request=DeviceUpdate, responses=DeviceOutput)
+    def patch(self, request: Request, pk: int) -> Response:
+        device = get_object_or_404(Device, pk=pk)
+        data = self.DeviceUpdate(data=request.data)
+        data.is_valid(raise_exception=True)
+        name = data.validated_data.get("name")
+        if name is not None and Device.objects.filter(name=name).exclude(pk=pk).exists():
+            raise serializers.ValidationError({"name": ["A device with this name exists."]})
+        return Response(DeviceOutput(device_update(device=device, **data.validated_data)).data)
+
     @extend_schema(responses={204: None})
     def delete(self, request: Request, pk: int) -> Response:
-        get_object_or_404(Device, pk=pk).delete()
+        device_delete(device=get_object_or_404(Device, pk=pk))
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class DeviceRotateTokenApi(APIView):
+    """A new token for the device; the old one stops working at once (REST and websocket)."""
+
+    permission_classes = [IsAdmin]
+
+    @extend_schema(request=None, responses=DeviceListApi.DeviceCreated)
+    def post(self, request: Request, pk: int) -> Response:
+        device, token = device_rotate_token(device=get_object_or_404(Device, pk=pk))
+        # The token is in this response only; RollCall keeps just its hash.
+        return Response({**DeviceOutput(device).data, "token": token})
 
 
 class DeviceMeApi(APIView):

@@ -1,8 +1,11 @@
 """Face login: username + a camera burst -> verify against that person's photos + liveness.
 
-Opt-in per employee; the password login always remains. Failed attempts are limited per
-username and per client address (FACE_LOGIN_MAX_FAILURES in FACE_LOGIN_WINDOW_SECONDS), in the
-cache (Redis in production), so every web process shares the count.
+Opt-in per employee; the password login always remains. Failed attempts count against the
+claimed account (FACE_LOGIN_MAX_FAILURES) and, with a higher limit, against the client address
+(FACE_LOGIN_MAX_FAILURES_PER_ADDRESS), within FACE_LOGIN_WINDOW_SECONDS, in the cache (Redis in
+production) so every web process shares the count. One person failing at a shared kiosk locks
+only their own account; the address limit stops one machine trying many accounts. The address
+is the real client's (portal.throttling.client_ip: proxy headers only from trusted proxies).
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from django.shortcuts import render, resolve_url
 from django.views.decorators.http import require_http_methods
 
 from portal.models import Employee
+from portal.permissions import may_face_login_as
+from portal.throttling import client_ip
 from recognition.engine import get_liveness_checker
 from recognition.jobs import check_upload_size
 from recognition.pipeline.errors import PipelineError
@@ -22,17 +27,18 @@ from recognition.pipeline.liveness import head_yaw
 from recognition.services import decode_upload, face_verify, liveness_challenge_redeem
 
 
-def _keys(request: HttpRequest, username: str) -> list[str]:
-    address = request.META.get("REMOTE_ADDR", "?")
-    return [f"face-login:user:{username.lower()}", f"face-login:addr:{address}"]
+def _limits(request: HttpRequest, username: str) -> list[tuple[str, int]]:
+    """(cache key, failure limit) per counter this attempt counts against."""
+    return [(f"face-login:user:{username.lower()}", settings.FACE_LOGIN_MAX_FAILURES),
+            (f"face-login:addr:{client_ip(request)}", settings.FACE_LOGIN_MAX_FAILURES_PER_ADDRESS)]
 
 
-def _blocked(keys: list[str]) -> bool:
-    return any(cache.get(key, 0) >= settings.FACE_LOGIN_MAX_FAILURES for key in keys)
+def _blocked(limits: list[tuple[str, int]]) -> bool:
+    return any(cache.get(key, 0) >= limit for key, limit in limits)
 
 
-def _fail(keys: list[str], message: str, status: int = 400) -> JsonResponse:
-    for key in keys:
+def _fail(limits: list[tuple[str, int]], message: str, status: int = 400) -> JsonResponse:
+    for key, _ in limits:
         cache.add(key, 0, settings.FACE_LOGIN_WINDOW_SECONDS)
         try:
             cache.incr(key)
@@ -47,13 +53,17 @@ def face_login(request: HttpRequest):
         return render(request, "registration/face_login.html")
     username = request.POST.get("username", "").strip()
     frames = request.FILES.getlist("frames")
-    keys = _keys(request, username)
+    keys = _limits(request, username)
     if _blocked(keys):
-        return JsonResponse({"ok": False, "detail": "Too many failed attempts; use your password or wait 15 minutes."},
-                            status=429)
+        minutes = max(1, round(settings.FACE_LOGIN_WINDOW_SECONDS / 60))
+        response = JsonResponse({"ok": False, "code": "too_many_attempts",
+                                 "detail": f"Too many failed attempts; use your password or wait {minutes} minutes."},
+                                status=429)
+        response["Retry-After"] = str(settings.FACE_LOGIN_WINDOW_SECONDS)
+        return response
     user = get_user_model().objects.filter(username=username, is_active=True).first()
-    employee = Employee.objects.filter(user=user, face_login=True, is_active=True).first() if user else None
-    if employee is None:
+    employee = Employee.objects.filter(user=user).first() if user else None
+    if employee is None or not may_face_login_as(employee):
         return _fail(keys, "Face login is not enabled for this account.")
     if not frames or len(frames) > 48:
         return _fail(keys, "Send between 1 and 48 camera frames.")
@@ -81,7 +91,6 @@ def face_login(request: HttpRequest):
         return _fail(keys, exc.detail)
     if not verdict.same:
         return _fail(keys, "Face not recognised for this account.", status=401)
-    for key in keys:
-        cache.delete(key)
+    cache.delete(keys[0][0])  # the account's count; the address keeps its own
     login(request, user, backend="django.contrib.auth.backends.ModelBackend")
     return JsonResponse({"ok": True, "next": resolve_url(settings.LOGIN_REDIRECT_URL)})

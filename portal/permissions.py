@@ -1,7 +1,13 @@
-"""Who may see what. One place for the rules used by pages and the API.
+"""Who may do what. The one place for the rules; pages, the API, the admin and the websockets
+ask these questions and never re-derive them.
 
-Admins (and superusers) see everyone; managers see the employees of their own department;
-employees see only themselves.
+Seeing (``may_view``, ``visible_employees``): admins (and superusers) see everyone; managers
+see the employees of their own department (and themselves); employees see only themselves.
+
+Acting (``may_edit``, ``may_manage_faces``, ``may_issue_enrolment_code``, ``may_correct_attendance``):
+admins act on everyone; a manager acts only on employees of their own department whose role is
+*employee* — never on a manager, an admin or themselves; employees act on nothing. Only admins
+change roles, departments, devices and use the Django admin site.
 """
 
 from __future__ import annotations
@@ -11,37 +17,147 @@ from django.db.models import QuerySet
 
 from portal.models import Employee
 
+User = AbstractBaseUser | AnonymousUser
 
-def employee_of(user: AbstractBaseUser | AnonymousUser) -> Employee | None:
+
+def employee_of(user: User) -> Employee | None:
     if not user.is_authenticated:
         return None
     return Employee.objects.filter(user=user).select_related("department").first()
 
 
-def is_admin(user: AbstractBaseUser | AnonymousUser) -> bool:
-    if not user.is_authenticated:
+def is_admin(user: User) -> bool:
+    if not user.is_authenticated or not user.is_active:
         return False
     if user.is_superuser:
         return True
     employee = employee_of(user)
-    return employee is not None and employee.role == Employee.Role.ADMIN
+    return employee is not None and employee.is_active and employee.role == Employee.Role.ADMIN
 
 
-def is_manager(user: AbstractBaseUser | AnonymousUser) -> bool:
+def is_manager(user: User) -> bool:
     """Managers and admins."""
     if is_admin(user):
         return True
     employee = employee_of(user)
-    return employee is not None and employee.role == Employee.Role.MANAGER
+    return employee is not None and employee.is_active and employee.role == Employee.Role.MANAGER
 
 
-def visible_employees(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Employee]:
+def visible_employees(user: User) -> QuerySet[Employee]:
     """The employees whose records and faces ``user`` may see."""
     if is_admin(user):
         return Employee.objects.all()
     employee = employee_of(user)
     if employee is None:
         return Employee.objects.none()
-    if employee.role == Employee.Role.MANAGER and employee.department_id is not None:
+    if employee.role == Employee.Role.MANAGER and employee.is_active and employee.department_id is not None:
         return Employee.objects.filter(department_id=employee.department_id)
     return Employee.objects.filter(pk=employee.pk)
+
+
+def manageable_employees(user: User) -> QuerySet[Employee]:
+    """The employees ``user`` may act on (edit, deactivate, delete, faces, codes, corrections)."""
+    if is_admin(user):
+        return Employee.objects.all()
+    me = employee_of(user)
+    if me is None or not me.is_active or me.role != Employee.Role.MANAGER or me.department_id is None:
+        return Employee.objects.none()
+    return Employee.objects.filter(department_id=me.department_id, role=Employee.Role.EMPLOYEE).exclude(pk=me.pk)
+
+
+# --- Questions about one target ----------------------------------------------------------------
+
+def may_view(actor: User, target: Employee) -> bool:
+    return visible_employees(actor).filter(pk=target.pk).exists()
+
+
+def may_edit(actor: User, target: Employee) -> bool:
+    """Change the profile or the active flag, or delete the employee."""
+    if is_admin(actor):
+        return True
+    me = employee_of(actor)
+    return (
+        me is not None and me.is_active and me.role == Employee.Role.MANAGER and me.department_id is not None
+        and target.pk != me.pk and target.role == Employee.Role.EMPLOYEE and target.department_id == me.department_id
+    )
+
+
+def may_delete(actor: User, target: Employee) -> bool:
+    return may_edit(actor, target)
+
+
+def may_change_role(actor: User, target: Employee, role: str) -> bool:
+    """Giving ``target`` the role ``role``: admins only (keeping the current role is no change)."""
+    return role == target.role or is_admin(actor)
+
+
+def may_place_in_department(actor: User, department_id: int | None) -> bool:
+    """Creating an employee in, or moving one to, ``department_id``: admins anywhere; managers
+    only into their own department."""
+    if is_admin(actor):
+        return True
+    me = employee_of(actor)
+    return is_manager(actor) and me is not None and me.department_id is not None and department_id == me.department_id
+
+
+def may_create_employee(actor: User, *, department_id: int | None, role: str) -> bool:
+    if is_admin(actor):
+        return True
+    return role == Employee.Role.EMPLOYEE and may_place_in_department(actor, department_id)
+
+
+def may_manage_faces(actor: User, target: Employee) -> bool:
+    """Upload, mark primary or delete photos of ``target``, carry out their erasure request."""
+    return may_edit(actor, target)
+
+
+def may_issue_enrolment_code(actor: User, target: Employee) -> bool:
+    return may_manage_faces(actor, target)
+
+
+def may_correct_attendance(actor: User, target: Employee) -> bool:
+    """Correct ``target``'s attendance records (managers: their department's employees, not themselves)."""
+    return may_edit(actor, target)
+
+
+def may_verify(actor: User, target: Employee) -> bool:
+    """1:1 verification against ``target``'s photos: managers and admins for people they see,
+    everyone for themselves."""
+    if is_manager(actor):
+        return may_view(actor, target)
+    me = employee_of(actor)
+    return me is not None and me.pk == target.pk
+
+
+def may_face_login_as(target: Employee) -> bool:
+    """Face login is possible only for an active employee who opted in (on their own /me/ page)."""
+    return target.is_active and target.face_login and target.user_id is not None
+
+
+# --- Questions without a target ------------------------------------------------------------------
+
+def may_recognize(actor: User) -> bool:
+    """Run 1:N recognition or detection on an uploaded photo (answers name only visible people)."""
+    return is_manager(actor)
+
+
+def may_view_reports(actor: User) -> bool:
+    return is_manager(actor)
+
+
+def may_manage_departments(actor: User) -> bool:
+    return is_admin(actor)
+
+
+def may_manage_devices(actor: User) -> bool:
+    return is_admin(actor)
+
+
+def may_use_admin_site(actor: User) -> bool:
+    """The Django admin reaches every row (users, passwords, roles): admins only."""
+    return bool(actor.is_authenticated and actor.is_active and getattr(actor, "is_staff", False) and is_admin(actor))
+
+
+def recognition_names(actor: User) -> dict[int, str]:
+    """Employee id -> name for the people a recognition answer may name to ``actor``."""
+    return dict(visible_employees(actor).values_list("pk", "full_name"))

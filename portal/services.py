@@ -21,6 +21,48 @@ def device_create(*, name: str, location: str = "") -> tuple[Device, str]:
     return device, token
 
 
+def device_update(*, device: Device, **fields: object) -> Device:
+    """Change a device; deactivating it closes its open websockets (after commit) and its token
+    stops working for REST at once."""
+    from attendance.events import device_disconnect_published
+
+    with transaction.atomic():
+        # From the database: the admin's form has already set the new values on ``device``.
+        was_active = Device.objects.filter(pk=device.pk, is_active=True).exists()
+        for name, value in fields.items():
+            setattr(device, name, value)
+        device.save()
+        if was_active and not device.is_active:
+            device_disconnect_published(device.pk, reason="deactivated")
+    return device
+
+
+def device_deactivate(*, device: Device) -> Device:
+    return device_update(device=device, is_active=False)
+
+
+def device_delete(*, device: Device) -> None:
+    from attendance.events import device_disconnect_published
+
+    with transaction.atomic():
+        device_disconnect_published(device.pk, reason="deleted")
+        device.delete()
+
+
+def device_rotate_token(*, device: Device) -> tuple[Device, str]:
+    """Give the device a new token and return it (the only time it is available); the old token
+    stops working at once and websockets opened with it are closed."""
+    from attendance.events import device_disconnect_published
+
+    token = Device.new_token()
+    with transaction.atomic():
+        device.token_hash = Device.hash_token(token)
+        device.token_prefix = token[:8]
+        device.save(update_fields=["token_hash", "token_prefix"])
+        device_disconnect_published(device.pk, reason="token_rotated")
+    return device, token
+
+
 def device_seen(*, device: Device) -> bool:
     """Record that a device was heard from (heartbeat, websocket message, check-in); announce it
     online on the live monitor when it had been offline. Returns whether it came online."""

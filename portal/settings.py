@@ -290,3 +290,67 @@ SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+
+# --- Throttling, login lockout and trusted proxies (issue 11, point 7) --------------------------
+# The client address is REMOTE_ADDR unless the peer is one of these proxies (addresses or networks,
+# e.g. "127.0.0.1,10.0.0.0/8"); then X-Forwarded-For is read from the right past the trusted hops.
+# Empty (the default): X-Forwarded-For is ignored. One helper, portal.throttling.client_ip, serves
+# the API throttles, the password-login lockout and face login.
+ROLLCALL_TRUSTED_PROXIES = env_list("ROLLCALL_TRUSTED_PROXIES", "")
+
+
+def _rate(name: str, default: str) -> str | None:
+    value = os.environ.get(name, default).strip()
+    return None if value.lower() in ("", "off", "none") else value
+
+
+# DRF throttles ("N/second|minute|hour|day"; "off" for none). anon: per address; user: per account;
+# device: per device token; recognition: /recognize, /verify, /detect per caller; bad_credentials:
+# wrong API or device tokens per address (then 429 instead of 401).
+ROLLCALL_THROTTLE_RATES: dict[str, str | None] = {
+    "anon": _rate("ROLLCALL_THROTTLE_ANON", "120/minute"),
+    "user": _rate("ROLLCALL_THROTTLE_USER", "1200/minute"),
+    "device": _rate("ROLLCALL_THROTTLE_DEVICE", "600/minute"),
+    "recognition": _rate("ROLLCALL_THROTTLE_RECOGNITION", "120/minute"),
+    "bad_credentials": _rate("ROLLCALL_THROTTLE_BAD_CREDENTIALS", "30/minute"),
+}
+REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = [
+    "portal.throttling.AnonThrottle",
+    "portal.throttling.UserThrottle",
+    "portal.throttling.DeviceThrottle",
+    "portal.throttling.RecognitionThrottle",
+]
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = ROLLCALL_THROTTLE_RATES
+REST_FRAMEWORK["NUM_PROXIES"] = 0  # DRF's own guess is never used: our throttles ask client_ip
+REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"] = [
+    "portal.authentication.TokenAuthentication" if name == "rest_framework.authentication.TokenAuthentication" else name
+    for name in REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"]
+]
+
+# Password login (login page, Django admin): django-axes locks out after AXES_FAILURE_LIMIT
+# failures for AXES_COOLOFF_SECONDS. ROLLCALL_LOGIN_LOCKOUT: "username,ip_address" locks an
+# account and an address separately; "username+ip_address" locks only that pair.
+INSTALLED_APPS += ["axes"]
+MIDDLEWARE += ["axes.middleware.AxesMiddleware"]
+AUTHENTICATION_BACKENDS = [
+    "portal.authentication.LoginLockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = int(os.environ.get("AXES_COOLOFF_SECONDS", "900")) / 3600  # hours, as axes reads a float
+AXES_LOCKOUT_PARAMETERS = [
+    names[0] if len(names) == 1 else names
+    for names in ([n.strip() for n in item.split("+") if n.strip()]
+                  for item in env_list("ROLLCALL_LOGIN_LOCKOUT", "username,ip_address"))
+    if names
+]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "portal.throttling.client_ip"
+AXES_LOCKOUT_CALLABLE = "portal.throttling.login_lockout_response"
+AXES_HANDLER = os.environ.get("AXES_HANDLER", "axes.handlers.database.AxesDatabaseHandler")
+
+# Face login: failures count against the claimed account (FACE_LOGIN_MAX_FAILURES) and, with a
+# higher limit, the client address (FACE_LOGIN_MAX_FAILURES_PER_ADDRESS), within
+# FACE_LOGIN_WINDOW_SECONDS: one person failing locks only their account, not a shared kiosk.
+FACE_LOGIN_MAX_FAILURES_PER_ADDRESS = int(os.environ.get("FACE_LOGIN_MAX_FAILURES_PER_ADDRESS", "30"))
+AXES_VERBOSE = env_bool("AXES_VERBOSE", False)  # lockouts are still logged; every login is not

@@ -17,7 +17,13 @@ from rest_framework.views import APIView
 
 from portal.authentication import DeviceTokenAuthentication, IsDevice, IsManager
 from portal.models import Employee
-from portal.permissions import employee_of, is_manager, visible_employees
+from portal.permissions import (
+    may_issue_enrolment_code,
+    may_manage_faces,
+    may_verify,
+    recognition_names,
+    visible_employees,
+)
 from recognition import workers
 from recognition.jobs import check_upload_size
 from recognition.models import FaceImage
@@ -53,9 +59,11 @@ class FaceOutput(serializers.ModelSerializer):
 
 
 def _managed_employee(request: Request, employee_id: int) -> Employee:
-    if not is_manager(request.user):
-        raise PermissionDenied("Managers and admins only.")
-    return get_object_or_404(visible_employees(request.user), pk=employee_id)
+    """The employee whose faces the caller may manage: 404 if not visible, 403 if only visible."""
+    employee = get_object_or_404(visible_employees(request.user), pk=employee_id)
+    if not may_manage_faces(request.user, employee):
+        raise PermissionDenied("You may not change this employee's photos (managers: employees of their own department only).")
+    return employee
 
 
 class FaceListApi(APIView):
@@ -163,6 +171,7 @@ class RecognizeApi(APIView):
     """Every face in the image: box, best match, similarity, known/unknown, top-k."""
 
     permission_classes = [IsManager]
+    throttle_scope = "recognition"
     parser_classes = [MultiPartParser, FormParser]
 
     class RecognizeInput(ImageInput):
@@ -173,7 +182,7 @@ class RecognizeApi(APIView):
         data = self.RecognizeInput(data=request.data)
         data.is_valid(raise_exception=True)
         faces = workers.recognize(data=read_upload(data.validated_data["image"]), k=data.validated_data["k"])
-        visible = dict(visible_employees(request.user).values_list("pk", "full_name"))
+        visible = recognition_names(request.user)
         for face in faces:
             # Names only of people this caller may see; others are "someone else".
             face["employee"] = visible.get(face["employee_id"]) if face["known"] else None
@@ -187,6 +196,7 @@ class VerifyApi(APIView):
     """verify(image, employee): is the one face in the image this employee?"""
 
     permission_classes = [IsAuthenticated]
+    throttle_scope = "recognition"
     parser_classes = [MultiPartParser, FormParser]
 
     class VerifyInput(ImageInput):
@@ -197,7 +207,7 @@ class VerifyApi(APIView):
         data = self.VerifyInput(data=request.data)
         data.is_valid(raise_exception=True)
         employee = get_object_or_404(visible_employees(request.user), pk=data.validated_data["employee"])
-        if not is_manager(request.user) and employee != employee_of(request.user):
+        if not may_verify(request.user, employee):
             raise PermissionDenied("Employees can only verify themselves.")
         return Response(workers.verify(data=read_upload(data.validated_data["image"]), employee=employee))
 
@@ -206,6 +216,7 @@ class DetectApi(APIView):
     """Faces in the image (box, score, 5 landmarks); no recognition."""
 
     permission_classes = [IsManager]
+    throttle_scope = "recognition"
     parser_classes = [MultiPartParser, FormParser]
 
     @extend_schema(request={"multipart/form-data": ImageInput}, responses=DetectOutput)
@@ -224,11 +235,13 @@ class EnrolmentCodeOutput(serializers.Serializer):
 class EnrolmentCodeApi(APIView):
     """Issue a one-time code (10 minutes) that lets a device add one photo for this employee."""
 
-    permission_classes = [IsManager]
+    permission_classes = [IsAuthenticated]
 
     @extend_schema(request=None, responses={201: EnrolmentCodeOutput})
     def post(self, request: Request, pk: int) -> Response:
-        employee = _managed_employee(request, pk)
+        employee = get_object_or_404(visible_employees(request.user), pk=pk)
+        if not may_issue_enrolment_code(request.user, employee):
+            raise PermissionDenied("You may not issue an enrolment code for this employee.")
         entry, code = enrolment_code_issue(employee=employee, issued_by=request.user)
         return Response({"employee_id": employee.pk, "code": code, "expires_at": entry.expires_at}, status=status.HTTP_201_CREATED)
 

@@ -3,15 +3,25 @@ primary), permission-checked face images, and a recognise-a-photo form."""
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from portal.models import Employee
-from portal.permissions import is_manager, visible_employees
+from portal.permissions import (
+    is_manager,
+    may_issue_enrolment_code,
+    may_manage_faces,
+    may_recognize,
+    recognition_names,
+    visible_employees,
+)
 from recognition import workers
 from recognition.models import ErasureRequest, FaceImage
 from recognition.pipeline.errors import PipelineError
@@ -34,19 +44,28 @@ def face_file(request: HttpRequest, pk: int, kind: str) -> FileResponse:
 
 
 def _managed(request: HttpRequest, pk: int) -> Employee:
+    """The employee whose photos the caller may manage: 404 if not visible, 403 if only visible."""
+    employee = get_object_or_404(visible_employees(request.user), pk=pk)
+    if not may_manage_faces(request.user, employee):
+        _refuse(request)
+    return employee
+
+
+def _refuse(request: HttpRequest) -> NoReturn:
+    """Employees never see the manager pages' actions (404); a manager outside their reach, 403."""
     if not is_manager(request.user):
         raise Http404
-    return get_object_or_404(visible_employees(request.user), pk=pk)
+    raise PermissionDenied
 
 
 @login_required
 def gallery(request: HttpRequest, pk: int) -> HttpResponse:
     """One employee's enrolled photos; managers add (file or webcam), delete and mark primary."""
     employee = get_object_or_404(visible_employees(request.user), pk=pk)
-    manager = is_manager(request.user)
+    manager = may_manage_faces(request.user, employee)
     if request.method == "POST":
         if not manager:
-            raise Http404
+            _refuse(request)
         upload = request.FILES.get("photo")
         if upload is None:
             messages.error(request, "Choose a photo or take one with the camera.")
@@ -95,7 +114,7 @@ def gallery_primary(request: HttpRequest, pk: int, face_pk: int) -> HttpResponse
 @login_required
 def recognize_page(request: HttpRequest) -> HttpResponse:
     """Upload a photo and see who is in it (managers and admins)."""
-    if not is_manager(request.user):
+    if not may_recognize(request.user):
         raise Http404
     context: dict[str, object] = {}
     if request.method == "POST":
@@ -108,8 +127,12 @@ def recognize_page(request: HttpRequest) -> HttpResponse:
             except PipelineError as exc:
                 context["error"] = exc.detail
             else:
-                names = visible_employees(request.user).in_bulk([r["employee_id"] for r in results if r["employee_id"]])
-                context["results"] = [{**r, "employee": names.get(r["employee_id"])} for r in results]
+                # Names only of people this caller may see; anyone else is shown as not recognised.
+                names = recognition_names(request.user)
+                context["results"] = [
+                    {**r, "employee": {"full_name": names[r["employee_id"]]}} if r["employee_id"] in names
+                    else {**r, "known": False, "employee": None, "employee_id": None}
+                    for r in results]
     return render(request, "recognition/recognize.html", context)
 
 
@@ -117,7 +140,9 @@ def recognize_page(request: HttpRequest) -> HttpResponse:
 @require_POST
 def gallery_enrolment_code(request: HttpRequest, pk: int) -> HttpResponse:
     """Issue a one-time code for enrolment at a door device; shown once, on the next page."""
-    employee = _managed(request, pk)
+    employee = get_object_or_404(visible_employees(request.user), pk=pk)
+    if not may_issue_enrolment_code(request.user, employee):
+        _refuse(request)
     entry, code = enrolment_code_issue(employee=employee, issued_by=request.user)
     messages.success(request, f"Enrolment code for {employee.full_name}: {code} "
                               f"(valid until {timezone.localtime(entry.expires_at):%H:%M}, once).")

@@ -1,0 +1,366 @@
+"""The permission matrix, over HTTP: caller role x action x target, through the real URLs
+(Django's test client / DRF's APIClient, sessions and device tokens as in production).
+
+Callers: an admin, a manager of department A, a manager of department B, an employee of A,
+an anonymous visitor and a door device. Targets: the admin (in A), a peer manager (A), the
+manager of B, an employee of A, an employee of B, and the caller themselves. The expected answer
+of every cell comes from the rule table below, written independently of portal/permissions.py;
+a refused cell must also leave the database exactly as it was, an allowed change must show.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Permission, User
+from django.core.cache import cache
+from django.core.files.base import ContentFile
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from attendance.models import AttendanceRecord
+from portal.models import Department, Device, Employee
+from portal.services import device_create
+from recognition.models import EnrolmentCode, ErasureRequest, FaceImage
+from recognition.services import erasure_request_create, face_enroll, gallery_changed
+
+PERSON = "joe_biden"  # the targets' photos; recognition probes use another photo of the same person
+
+# --- The population and the rule table ---------------------------------------------------------------
+
+PEOPLE = {  # name: (role, department)
+    "admin": ("admin", "A"),
+    "manager_a": ("manager", "A"),
+    "manager_a2": ("manager", "A"),
+    "manager_b": ("manager", "B"),
+    "employee": ("employee", "A"),
+    "employee_a2": ("employee", "A"),
+    "employee_b": ("employee", "B"),
+}
+CALLERS = ["admin", "manager_a", "manager_b", "employee", "anonymous", "device"]
+TARGETS = ["admin", "manager_a2", "manager_b", "employee_a2", "employee_b", "self"]
+#          admin,   peer manager of A, other-dept manager, own-dept employee, other-dept employee
+PEOPLE_CALLERS = {"admin", "manager_a", "manager_b", "employee"}
+
+
+def _role(name: str) -> str:
+    return PEOPLE[name][0]
+
+
+def sees(caller: str, target: str) -> bool:
+    if _role(caller) == "admin":
+        return True
+    if _role(caller) == "manager":
+        return PEOPLE[target][1] == PEOPLE[caller][1]
+    return target == caller
+
+
+def acts(caller: str, target: str) -> bool:
+    """Edit, deactivate, delete, faces, enrolment codes, corrections."""
+    if _role(caller) == "admin":
+        return True
+    return (_role(caller) == "manager" and target != caller and _role(target) == "employee"
+            and PEOPLE[target][1] == PEOPLE[caller][1])
+
+
+RULES: dict[str, Callable[[str, str], bool]] = {
+    "view": sees,
+    "act": acts,
+    "role": lambda caller, target: _role(caller) == "admin",
+    "verify": lambda caller, target: sees(caller, target) if _role(caller) != "employee" else caller == target,
+    "report": lambda caller, target: _role(caller) != "employee" and sees(caller, target),
+    "admin_site": lambda caller, target: _role(caller) == "admin",
+}
+
+
+# --- Fixtures ------------------------------------------------------------------------------------------
+
+@dataclass
+class World:
+    employees: dict[str, Employee]
+    users: dict[str, User]
+    departments: dict[str, Department]
+    device: Device
+    device_token: str
+    people: dict[str, list[Path]]
+
+    def client(self, caller: str) -> APIClient:
+        client = APIClient()
+        if caller == "device":
+            client.credentials(HTTP_AUTHORIZATION=f"Device {self.device_token}")
+        elif caller != "anonymous":
+            client.force_login(self.users[caller])
+        return client
+
+
+@pytest.fixture()
+def world(people) -> World:
+    cache.clear()  # throttle counters of earlier tests
+    departments = {name: Department.objects.create(name=f"Department {name}") for name in ("A", "B")}
+    users, employees = {}, {}
+    for name, (role, department) in PEOPLE.items():
+        # Managers are staff too: the Django admin must still not let them reach anyone.
+        users[name] = User.objects.create(username=name, is_staff=role != "employee")
+        employees[name] = Employee.objects.create(user=users[name], code=name, full_name=f"Person {name}",
+                                                  role=role, department=departments[department])
+    # Admins and managers hold every model permission of the portal app: only the role decides.
+    for name in ("admin", "manager_a", "manager_b"):
+        users[name].user_permissions.set(Permission.objects.filter(content_type__app_label="portal"))
+    device, token = device_create(name="Front door")
+    return World(employees, users, departments, device, token, people)
+
+
+_face_template: dict[str, Any] = {}
+
+
+def give_face(world: World, employee: Employee, *, count: int = 1) -> list[FaceImage]:
+    """Real faces for ``employee``: the first one in the session is enrolled through the pipeline,
+    later ones reuse its stored detection, embedding and files (enrolment costs seconds)."""
+    if not _face_template:
+        face = face_enroll(employee=employee, data=world.people[PERSON][0].read_bytes())
+        _face_template.update(
+            fields={f.attname: getattr(face, f.attname) for f in FaceImage._meta.concrete_fields
+                    if f.attname not in ("id", "employee_id", "image", "crop", "created_at", "created_by_id", "is_primary")},
+            image=face.image.read(), crop=face.crop.read())
+        face.image.close()
+        face.crop.close()
+        faces = [face]
+    else:
+        faces = []
+    while len(faces) < count:
+        fields = dict(_face_template["fields"], embedding=bytes(_face_template["fields"]["embedding"]))
+        fields["content_hash"] = f"{fields['content_hash'][:56]}{len(faces):08d}"
+        face = FaceImage(employee=employee, **fields)
+        face.image.save("face.jpg", ContentFile(_face_template["image"]), save=False)
+        face.crop.save("crop.jpg", ContentFile(_face_template["crop"]), save=False)
+        face.save()
+        faces.append(face)
+    FaceImage.objects.filter(employee=employee).update(is_primary=False)
+    gallery_changed()
+    return faces
+
+
+def state() -> dict[str, list]:
+    """Everything a refused request must leave as it was."""
+    return {
+        "employees": sorted(Employee.objects.values_list("pk", "full_name", "role", "is_active", "department_id")),
+        "faces": sorted(FaceImage.objects.values_list("pk", "employee_id", "is_primary")),
+        "codes": sorted(EnrolmentCode.objects.values_list("pk", "employee_id")),
+        "records": sorted(AttendanceRecord.objects.values_list("pk", "status", "corrected")),
+        "erasures": sorted(ErasureRequest.objects.values_list("pk", "status")),
+        "devices": sorted(Device.objects.values_list("pk", "name", "is_active", "token_hash")),
+        "departments": sorted(Department.objects.values_list("pk", "name")),
+    }
+
+
+def photo(world: World, index: int = 0) -> io.BytesIO:
+    handle = io.BytesIO(world.people[PERSON][index].read_bytes())
+    handle.name = "photo.jpg"
+    return handle
+
+
+# --- Target actions ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Action:
+    surface: str  # "api", "page" or "admin"
+    rule: str
+    ok: int
+    changes: bool
+    needs: tuple[str, ...]
+    send: Callable[[APIClient, World, Employee, dict[str, Any]], Any]
+    pipeline: bool = False
+
+
+def _new_role(target: Employee) -> str:
+    return "manager" if target.role == "employee" else "employee"
+
+
+TARGET_ACTIONS: dict[str, Action] = {
+    "api_view": Action("api", "view", 200, False, (), lambda c, w, t, x: c.get(f"/api/v1/employees/{t.pk}")),
+    "api_edit_profile": Action("api", "act", 200, True, (), lambda c, w, t, x: c.patch(
+        f"/api/v1/employees/{t.pk}", {"full_name": "Renamed"}, format="json")),
+    "api_deactivate": Action("api", "act", 200, True, (), lambda c, w, t, x: c.patch(
+        f"/api/v1/employees/{t.pk}", {"is_active": False}, format="json")),
+    "api_change_role": Action("api", "role", 200, True, (), lambda c, w, t, x: c.patch(
+        f"/api/v1/employees/{t.pk}", {"role": _new_role(t)}, format="json")),
+    "api_delete": Action("api", "act", 204, True, (), lambda c, w, t, x: c.delete(f"/api/v1/employees/{t.pk}")),
+    "api_face_upload": Action("api", "act", 201, True, (), lambda c, w, t, x: c.post(
+        "/api/v1/faces", {"employee": t.pk, "image": photo(w)}, format="multipart"), pipeline=True),
+    "api_face_primary": Action("api", "act", 200, True, ("faces",), lambda c, w, t, x: c.patch(
+        f"/api/v1/faces/{x['faces'][1].pk}", {"is_primary": True}, format="json")),
+    "api_face_delete": Action("api", "act", 204, True, ("faces",), lambda c, w, t, x: c.delete(
+        f"/api/v1/faces/{x['faces'][0].pk}")),
+    "api_enrolment_code": Action("api", "act", 201, True, (), lambda c, w, t, x: c.post(
+        f"/api/v1/employees/{t.pk}/enrolment-code")),
+    "api_verify": Action("api", "verify", 200, False, ("faces",), lambda c, w, t, x: c.post(
+        "/api/v1/verify", {"employee": t.pk, "image": photo(w, 1)}, format="multipart"), pipeline=True),
+    "page_gallery": Action("page", "view", 200, False, (), lambda c, w, t, x: c.get(f"/people/{t.pk}/faces/")),
+    "page_face_upload": Action("page", "act", 302, True, (), lambda c, w, t, x: c.post(
+        f"/people/{t.pk}/faces/", {"photo": photo(w)}), pipeline=True),
+    "page_face_delete": Action("page", "act", 302, True, ("faces",), lambda c, w, t, x: c.post(
+        f"/people/{t.pk}/faces/{x['faces'][0].pk}/delete/")),
+    "page_face_primary": Action("page", "act", 302, True, ("faces",), lambda c, w, t, x: c.post(
+        f"/people/{t.pk}/faces/{x['faces'][1].pk}/primary/")),
+    "page_enrolment_code": Action("page", "act", 302, True, (), lambda c, w, t, x: c.post(
+        f"/people/{t.pk}/enrolment-code/")),
+    "page_erasure": Action("page", "act", 302, True, ("faces", "erasure"), lambda c, w, t, x: c.post(
+        f"/people/{t.pk}/erase/{x['erasure'].pk}/")),
+    "page_face_file": Action("page", "view", 200, False, ("faces",), lambda c, w, t, x: c.get(
+        f"/faces/{x['faces'][0].pk}/crop/")),
+    "page_history": Action("page", "report", 200, False, (), lambda c, w, t, x: c.get(f"/people/{t.pk}/attendance/")),
+    "page_correct": Action("page", "act", 302, True, ("record",), lambda c, w, t, x: c.post(
+        f"/records/{x['record'].pk}/correct/", {"reason": "forgot the badge", "status": "absent"})),
+    "admin_change_page": Action("admin", "admin_site", 200, False, (), lambda c, w, t, x: c.get(
+        f"/admin/portal/employee/{t.pk}/change/")),
+    "admin_delete": Action("admin", "admin_site", 302, True, (), lambda c, w, t, x: c.post(
+        f"/admin/portal/employee/{t.pk}/delete/", {"post": "yes"})),
+}
+
+
+def refused_statuses(action: Action, caller: str, target: str) -> set[int]:
+    if caller in ("anonymous", "device") or action.surface == "admin":
+        # Not logged in (a device token opens no page and no people API): 401/403 from the API,
+        # the login page otherwise; the admin site sends everyone but admins to its login.
+        return {401, 403} if action.surface == "api" else {302}
+    if not sees(caller, target):
+        return {404}  # never confirm that someone one may not see exists
+    return {403} if action.surface == "api" else {403, 404}
+
+
+def _cells(actions: dict[str, Action], pipeline: bool) -> list[tuple[str, str, str]]:
+    return [(name, caller, target) for name, action in actions.items() if action.pipeline is pipeline
+            for caller in CALLERS for target in TARGETS if not (target == "self" and caller not in PEOPLE_CALLERS)]
+
+
+def _run_cell(world: World, name: str, caller: str, target: str) -> None:
+    action = TARGET_ACTIONS[name]
+    target_name = caller if target == "self" else target
+    employee = world.employees[target_name]
+    extra: dict[str, Any] = {}
+    if "faces" in action.needs:
+        extra["faces"] = give_face(world, employee, count=2)
+    if "erasure" in action.needs:
+        extra["erasure"] = erasure_request_create(employee=employee, note="please")
+    if "record" in action.needs:
+        extra["record"] = AttendanceRecord.objects.create(employee=employee, date=timezone.localdate(), status="present")
+    before = state()
+    response = action.send(world.client(caller), world, employee, extra)
+    if hasattr(response, "streaming_content"):
+        response.close()
+    allowed = caller in PEOPLE_CALLERS and RULES[action.rule](caller, target_name)
+    after = state()
+    if allowed:
+        assert response.status_code == action.ok, (response.status_code, getattr(response, "content", b"")[:300])
+        if action.changes:
+            assert after != before, "an allowed change must be stored"
+        else:
+            assert after == before
+    else:
+        assert response.status_code in refused_statuses(action, caller, target_name), (
+            response.status_code, getattr(response, "content", b"")[:300])
+        assert after == before, "a refused request must change nothing"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("action", "caller", "target"), _cells(TARGET_ACTIONS, pipeline=False))
+def test_target_action(world: World, action: str, caller: str, target: str) -> None:
+    _run_cell(world, action, caller, target)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("action", "caller", "target"), _cells(TARGET_ACTIONS, pipeline=True))
+def test_target_action_through_the_pipeline(world: World, action: str, caller: str, target: str) -> None:
+    _run_cell(world, action, caller, target)
+
+
+# --- Recognition answers name only people the caller may see ------------------------------------------
+
+RECOGNITION_SURFACES = ["api_recognize", "page_recognize"]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("surface", "caller", "target"), [
+    (surface, caller, target) for surface in RECOGNITION_SURFACES for caller in CALLERS for target in TARGETS
+    if not (target == "self" and caller not in PEOPLE_CALLERS)])
+def test_recognition_names_only_visible_people(world: World, surface: str, caller: str, target: str) -> None:
+    target_name = caller if target == "self" else target
+    employee = world.employees[target_name]
+    give_face(world, employee)
+    client = world.client(caller)
+    before = state()
+    if surface == "api_recognize":
+        response = client.post("/api/v1/recognize", {"image": photo(world, 1)}, format="multipart")
+    else:
+        response = client.post("/recognize/", {"photo": photo(world, 1)})
+    assert state() == before
+    if caller not in PEOPLE_CALLERS:
+        assert response.status_code in ({401, 403} if surface == "api_recognize" else {302})
+        return
+    if _role(caller) == "employee":
+        assert response.status_code == (403 if surface == "api_recognize" else 404)
+        return
+    assert response.status_code == 200
+    if surface == "api_recognize":
+        [face] = response.json()["faces"]
+        named = face["employee"] == employee.full_name and face["employee_id"] == employee.pk
+        assert named is sees(caller, target_name), face
+        if not sees(caller, target_name):
+            assert face["employee"] is None and face["employee_id"] is None
+            assert all(match["employee_id"] != employee.pk for match in face["top"])
+    else:
+        assert (employee.full_name in response.content.decode()) is sees(caller, target_name)
+
+
+# --- Actions without a target employee: creating people, departments, devices --------------------------
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("caller", CALLERS)
+@pytest.mark.parametrize("role", ["employee", "manager", "admin"])
+@pytest.mark.parametrize("department", ["A", "B"])
+def test_create_employee(world: World, caller: str, role: str, department: str) -> None:
+    before = state()
+    response = world.client(caller).post("/api/v1/employees", {
+        "code": "NEW-1", "full_name": "New Person", "role": role,
+        "department_id": world.departments[department].pk}, format="json")
+    allowed = caller in PEOPLE_CALLERS and (
+        _role(caller) == "admin" or (_role(caller) == "manager" and role == "employee" and PEOPLE[caller][1] == department))
+    if allowed:
+        assert response.status_code == 201, response.content
+        assert Employee.objects.filter(code="NEW-1", role=role, department=world.departments[department]).exists()
+    else:
+        assert response.status_code in ({401, 403} if caller not in PEOPLE_CALLERS else {403}), response.content
+        assert state() == before
+
+
+ADMIN_ONLY = {
+    "list_devices": (200, False, lambda c, w: c.get("/api/v1/devices")),
+    "device_detail": (200, False, lambda c, w: c.get(f"/api/v1/devices/{w.device.pk}")),
+    "create_device": (201, True, lambda c, w: c.post("/api/v1/devices", {"name": "Back door"}, format="json")),
+    "deactivate_device": (200, True, lambda c, w: c.patch(f"/api/v1/devices/{w.device.pk}", {"is_active": False},
+                                                          format="json")),
+    "rotate_device_token": (200, True, lambda c, w: c.post(f"/api/v1/devices/{w.device.pk}/rotate-token")),
+    "delete_device": (204, True, lambda c, w: c.delete(f"/api/v1/devices/{w.device.pk}")),
+    "create_department": (201, True, lambda c, w: c.post("/api/v1/departments", {"name": "C"}, format="json")),
+}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("caller", CALLERS)
+@pytest.mark.parametrize("action", list(ADMIN_ONLY))
+def test_admin_only_action(world: World, caller: str, action: str) -> None:
+    ok, changes, send = ADMIN_ONLY[action]
+    before = state()
+    response = send(world.client(caller), world)
+    if caller == "admin":
+        assert response.status_code == ok, response.content
+        assert (state() != before) is changes
+    else:
+        assert response.status_code in ({401, 403} if caller not in PEOPLE_CALLERS else {403}), response.content
+        assert state() == before
+
