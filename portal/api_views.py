@@ -20,8 +20,8 @@ from portal.services import device_create, device_seen, employee_delete, employe
 
 
 class EmployeeOutput(serializers.ModelSerializer):
-    department = serializers.CharField(source="department.name", default=None)
-    username = serializers.CharField(source="user.username", default=None)
+    department = serializers.CharField(source="department.name", default=None, allow_null=True)
+    username = serializers.CharField(source="user.username", default=None, allow_null=True)
     face_count = serializers.IntegerField(read_only=True)
 
     class Meta:
