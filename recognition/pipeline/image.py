@@ -31,6 +31,9 @@ FORMATS: dict[str, tuple[str, str]] = {
     "BMP": ("bmp", "image/bmp"),
     "TIFF": ("tiff", "image/tiff"),
 }
+# The openers Pillow may try (an MPO is recognised by the JPEG opener).
+OPENERS = [fmt for fmt in FORMATS if fmt != "MPO"]
+Image.init()  # register every plugin, so ``formats=OPENERS`` finds WebP and TIFF
 
 ImageSource = bytes | str | Path | BinaryIO
 
@@ -50,7 +53,7 @@ def load_image(
         # The size check below replaces Pillow's global bomb warning with a typed error.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
-            image = Image.open(stream, formats=list(FORMATS))
+            image = Image.open(stream, formats=OPENERS)
         except Image.DecompressionBombError as exc:
             raise ImageTooLargeError(
                 f"Image announces over {2 * (Image.MAX_IMAGE_PIXELS or 0) / 1e6:.0f} megapixels; "
@@ -84,7 +87,7 @@ def image_format(source: ImageSource) -> str | None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
-            with Image.open(stream, formats=list(FORMATS)) as image:
+            with Image.open(stream, formats=OPENERS) as image:
                 return image.format if image.format in FORMATS else None
         except (Image.DecompressionBombError, UnidentifiedImageError, OSError, ValueError, SyntaxError):
             return None
