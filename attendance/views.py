@@ -40,7 +40,7 @@ def _query_id(request: HttpRequest, name: str) -> int | None:
     value = request.GET.get(name, "")
     if not value:
         return None
-    if not (value.isascii() and value.isdigit() and 0 < int(value) <= MAX_ID):
+    if not (value.isascii() and value.isdigit() and len(value) <= 19 and 0 < int(value) <= MAX_ID):
         raise BadRequest(f"{name} must be an id.")
     return int(value)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -109,7 +110,7 @@ class Pagination(PageNumberPagination):
     def paginate_queryset(self, queryset, request, view=None):  # type: ignore[no-untyped-def]
         raw = request.query_params.get(self.page_query_param)
         if raw is not None and raw not in self.last_page_strings:
-            if not raw.isdigit() or not 1 <= int(raw) <= 10**9:
+            if not (raw.isascii() and raw.isdigit() and len(raw) <= 10 and 1 <= int(raw) <= 10**9):
                 raise ValidationError({self.page_query_param: ["A page number: a positive integer (or 'last')."]})
         return super().paginate_queryset(queryset, request, view)
 
@@ -133,9 +134,24 @@ class ApiError(serializers.Serializer):
     detail = serializers.JSONField(help_text="a message, or for invalid input {field: [messages]}")
 
 
+class IdField(serializers.IntegerField):
+    """A database id: ASCII digits (or a JSON integer) from 1 to 2**63-1; ``1.5``, `` 1 ``, ``１２``
+    or ``2**63`` are field errors, never a 500 or a silent guess."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(min_value=1, max_value=MAX_ID, **kwargs)
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or (isinstance(data, str) and not re.fullmatch(r"[0-9]{1,19}", data)):
+            self.fail("invalid")
+        if not isinstance(data, (str, int)):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 def id_field(**kwargs: Any) -> serializers.IntegerField:
     """An integer field for a database id (1 .. 2**63-1): anything else is a field error, not a 500."""
-    return serializers.IntegerField(min_value=1, max_value=MAX_ID, **kwargs)
+    return IdField(**kwargs)
 
 
 PAGE_PARAMETER = {"name": "page", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1},

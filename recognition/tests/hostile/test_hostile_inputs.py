@@ -228,3 +228,229 @@ def test_every_bad_file_kind_on_the_device_websocket_keeps_it_up(world) -> None:
     assert not any(name.startswith("staging/") for name in _media())
     print(f"\nhostile files on the device websocket: {len(FILES)} kinds x 2 messages, {len(problems)} problems")
     assert not problems, "\n".join(problems)
+
+
+# --- Bad parameters ---------------------------------------------------------------------------
+
+BAD_IDS = {
+    "non_numeric": "abc", "float": "1.5", "negative": "-1", "zero": "0", "int64_overflow": str(2**63),
+    "huge_number": "9" * 40, "exponent": "1e3", "hex": "0x10", "fullwidth_digits": "\uff11\uff12",
+    "superscript_digit": "\u00b2", "nan": "NaN", "padded": " 1 ", "sql_injection": "1 OR 1=1",
+    "html_injection": "<script>alert(1)</script>", "nul_byte": "1\x00", "overlong": "9" * 5000, "json_array": "[1]",
+    "emoji": "\U0001f600",
+}
+BAD_DATES = {"impossible_date": "2024-02-30", "wrong_date_format": "01/02/2024", "year_zero": "0000-01-01",
+             "five_digit_year": "10000-01-01", "sql_in_date": "2024-01-01' OR '1'='1"}
+BAD_MONTHS = {"month_13": "2024-13", "month_year_zero": "0000-05", "month_one_digit": "2024-1", "month_words": "May"}
+ID_QUERIES = [("/api/v1/faces", "employee", "boss"), ("/api/v1/attendance/records", "employee", "boss"),
+              ("/api/v1/attendance/records", "department", "root"), ("/api/v1/attendance/month", "department", "boss"),
+              ("/api/v1/employees", "page", "root"), ("/api/v1/faces", "page", "root"),
+              ("/api/v1/attendance/records", "page", "ana")]
+
+
+def _cases(world: dict[str, Any]) -> list[tuple[str, str, dict[str, Any], tuple[int, str | None]]]:
+    """(kind, description, request, (expected status, expected JSON code or None for a page))."""
+    cases: list[tuple[str, str, dict[str, Any], tuple[int, str | None]]] = []
+    for kind, value in BAD_IDS.items():
+        for url, name, who in ID_QUERIES:
+            cases.append((kind, f"{url}?{name}", {"who": who, "method": "get", "url": url, "data": {name: value}},
+                          (400, "invalid")))
+        for url in ("/reports/today/", "/monitor/"):
+            name = "department" if "reports" in url else "device"
+            cases.append((kind, f"page {url}?{name}", {"who": "page", "method": "get", "url": url, "data": {name: value}},
+                          (400, None)))
+        for url, field in (("/api/v1/faces", "employee"), ("/api/v1/verify", "employee")):
+            cases.append((kind, f"{url} body {field}", {"who": "boss", "method": "post", "url": url, "format": "multipart",
+                                                        "data": {field: value, "image": "FACE"}}, (400, "invalid")))
+    for kind, value in BAD_DATES.items():
+        for name in ("from", "to"):
+            cases.append((kind, f"records?{name}", {"who": "boss", "method": "get", "url": "/api/v1/attendance/records",
+                                                    "data": {name: value}}, (400, "invalid")))
+        cases.append((kind, "page export?from", {"who": "page", "method": "get", "url": "/reports/export.csv",
+                                                 "data": {"from": value}}, (400, None)))
+    for kind, value in BAD_MONTHS.items():
+        cases.append((kind, "month?month", {"who": "boss", "method": "get", "url": "/api/v1/attendance/month",
+                                            "data": {"month": value}}, (400, "invalid")))
+    missing = {"department": "999999", "employee": "999999"}
+    cases += [
+        ("nonexistent_department", "records?department", {"who": "root", "method": "get", "url": "/api/v1/attendance/records",
+                                                          "data": {"department": missing["department"]}}, (400, "invalid")),
+        ("nonexistent_department", "month?department", {"who": "root", "method": "get", "url": "/api/v1/attendance/month",
+                                                        "data": {"department": missing["department"]}}, (400, "invalid")),
+        ("nonexistent_department", "employees POST department_id", {
+            "who": "root", "method": "post", "url": "/api/v1/employees", "format": "json",
+            "data": {"code": "NEW", "full_name": "New", "department_id": 999999}}, (400, "invalid")),
+        ("nonexistent_employee", "faces POST employee", {"who": "boss", "method": "post", "url": "/api/v1/faces",
+                                                         "format": "multipart",
+                                                         "data": {"employee": "999999", "image": "FACE"}}, (404, "not_found")),
+        ("page_past_the_end", "employees?page=5", {"who": "root", "method": "get", "url": "/api/v1/employees",
+                                                   "data": {"page": "5"}}, (404, "not_found")),
+        ("unknown_fields_only", "faces POST", {"who": "boss", "method": "post", "url": "/api/v1/faces", "format": "multipart",
+                                               "data": {"is_superuser": "true", "path": "/etc/passwd"}}, (400, "invalid")),
+        ("missing_fields", "verify POST", {"who": "boss", "method": "post", "url": "/api/v1/verify", "format": "multipart",
+                                           "data": {"image": "FACE"}}, (400, "invalid")),
+        ("missing_fields", "employees POST", {"who": "root", "method": "post", "url": "/api/v1/employees",
+                                              "format": "json", "data": {}}, (400, "invalid")),
+        ("wrong_json_types", "employees POST", {"who": "root", "method": "post", "url": "/api/v1/employees", "format": "json",
+                                                "data": {"code": ["A"], "full_name": {"x": 1}, "is_active": "maybe",
+                                                         "department_id": "sales"}}, (400, "invalid")),
+        ("wrong_json_types", "faces PATCH is_primary", {"who": "boss", "method": "patch", "url": "FACE_URL",
+                                                        "format": "json", "data": {"is_primary": [1]}}, (400, "invalid")),
+        ("null_body", "employees POST null", {"who": "root", "method": "post", "url": "/api/v1/employees",
+                                              "raw": b"null", "content_type": "application/json"}, (400, "invalid")),
+        ("malformed_json", "employees POST {", {"who": "root", "method": "post", "url": "/api/v1/employees",
+                                                "raw": b'{"code": ', "content_type": "application/json"}, (400, "parse_error")),
+        ("multipart_without_boundary", "faces POST", {"who": "boss", "method": "post", "url": "/api/v1/faces",
+                                                      "raw": b"--x\r\n", "content_type": "multipart/form-data"},
+         (400, "parse_error")),
+        ("wrong_body_media_type", "detect POST json", {"who": "boss", "method": "post", "url": "/api/v1/detect",
+                                                       "format": "json", "data": {"image": "x"}}, (415, "unsupported_media_type")),
+        ("overlong_string", "departments POST name", {"who": "root", "method": "post", "url": "/api/v1/departments",
+                                                      "format": "json", "data": {"name": "x" * 1000}}, (400, "invalid")),
+        ("nul_in_string", "departments POST name", {"who": "root", "method": "post", "url": "/api/v1/departments",
+                                                    "format": "json", "data": {"name": "a\x00b"}}, (400, "invalid")),
+        ("bad_role", "employees POST role", {"who": "root", "method": "post", "url": "/api/v1/employees", "format": "json",
+                                             "data": {"code": "R", "full_name": "R", "role": "superuser"}}, (400, "invalid")),
+        ("bad_datetime", "employees POST consent", {"who": "root", "method": "post", "url": "/api/v1/employees",
+                                                    "format": "json", "data": {"code": "D", "full_name": "D",
+                                                                               "biometric_consent_at": "yesterday"}},
+         (400, "invalid")),
+    ]
+    for value in ("0", "21", "abc", "1.5"):
+        cases.append(("k_out_of_range", f"recognize k={value}", {"who": "boss", "method": "post", "url": "/api/v1/recognize",
+                                                                 "format": "multipart", "data": {"image": "FACE", "k": value}},
+                      (400, "invalid")))
+    for value in ("0", "-5", "nan", "inf", "1e309", "fast"):
+        cases.append(("bad_fps", f"check-in fps={value}", {"who": "boss", "method": "post", "url": "/api/v1/check-ins",
+                                                           "format": "multipart", "data": {"frames": "FACE", "fps": value}},
+                      (400, "invalid")))
+    for value in ("short", "has spaces in it", "k" * 65, "../../../etc", "key;DROP TABLE"):
+        cases.append(("bad_idempotency_key", f"device check-in key={value[:12]}", {
+            "who": "params_door", "method": "post", "url": "/api/v1/check-ins", "format": "multipart",
+            "data": {"frames": "FACE", "key": value}}, (400, "invalid")))
+    cases.append(("idempotency_key_from_a_person", "kiosk check-in key", {
+        "who": "boss", "method": "post", "url": "/api/v1/check-ins", "format": "multipart",
+        "data": {"frames": "FACE", "key": "a-valid-looking-key"}}, (400, "invalid")))
+    for value in ("yesterday", "2024-01-01T09:00:00", "0001-01-01T00:00:00Z", "2024-13-01T09:00:00Z"):
+        cases.append(("bad_captured_at", f"device check-in captured_at={value}", {
+            "who": "params_door", "method": "post", "url": "/api/v1/check-ins", "format": "multipart",
+            "data": {"frames": "FACE", "key": _key(), "captured_at": value}}, (400, "invalid")))
+    cases.append(("too_many_frames", "check-in 49 frames", {"who": "boss", "method": "post", "url": "/api/v1/check-ins",
+                                                            "format": "multipart", "data": {"frames": ["TINY"] * 49}},
+                  (400, "invalid")))
+    for value in ("", "x" * 21):
+        cases.append(("bad_enrolment_code", f"device enrol code={value[:5]!r}", {
+            "who": "params_door", "method": "post", "url": "/api/v1/device/enrol", "format": "multipart",
+            "data": {"code": value, "photo": "FACE"}}, (400, "invalid")))
+    cases.append(("wrong_enrolment_code", "device enrol code=000000", {
+        "who": "params_door", "method": "post", "url": "/api/v1/device/enrol", "format": "multipart",
+        "data": {"code": "000000" if world["code"] != "000000" else "000001", "photo": "FACE"}}, (403, "invalid_code")))
+    for url in ("/api/v1/employees/" + str(2**63), "/api/v1/faces/0", "/api/v1/employees/-1", "/api/v1/employees/abc",
+                "/api/v1/nope", "/api/v1/employees/", "/api/v2/employees"):
+        cases.append(("bad_path", f"GET {url[:40]}", {"who": "root", "method": "get", "url": url}, (404, "not_found")))
+    cases.append(("missing_object", "GET /api/v1/employees/999999", {"who": "root", "method": "get",
+                                                                     "url": "/api/v1/employees/999999"}, (404, "not_found")))
+    cases.append(("wrong_method", "PUT /api/v1/faces", {"who": "boss", "method": "put", "url": "/api/v1/faces",
+                                                       "format": "json", "data": {}}, (405, "method_not_allowed")))
+    cases.append(("wrong_method", "DELETE /api/v1/recognize", {"who": "boss", "method": "delete",
+                                                              "url": "/api/v1/recognize"}, (405, "method_not_allowed")))
+    return cases
+
+
+def _send(world: dict[str, Any], request: dict[str, Any], face: bytes, tiny: bytes):
+    client = world["page"] if request["who"] == "page" else world["clients"][request["who"]]
+    url = request["url"].replace("FACE_URL", f"/api/v1/faces/{world['face_id']}")
+    method = getattr(client, request["method"])
+    if "raw" in request:
+        return method(url, data=request["raw"], content_type=request["content_type"])
+    data = {}
+    for name, value in request.get("data", {}).items():
+        if value in ("FACE", "TINY") or (isinstance(value, list) and value and value[0] == "TINY"):
+            values = value if isinstance(value, list) else [value]
+            files = [io.BytesIO(face if v == "FACE" else tiny) for v in values]
+            for handle in files:
+                handle.name = "photo.jpg"
+            data[name] = files if isinstance(value, list) or name == "frames" else files[0]
+        else:
+            data[name] = value
+    if request["method"] == "get":
+        return method(url, data)
+    if "format" in request and request["who"] != "page":
+        return method(url, data, format=request["format"])
+    return method(url, data)
+
+
+def test_every_bad_parameter_kind_gets_a_4xx_with_a_field_error(world, people) -> None:
+    world["face_id"] = FaceImage.objects.get(employee=world["ana"]).pk
+    face = people["rose_leslie"][1].read_bytes()
+    tiny = (Path(__file__).resolve().parents[2] / "fixtures" / "faces" / "no_face.jpg").read_bytes()
+    cases = _cases(world)
+    problems = []
+    for kind, description, request, (status, code) in cases:
+        rows, media = _rows(), _media()
+        response = _send(world, request, face, tiny)
+        label = f"{kind} ({description})"
+        if response.status_code != status:
+            problems.append(f"{label}: {response.status_code} (expected {status}): {response.content[:300]!r}")
+            continue
+        if code is not None:
+            if not response.get("Content-Type", "").startswith("application/json"):
+                problems.append(f"{label}: not JSON: {response.get('Content-Type')}")
+                continue
+            body = response.json()
+            if body.get("code") != code or not body.get("detail"):
+                problems.append(f"{label}: body {body}")
+            if code == "invalid" and not isinstance(body["detail"], dict):
+                problems.append(f"{label}: no field error: {body}")
+        if _rows() != rows or _media() != media:
+            problems.append(f"{label}: rows or files changed")
+    kinds = {kind for kind, *_ in cases}
+    print(f"\nhostile parameters: {len(kinds)} kinds in {len(cases)} requests, {len(problems)} problems")
+    assert len(kinds) >= 30
+    assert not problems, "\n".join(problems)
+
+
+WS_BAD_MESSAGES = {
+    "not_an_object": [1, 2, 3],
+    "unknown_type": {"type": "reboot"},
+    "no_type": {"frames": []},
+    "check_in_without_key": {"type": "check_in", "frames": ["AAAA"]},
+    "check_in_bad_key": {"type": "check_in", "key": "bad key!", "frames": ["AAAA"]},
+    "check_in_frames_not_a_list": {"type": "check_in", "key": "ws-key-00000001", "frames": "AAAA"},
+    "check_in_frames_not_base64": {"type": "check_in", "key": "ws-key-00000002", "frames": ["%%%not base64%%%"]},
+    "check_in_too_many_frames": {"type": "check_in", "key": "ws-key-00000003", "frames": ["AAAA"] * 49},
+    "check_in_bad_fps": {"type": "check_in", "key": "ws-key-00000004", "frames": ["AAAA"], "fps": "fast"},
+    "check_in_nan_fps": {"type": "check_in", "key": "ws-key-00000005", "frames": ["AAAA"], "fps": 1e309},
+    "check_in_bad_captured_at": {"type": "check_in", "key": "ws-key-00000006", "frames": ["AAAA"], "captured_at": "soon"},
+    "check_in_naive_captured_at": {"type": "check_in", "key": "ws-key-00000007", "frames": ["AAAA"],
+                                   "captured_at": "2024-01-01T09:00:00"},
+    "enrol_without_code": {"type": "enrol", "photos": ["AAAA"]},
+    "enrol_code_wrong_type": {"type": "enrol", "code": 123456, "photos": ["AAAA"]},
+    "enrol_two_photos": {"type": "enrol", "code": "123456", "photos": ["AAAA", "AAAA"]},
+    "preview_too_large": {"type": "preview", "image": "A" * (400 * 1024)},
+    "preview_not_a_string": {"type": "preview", "image": {"x": 1}},
+}
+
+
+def test_bad_device_websocket_messages_get_an_error_reply_and_the_connection_stays(world) -> None:
+    replies: dict[str, dict] = {}
+
+    async def scenario() -> None:
+        socket = WebsocketCommunicator(application, "/ws/device/", headers=[
+            (b"authorization", f"Device {world['params_token']}".encode()), (b"origin", b"http://localhost"),
+            (b"host", b"localhost")])
+        assert (await socket.connect())[0]
+        await socket.receive_json_from(timeout=10)
+        for kind, message in WS_BAD_MESSAGES.items():
+            await socket.send_json_to(message)
+            replies[kind] = await socket.receive_json_from(timeout=60)
+        await socket.send_json_to({"type": "heartbeat"})
+        assert (await socket.receive_json_from(timeout=10))["type"] == "heartbeat"
+        await socket.disconnect()
+
+    rows, media = _rows(), _media()
+    async_to_sync(scenario)()
+    wrong = {kind: reply for kind, reply in replies.items() if reply.get("type") != "error" or not reply.get("code")}
+    assert not wrong, wrong
+    changed = {k for k, v in _rows().items() if rows[k] != v} - {"portal.Device"}
+    assert not changed and _media() == media
