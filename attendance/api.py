@@ -6,10 +6,10 @@ import re
 
 from django.http import HttpResponse
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import APIException
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
@@ -19,8 +19,9 @@ from rest_framework.views import APIView
 from attendance.exports import records_csv
 from attendance.selectors import month_sheet, records_for
 from attendance.services import BURST_MAX_FRAMES, IDEMPOTENCY_KEY, CaptureTimeError, check_in_submit
+from portal.api import Pagination, id_field, page_of
 from portal.authentication import IsDeviceOrManager, IsManager
-from portal.models import Device
+from portal.models import Department, Device
 from recognition.api import read_upload
 
 
@@ -31,6 +32,11 @@ class EventRefused(APIException):
     status_code = 400
     default_code = "event_refused"
     default_detail = "This event cannot be accepted."
+
+
+def _check_department(department_id: int | None) -> None:
+    if department_id is not None and not Department.objects.filter(pk=department_id).exists():
+        raise serializers.ValidationError({"department": ["No department with this id."]})
 
 
 class CheckInOutput(serializers.Serializer):
@@ -106,8 +112,8 @@ class RecordListApi(APIView):
 
     class RecordFilter(serializers.Serializer):
         to = serializers.DateField(required=False, help_text="last day, YYYY-MM-DD (default: today)")
-        department = serializers.IntegerField(required=False)
-        employee = serializers.IntegerField(required=False)
+        department = id_field(required=False)
+        employee = id_field(required=False)
         export = serializers.ChoiceField(choices=["csv"], required=False, help_text="csv: the same rows as a CSV file")
 
         def get_fields(self):
@@ -115,10 +121,15 @@ class RecordListApi(APIView):
             fields["from"] = serializers.DateField(required=False, help_text="first day (default: the 1st of this month)")
             return fields
 
-    @extend_schema(parameters=[RecordFilter], responses=RecordOutput(many=True))
+    @extend_schema(
+        operation_id="v1_attendance_records_list",
+        parameters=[RecordFilter, OpenApiParameter("page", int, description="page number (pages of 50)")],
+        responses={(200, "application/json"): page_of(RecordOutput),
+                   (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="with ?export=csv")})
     def get(self, request: Request) -> Response | HttpResponse:
-        query = self.RecordFilter(data={k: v for k, v in request.query_params.items() if v != ""})
+        query = self.RecordFilter(data={k: v for k, v in request.query_params.items() if v != "" and k != "page"})
         query.is_valid(raise_exception=True)
+        _check_department(query.validated_data.get("department"))
         today = timezone.localdate()
         start = query.validated_data.get("from", today.replace(day=1))
         end = query.validated_data.get("to", today)
@@ -129,7 +140,7 @@ class RecordListApi(APIView):
             response = HttpResponse(records_csv(records), content_type="text/csv")
             response["Content-Disposition"] = f'attachment; filename="attendance_{start}_{end}.csv"'
             return response
-        paginator = PageNumberPagination()
+        paginator = Pagination()
         page = paginator.paginate_queryset(records, request, view=self)
         return paginator.get_paginated_response(RecordOutput(page, many=True).data)
 
@@ -163,12 +174,19 @@ class MonthSheetApi(APIView):
 
     class MonthQuery(serializers.Serializer):
         month = serializers.RegexField(r"^\d{4}-\d{2}$", required=False, help_text="YYYY-MM (default: this month)")
-        department = serializers.IntegerField(required=False)
+        department = id_field(required=False)
+
+        def validate_month(self, value: str) -> str:
+            year, month = (int(x) for x in value.split("-"))
+            if not (1 <= year and 1 <= month <= 12):
+                raise serializers.ValidationError("A month YYYY-MM: year 0001-9999, month 01-12.")
+            return value
 
     @extend_schema(parameters=[MonthQuery], responses=MonthSheetOutput)
     def get(self, request: Request) -> Response:
         query = self.MonthQuery(data={k: v for k, v in request.query_params.items() if v != ""})
         query.is_valid(raise_exception=True)
+        _check_department(query.validated_data.get("department"))
         today = timezone.localdate()
         year, month = (int(x) for x in query.validated_data.get("month", f"{today.year}-{today.month:02d}").split("-"))
         if not 1 <= month <= 12:

@@ -14,15 +14,27 @@ COLUMNS = ["date", "employee_code", "employee", "department", "status", "first_i
            "late", "early_exit", "missing_checkout", "corrected"]
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(value: object) -> object:
+    """A text cell a spreadsheet would run as a formula (``=HYPERLINK(...)`` in a name) gets a
+    leading ``'``, so it shows as the text it is; numbers, booleans and dates pass unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def record_rows(records: Iterable[AttendanceRecord]) -> Iterable[list[object]]:
     def local(value):
         return timezone.localtime(value).strftime("%H:%M") if value else ""
 
     for r in records:
-        yield [r.date.isoformat(), r.employee.code, r.employee.full_name,
+        row = [r.date.isoformat(), r.employee.code, r.employee.full_name,
                r.employee.department.name if r.employee.department else "", r.get_status_display(),
                local(r.first_in), local(r.last_out), round(r.worked_seconds / 3600, 2),
                r.late, r.early_exit, r.missing_checkout, r.corrected]
+        yield [safe_cell(value) for value in row]
 
 
 def records_csv(records: Iterable[AttendanceRecord]) -> bytes:

@@ -5,10 +5,10 @@ from attendance import views
 urlpatterns = [
     path("kiosk/", views.kiosk, name="kiosk"),
     path("monitor/", views.monitor, name="monitor"),
-    path("monitor/thumbnails/<int:pk>.jpg", views.monitor_thumbnail, name="monitor-thumbnail"),
+    path("monitor/thumbnails/<id:pk>.jpg", views.monitor_thumbnail, name="monitor-thumbnail"),
     path("reports/today/", views.today, name="report-today"),
     path("reports/month/", views.month, name="report-month"),
     path("reports/export.<str:fmt>", views.export, name="report-export"),
-    path("people/<int:pk>/attendance/", views.employee_history, name="employee-history"),
-    path("records/<int:record_pk>/correct/", views.correct, name="record-correct"),
+    path("people/<id:pk>/attendance/", views.employee_history, name="employee-history"),
+    path("records/<id:record_pk>/correct/", views.correct, name="record-correct"),
 ]

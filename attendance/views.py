@@ -7,7 +7,7 @@ import datetime as dt
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import BadRequest, PermissionDenied
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -17,6 +17,8 @@ from attendance.exports import records_csv, records_xlsx
 from attendance.models import AttendanceRecord, RecognitionLog
 from attendance.selectors import device_statuses, month_sheet, recognitions_for, records_for, today_board
 from attendance.services import attendance_correct, correction_time
+from portal.api import MAX_ID
+from portal.http import image_response
 from portal.models import Department
 from portal.permissions import is_manager, may_correct_attendance, may_view_reports, visible_employees
 
@@ -33,9 +35,18 @@ def _manager_only(request: HttpRequest) -> None:
         raise Http404
 
 
+def _query_id(request: HttpRequest, name: str) -> int | None:
+    """An optional id in the query string; anything but a database id is a 400, never a 500."""
+    value = request.GET.get(name, "")
+    if not value:
+        return None
+    if not (value.isascii() and value.isdigit() and len(value) <= 19 and 0 < int(value) <= MAX_ID):
+        raise BadRequest(f"{name} must be an id.")
+    return int(value)
+
+
 def _filters(request: HttpRequest) -> dict[str, int | None]:
-    department = request.GET.get("department", "")
-    return {"department_id": int(department) if department.isdigit() else None}
+    return {"department_id": _query_id(request, "department")}
 
 
 @login_required
@@ -140,8 +151,7 @@ def correct(request: HttpRequest, record_pk: int) -> HttpResponse:
 def monitor(request: HttpRequest) -> HttpResponse:
     """Live recognitions from every kiosk and device (the websocket adds them as they happen)."""
     _manager_only(request)
-    device = request.GET.get("device", "")
-    device_id = int(device) if device.isdigit() else None
+    device_id = _query_id(request, "device")
     return render(request, "attendance/monitor.html", {
         "entries": recognitions_for(request.user, device_id=device_id, limit=50),
         "devices": device_statuses(),
@@ -158,7 +168,5 @@ def monitor_thumbnail(request: HttpRequest, pk: int) -> FileResponse:
     visible = entry.employee_id is None or visible_employees(request.user).filter(pk=entry.employee_id).exists()
     if not entry.thumbnail or not visible:
         raise Http404
-    response = FileResponse(entry.thumbnail.open("rb"), content_type="image/jpeg")
-    response["Cache-Control"] = "private, no-store"
-    return response
+    return image_response(entry.thumbnail, name=f"recognition-{entry.pk}", cache_control="private, no-store")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import Count
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import IsAuthenticated
@@ -12,6 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from portal.api import Pagination, id_field, page_of
 from portal.authentication import DeviceTokenAuthentication, IsAdmin, IsDevice, IsManager
 from portal.models import Department, Device, Employee
 from portal.permissions import (
@@ -34,8 +35,8 @@ from portal.services import (
 
 
 class EmployeeOutput(serializers.ModelSerializer):
-    department = serializers.CharField(source="department.name", default=None)
-    username = serializers.CharField(source="user.username", default=None)
+    department = serializers.CharField(source="department.name", default=None, allow_null=True)
+    username = serializers.CharField(source="user.username", default=None, allow_null=True)
     face_count = serializers.IntegerField(read_only=True)
 
     class Meta:
@@ -47,10 +48,15 @@ class EmployeeOutput(serializers.ModelSerializer):
 class EmployeeInput(serializers.Serializer):
     code = serializers.CharField(max_length=40)
     full_name = serializers.CharField(max_length=200)
-    department_id = serializers.IntegerField(required=False, allow_null=True)
+    department_id = id_field(required=False, allow_null=True)
     role = serializers.ChoiceField(choices=Employee.Role.choices, default=Employee.Role.EMPLOYEE)
     is_active = serializers.BooleanField(default=True)
     biometric_consent_at = serializers.DateTimeField(required=False, allow_null=True)
+
+    def validate_department_id(self, value: int | None) -> int | None:
+        if value is not None and not Department.objects.filter(pk=value).exists():
+            raise serializers.ValidationError("No department with this id.")
+        return value
 
 
 def _check_edit(request: Request, employee: Employee, data: dict) -> None:
@@ -71,11 +77,11 @@ def _employees(request: Request):
 class EmployeeListApi(APIView):
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(responses=EmployeeOutput(many=True))
+    @extend_schema(operation_id="v1_employees_list",
+                   parameters=[OpenApiParameter("page", int, description="page number (pages of 50)")],
+                   responses=page_of(EmployeeOutput))
     def get(self, request: Request) -> Response:
-        from rest_framework.pagination import PageNumberPagination
-
-        paginator = PageNumberPagination()
+        paginator = Pagination()
         page = paginator.paginate_queryset(_employees(request).order_by("full_name"), request, view=self)
         return paginator.get_paginated_response(EmployeeOutput(page, many=True).data)
 

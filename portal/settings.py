@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "channels",
     "django_celery_beat",
     "portal",
@@ -96,7 +97,19 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "portal.middleware.ContentSecurityPolicyMiddleware",
 ]
+
+# Content-Security-Policy of every response (portal/middleware.py): scripts and styles only from
+# RollCall's own static files, no inline script or style, no eval; images also from data:/blob:
+# (camera previews). Set ROLLCALL_CSP to replace it; an empty value sends none.
+ROLLCALL_CSP = os.environ.get(
+    "ROLLCALL_CSP",
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
+)
+# Browsers take a response's declared type, never a guess from its bytes.
+SECURE_CONTENT_TYPE_NOSNIFF = True
 
 ROOT_URLCONF = "portal.urls"
 TEMPLATES = [
@@ -260,6 +273,18 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     # The schema and its Swagger page are public documentation; every endpoint still checks auth.
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    # Swagger UI's files come from drf-spectacular-sidecar (served by RollCall, no CDN), so /api/docs/
+    # works offline and under the Content-Security-Policy.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # Ids in paths (portal/api.py IdConverter) are 64-bit keys.
+    "PATH_CONVERTER_OVERRIDES": {"id": {"type": "integer", "format": "int64", "minimum": 1, "maximum": 2**63 - 1}},
+    # Every operation documents its error answers (the Error component): portal/api.py.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "portal.api.schema_error_responses",
+    ],
 }
 
 LOGGING = {

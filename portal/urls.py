@@ -1,9 +1,11 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from django.urls import include, path, register_converter
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from portal import face_login, views, views_me
+from portal import api, face_login, views, views_me
+
+register_converter(api.IdConverter, "id")
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -15,7 +17,14 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("portal.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # Swagger UI from drf-spectacular-sidecar, its script a separate file: it runs under the CSP.
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("", include("recognition.urls")),
     path("", include("attendance.urls")),
 ]
+
+# Under /api/ every error is JSON in the API's one shape; elsewhere Django's pages.
+handler400 = "portal.api.bad_request"
+handler403 = "portal.api.permission_denied"
+handler404 = "portal.api.page_not_found"
+handler500 = "portal.api.server_error"

@@ -5,16 +5,16 @@ from __future__ import annotations
 from django.conf import settings
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import PermissionDenied
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from portal.api import Pagination, id_field, page_of
 from portal.authentication import DeviceTokenAuthentication, IsDevice, IsManager
 from portal.models import Employee
 from portal.permissions import (
@@ -70,17 +70,23 @@ class FaceListApi(APIView):
     permission_classes = [IsAuthenticated]
     parser_classes = [MultiPartParser, FormParser]
 
-    @extend_schema(responses=FaceOutput(many=True))
+    class FaceFilter(serializers.Serializer):
+        employee = id_field(required=False, help_text="only this employee's photos")
+
+    @extend_schema(operation_id="v1_faces_list", parameters=[FaceFilter, OpenApiParameter("page", int, description="page number (pages of 50)")],
+                   responses=page_of(FaceOutput))
     def get(self, request: Request) -> Response:
+        query = self.FaceFilter(data={k: v for k, v in request.query_params.items() if v != "" and k != "page"})
+        query.is_valid(raise_exception=True)
         faces = FaceImage.objects.filter(employee__in=visible_employees(request.user)).order_by("pk")
-        if employee := request.query_params.get("employee"):
-            faces = faces.filter(employee_id=employee)
-        paginator = PageNumberPagination()
+        if "employee" in query.validated_data:
+            faces = faces.filter(employee_id=query.validated_data["employee"])
+        paginator = Pagination()
         page = paginator.paginate_queryset(faces, request, view=self)
         return paginator.get_paginated_response(FaceOutput(page, many=True).data)
 
     class FaceUpload(serializers.Serializer):
-        employee = serializers.IntegerField()
+        employee = id_field()
         image = serializers.FileField()
 
     @extend_schema(request={"multipart/form-data": FaceUpload}, responses={201: FaceOutput})
@@ -200,7 +206,7 @@ class VerifyApi(APIView):
     parser_classes = [MultiPartParser, FormParser]
 
     class VerifyInput(ImageInput):
-        employee = serializers.IntegerField()
+        employee = id_field()
 
     @extend_schema(request={"multipart/form-data": VerifyInput}, responses=VerifyOutput)
     def post(self, request: Request) -> Response:

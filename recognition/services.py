@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 import io
 import secrets
+import uuid
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +26,7 @@ from recognition.jobs import check_upload_size
 from recognition.models import EnrolmentCode, ErasureRequest, FaceImage, GalleryState, ReembedJob
 from recognition.pipeline.detection import Face
 from recognition.pipeline.errors import PipelineError
-from recognition.pipeline.image import content_hash, load_image
+from recognition.pipeline.image import MIN_SIDE, content_hash, format_suffix, image_format, load_image
 from recognition.pipeline.matching import Match, cosine_to_distance
 from recognition.quality import sharpness, yaw_ratio
 from recognition.selectors import gallery_index
@@ -41,9 +42,18 @@ class EnrolmentRejected(PipelineError):
 
 
 def decode_upload(data: bytes) -> np.ndarray:
-    """Size-checked decode of uploaded bytes into an RGB array (typed errors on bad input)."""
+    """Size-checked decode of uploaded bytes into an RGB array (typed errors on bad input).
+
+    An image with a side under the detector's minimum face size cannot hold a face it would find:
+    refused as ``image_too_small`` on every endpoint."""
     check_upload_size(len(data))
-    return load_image(data, max_pixels=settings.ROLLCALL_MAX_IMAGE_PIXELS)
+    return load_image(data, max_pixels=settings.ROLLCALL_MAX_IMAGE_PIXELS,
+                      min_side=max(MIN_SIDE, settings.ROLLCALL_DETECTOR_MIN_FACE))
+
+
+def stored_name(data: bytes) -> str:
+    """The name a stored copy of ``data`` gets: its suffix from the decoded format, never the client's."""
+    return f"{uuid.uuid4().hex}.{format_suffix(image_format(data))}"
 
 
 def gallery_changed() -> None:
@@ -88,7 +98,7 @@ def face_enroll(
         is_primary=not employee.faces.exists(),
         created_by=created_by,
     )
-    face.image.save(filename, ContentFile(data), save=False)
+    face.image.save(stored_name(data), ContentFile(data), save=False)
     try:
         face.crop.save("crop.png", ContentFile(_png(embedded.crop)), save=False)
         with transaction.atomic():

@@ -13,6 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from portal.http import image_response
 from portal.models import Employee
 from portal.permissions import (
     is_manager,
@@ -33,14 +34,10 @@ from recognition.services import enrolment_code_issue, erasure_request_carry_out
 def face_file(request: HttpRequest, pk: int, kind: str) -> FileResponse:
     """The original photo or the aligned crop, only for users allowed to see that employee."""
     face = get_object_or_404(FaceImage, pk=pk, employee__in=visible_employees(request.user))
+    if kind not in ("image", "crop"):
+        raise Http404
     field = face.crop if kind == "crop" else face.image
-    try:
-        handle = field.open("rb")
-    except FileNotFoundError:
-        raise Http404("The image file is missing.") from None
-    response = FileResponse(handle)
-    response["Cache-Control"] = "private, max-age=300"
-    return response
+    return image_response(field, name=f"face-{face.pk}{'-crop' if kind == 'crop' else ''}", cache_control="private, max-age=300")
 
 
 def _managed(request: HttpRequest, pk: int) -> Employee:

@@ -65,6 +65,7 @@ class MtcnnDetector:
 
         self.max_side = max_side
         self.min_score = min_score
+        self.min_face_size = min_face_size
         self._mtcnn = MTCNN(
             keep_all=True,
             min_face_size=min_face_size,
@@ -78,6 +79,9 @@ class MtcnnDetector:
     def detect(self, image: np.ndarray) -> list[Face]:
         """Return faces sorted by score (best first); an empty list when there are none."""
         _check_rgb(image)
+        if min(image.shape[:2]) < self.min_face_size:
+            # No face of the minimum size fits, and MTCNN's image pyramid would be empty (it raises).
+            return []
         scale = 1.0
         frame = image
         longest = max(image.shape[:2])

@@ -20,6 +20,21 @@ from recognition.pipeline.errors import ImageDecodeError, ImageTooLargeError, Im
 DEFAULT_MAX_PIXELS = 50_000_000
 MIN_SIDE = 16
 
+# The formats RollCall decodes, with the suffix and media type a stored copy gets. Pillow opens
+# only these (never EPS, PSD, ... whose decoders are larger attack surface for no use here).
+FORMATS: dict[str, tuple[str, str]] = {
+    "JPEG": ("jpg", "image/jpeg"),
+    "MPO": ("jpg", "image/jpeg"),  # a camera's multi-picture JPEG: its first frame is a plain JPEG
+    "PNG": ("png", "image/png"),
+    "WEBP": ("webp", "image/webp"),
+    "GIF": ("gif", "image/gif"),
+    "BMP": ("bmp", "image/bmp"),
+    "TIFF": ("tiff", "image/tiff"),
+}
+# The openers Pillow may try (an MPO is recognised by the JPEG opener).
+OPENERS = [fmt for fmt in FORMATS if fmt != "MPO"]
+Image.init()  # register every plugin, so ``formats=OPENERS`` finds WebP and TIFF
+
 ImageSource = bytes | str | Path | BinaryIO
 
 
@@ -38,7 +53,7 @@ def load_image(
         # The size check below replaces Pillow's global bomb warning with a typed error.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
-            image = Image.open(stream)
+            image = Image.open(stream, formats=OPENERS)
         except Image.DecompressionBombError as exc:
             raise ImageTooLargeError(
                 f"Image announces over {2 * (Image.MAX_IMAGE_PIXELS or 0) / 1e6:.0f} megapixels; "
@@ -63,6 +78,29 @@ def load_image(
                 return _to_rgb_array(image)
             except (OSError, ValueError, SyntaxError, EOFError) as exc:
                 raise ImageDecodeError(f"Image data is corrupt or truncated ({exc}).") from exc
+
+
+def image_format(source: ImageSource) -> str | None:
+    """The decoded format of ``source`` (a key of FORMATS) from its header, or None when it is not
+    one of the images RollCall reads. Cheap: the pixels are not decoded."""
+    stream: BinaryIO | str | Path = io.BytesIO(source) if isinstance(source, bytes) else source
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            with Image.open(stream, formats=OPENERS) as image:
+                return image.format if image.format in FORMATS else None
+        except (Image.DecompressionBombError, UnidentifiedImageError, OSError, ValueError, SyntaxError):
+            return None
+
+
+def format_suffix(fmt: str | None) -> str:
+    """The file suffix (no dot) for a decoded format; ``bin`` when it is none RollCall reads."""
+    return FORMATS[fmt][0] if fmt in FORMATS else "bin"
+
+
+def format_media_type(fmt: str | None) -> str:
+    """The media type to serve a decoded format with; ``application/octet-stream`` for anything else."""
+    return FORMATS[fmt][1] if fmt in FORMATS else "application/octet-stream"
 
 
 def _upright(image: Image.Image) -> Image.Image:

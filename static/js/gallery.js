@@ -1,3 +1,10 @@
+// Forms that delete ask first (their question is in data-confirm: no inline handlers under the CSP).
+document.querySelectorAll("form[data-confirm]").forEach((form) => {
+  form.addEventListener("submit", (event) => {
+    if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+  });
+});
+
 // Webcam enrolment: a frame from getUserMedia is posted like a file upload.
 (function () {
   const details = document.getElementById("webcam");

@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 
 from attendance.consumers import MonitorConsumer
 from portal.asgi import application
-from portal.models import Device, Employee
+from portal.models import Employee
 from portal.services import device_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
