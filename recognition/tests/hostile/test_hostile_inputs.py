@@ -331,10 +331,13 @@ def _cases(world: dict[str, Any]) -> list[tuple[str, str, dict[str, Any], tuple[
     cases.append(("idempotency_key_from_a_person", "kiosk check-in key", {
         "who": "boss", "method": "post", "url": "/api/v1/check-ins", "format": "multipart",
         "data": {"frames": "FACE", "key": "a-valid-looking-key"}}, (400, "invalid")))
-    for value in ("yesterday", "2024-01-01T09:00:00", "0001-01-01T00:00:00Z", "2024-13-01T09:00:00Z"):
+    # Unreadable times are field errors; readable ones older than a device may deliver are refused
+    # for good with their own code (the edge client dead-letters them instead of retrying).
+    for value, code in (("yesterday", "invalid"), ("2024-13-01T09:00:00Z", "invalid"),
+                        ("2024-01-01T09:00:00", "captured_at_too_old"), ("0001-01-01T00:00:00Z", "captured_at_too_old")):
         cases.append(("bad_captured_at", f"device check-in captured_at={value}", {
             "who": "params_door", "method": "post", "url": "/api/v1/check-ins", "format": "multipart",
-            "data": {"frames": "FACE", "key": _key(), "captured_at": value}}, (400, "invalid")))
+            "data": {"frames": "FACE", "key": _key(), "captured_at": value}}, (400, code)))
     cases.append(("too_many_frames", "check-in 49 frames", {"who": "boss", "method": "post", "url": "/api/v1/check-ins",
                                                             "format": "multipart", "data": {"frames": ["TINY"] * 49}},
                   (400, "invalid")))
