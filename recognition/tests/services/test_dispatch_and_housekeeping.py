@@ -198,11 +198,9 @@ def test_the_nightly_job_removes_orphaned_staged_uploads_and_resumes_dead_jobs(a
 
 
 def test_the_in_process_scheduler_runs_a_due_nightly_job_once() -> None:
-    from django_celery_beat.models import PeriodicTask
+    from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
     from portal import scheduler
-
-    from django_celery_beat.models import CrontabSchedule
 
     # (a transactional test starts from an empty table; the migration creates this same row)
     crontab, _ = CrontabSchedule.objects.get_or_create(minute="15", hour="0")
