@@ -218,13 +218,15 @@ def kiosk_check_in(*, frames: list[bytes], source: str = "kiosk", fps: float = 1
 def check_in_submit(*, frames: list[bytes], fps: float = 12.0, device: Device | None = None, key: str | None = None,
                     captured_at: dt.datetime | None = None, challenge: str | None = None) -> dict[str, object]:
     """The web side of a check-in (kiosk page, device REST or websocket): claim the device's
-    idempotency key, stage the frames, run the check-in on a worker and wait for its answer.
+    idempotency key, stage the frames, run the check-in through the dispatch seam and wait for
+    its answer.
 
     A key that was already answered returns the stored answer; a key another request is still
-    processing waits for that answer; when the work cannot run the claim is released, so the
-    device's retry is processed normally.
+    processing waits for that answer. The caller is told what was committed: when the work
+    fails, a check-in that was stored anyway (a worker that finished after we stopped waiting)
+    is answered with its stored answer; otherwise the claim is released, so the device's retry
+    is processed normally.
     """
-    from attendance import tasks
     from recognition.jobs import run, stage
     from recognition.services import liveness_challenge_redeem
 
@@ -244,12 +246,15 @@ def check_in_submit(*, frames: list[bytes], fps: float = 12.0, device: Device | 
             return answer
     try:
         staged = [stage(frame) for frame in frames]
-        return run(tasks.kiosk_check_in, staged_frames=staged, source=source, fps=fps,
+        return run("attendance.kiosk_check_in", staged_frames=staged, source=source, fps=fps,
                    device_id=device.pk if device else None, log_id=entry.pk if entry else None,
                    captured_at=at.isoformat(), challenge=direction)
     except BaseException:
         if entry is not None:
             RecognitionLog.objects.filter(pk=entry.pk, state=RecognitionLog.State.PENDING).delete()
+            done = RecognitionLog.objects.filter(pk=entry.pk, state=RecognitionLog.State.DONE).first()
+            if done is not None:
+                return done.answer
         raise
 
 

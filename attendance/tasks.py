@@ -13,11 +13,18 @@ from attendance.services import attendance_close_day, recognition_log_purge
 
 @shared_task(name="attendance.close_yesterday")
 def close_yesterday() -> dict[str, object]:
-    """Nightly (django-celery-beat): settle yesterday's records, marking absences and holidays."""
+    """Nightly (django-celery-beat, or the portal's in-process scheduler in the embedded default):
+    settle yesterday's records, marking absences and holidays; purge old monitor history; remove
+    staged uploads a crash left behind; fail and resume re-embedding jobs whose worker died."""
+    from recognition.jobs import staged_uploads_purge
+    from recognition.services import reembed_jobs_resume
+
     day = timezone.localdate() - dt.timedelta(days=1)
     keep = dt.timedelta(days=settings.ROLLCALL_MONITOR_KEEP_DAYS)
     purged = recognition_log_purge(older_than=timezone.now() - keep)
-    return {"day": day.isoformat(), "settled": attendance_close_day(day=day), "monitor_purged": purged}
+    staged = staged_uploads_purge(older_than=timezone.now() - dt.timedelta(seconds=settings.ROLLCALL_STAGING_MAX_AGE_SECONDS))
+    return {"day": day.isoformat(), "settled": attendance_close_day(day=day), "monitor_purged": purged,
+            "staged_purged": staged, "jobs_resumed": reembed_jobs_resume()}
 
 
 @shared_task(name="attendance.kiosk_check_in")

@@ -1,6 +1,6 @@
 """RollCall settings: one module, two modes.
 
-With no environment variables RollCall runs embedded: SQLite, Celery tasks executed in-process,
+With no environment variables RollCall runs embedded: SQLite, tasks called in-process,
 an in-memory channel layer, media under ./var. Setting DATABASE_URL and REDIS_URL (and friends,
 see README "Configuration") switches to PostgreSQL, Redis as Celery broker/result backend and
 Redis as the Channels layer. The code paths are the same in both modes.
@@ -146,9 +146,19 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = os.environ.get("REDIS_URL", "")
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL or "memory://")
 CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", REDIS_URL or "cache+memory://")
-# Embedded mode runs tasks in the calling process; with a broker they go to the workers.
-CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", not os.environ.get("CELERY_BROKER_URL", REDIS_URL))
-CELERY_TASK_EAGER_PROPAGATES = True
+# Without a broker (the embedded default) tasks run in the calling thread through the dispatch
+# seam (recognition/jobs.py), with no process-wide flag; with one they go to the workers.
+ROLLCALL_TASKS_IN_PROCESS = env_bool("ROLLCALL_TASKS_IN_PROCESS", not os.environ.get("CELERY_BROKER_URL", REDIS_URL))
+# The in-process scheduler runs the nightly job (django-celery-beat's "Close yesterday's
+# attendance" schedule) inside the portal server when tasks run in-process: "auto" (under
+# daphne/runserver only), "on" or "off". With a broker, celery beat runs it.
+ROLLCALL_SCHEDULER = os.environ.get("ROLLCALL_SCHEDULER", "auto")
+if ROLLCALL_SCHEDULER not in ("auto", "on", "off"):
+    raise ImproperlyConfigured("ROLLCALL_SCHEDULER must be auto, on or off")
+# A queued or running long job (re-embedding) with no heartbeat for this long lost its worker.
+ROLLCALL_JOB_HEARTBEAT_TIMEOUT_SECONDS = int(os.environ.get("ROLLCALL_JOB_HEARTBEAT_TIMEOUT_SECONDS", "600"))
+# Staged uploads older than this were left by a crash; the nightly job removes them.
+ROLLCALL_STAGING_MAX_AGE_SECONDS = int(os.environ.get("ROLLCALL_STAGING_MAX_AGE_SECONDS", "3600"))
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]

@@ -29,8 +29,9 @@ class FaceImageAdmin(admin.ModelAdmin):
 
 @admin.register(ReembedJob)
 class ReembedJobAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "embedder", "status", "done", "failed", "total", "updated_at"]
-    readonly_fields = ["embedder", "status", "total", "done", "failed", "last_error", "created_at", "updated_at"]
+    list_display = ["created_at", "embedder", "status", "done", "failed", "total", "heartbeat_at"]
+    readonly_fields = ["embedder", "status", "total", "done", "failed", "last_error", "heartbeat_at", "created_at",
+                       "updated_at"]
 
     def has_add_permission(self, request) -> bool:
         return False

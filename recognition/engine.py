@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import threading
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -16,7 +17,27 @@ if TYPE_CHECKING:
     from recognition.pipeline.matching import CohortNorm
 
 
-@functools.lru_cache(maxsize=1)
+# Building a model takes seconds: overlapping first requests (Daphne runs each in its own thread)
+# must wait for the one build instead of each loading the weights again.
+_build_lock = threading.RLock()
+
+
+def _built_once(build):  # noqa: ANN001, ANN202 - a zero-argument builder, cached under the lock
+    cached = functools.lru_cache(maxsize=1)(build)
+
+    @functools.wraps(build)
+    def get():  # noqa: ANN202
+        if cached.cache_info().currsize:
+            return cached()
+        with _build_lock:
+            return cached()
+
+    get.cache_clear = cached.cache_clear
+    get.cache_info = cached.cache_info
+    return get
+
+
+@_built_once
 def get_pipeline() -> FacePipeline:
     """Build (once) the detector and the embedder named by ROLLCALL_EMBEDDER."""
     import torch
@@ -28,7 +49,7 @@ def get_pipeline() -> FacePipeline:
     return FacePipeline(detector=detector, embedder=embedder)
 
 
-@functools.lru_cache(maxsize=1)
+@_built_once
 def get_liveness_checker() -> LivenessChecker:
     """Blink + motion liveness sharing the pipeline's detector (the 68-point model loads once)."""
     from recognition.pipeline.liveness import LivenessChecker

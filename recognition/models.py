@@ -76,12 +76,18 @@ class GalleryState(models.Model):
 
 
 class ReembedJob(models.Model):
-    """Progress of re-embedding the gallery with a new embedder (shown in the admin)."""
+    """Progress of re-embedding the gallery with a new embedder (shown in the admin).
+
+    A running job beats ``heartbeat_at`` after every photo; a queued or running job whose
+    heartbeat is older than ROLLCALL_JOB_HEARTBEAT_TIMEOUT_SECONDS lost its worker: it is marked
+    failed (with the reason in ``last_error``) and a new job resumes the work.
+    """
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
         RUNNING = "running", "Running"
         FINISHED = "finished", "Finished"
+        FAILED = "failed", "Failed (worker lost)"
 
     embedder = models.CharField(max_length=500, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
@@ -89,6 +95,7 @@ class ReembedJob(models.Model):
     done = models.PositiveIntegerField(default=0)
     failed = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last sign of life of the job's worker.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -43,6 +43,9 @@ def gallery_index() -> GalleryIndex:
     if loaded is not None and (loaded.version, loaded.embedder_key, loaded.cohort) == (version, embedder.key, cohort):
         return loaded.index
     with _lock:
+        loaded = _loaded  # another thread may have rebuilt it while this one waited
+        if loaded is not None and (loaded.version, loaded.embedder_key, loaded.cohort) == (version, embedder.key, cohort):
+            return loaded.index
         rows = list(
             FaceImage.objects.filter(
                 employee__is_active=True, embedder=embedder.name, embedder_version=embedder.version

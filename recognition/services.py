@@ -15,14 +15,14 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core import signing
 from django.core.cache import cache
 from django.core.files.base import ContentFile
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 from PIL import Image
 
 from portal.models import Employee
 from recognition.engine import get_pipeline, match_threshold
-from recognition.jobs import check_upload_size
+from recognition.jobs import RecognitionUnavailable, check_upload_size, send_on_commit
 from recognition.models import EnrolmentCode, ErasureRequest, FaceImage, GalleryState, ReembedJob
 from recognition.pipeline.detection import Face
 from recognition.pipeline.errors import PipelineError
@@ -63,6 +63,15 @@ def gallery_changed() -> None:
         GalleryState.objects.get_or_create(pk=1, defaults={"version": 1})
 
 
+@dataclass(frozen=True)
+class EnrolmentClaim:
+    """A device's hold on an enrolment code (``enrolment_code_claim``): the code's id and the
+    ``used_at`` it was claimed with. The photo commits only while the hold is still this one."""
+
+    code_id: int
+    claimed_at: dt.datetime
+
+
 def face_enroll(
     *,
     employee: Employee,
@@ -70,11 +79,15 @@ def face_enroll(
     filename: str = "photo.jpg",
     source: str = FaceImage.Source.UPLOAD,
     created_by: AbstractBaseUser | None = None,
+    claim: EnrolmentClaim | None = None,
 ) -> FaceImage:
     """Detect, check and embed the one face in ``data`` and add it to ``employee``'s gallery.
 
     Raises a PipelineError subclass (with a user-facing message) when the photo is unusable;
-    in that case nothing is stored: no row and no file.
+    in that case nothing is stored: no row and no file. The same photo sent twice at once for
+    one employee stores it once; the other gets ``duplicate_image``. With ``claim`` the
+    enrolment code is marked used by this photo in the same transaction (refused if the hold
+    was released meanwhile, e.g. its caller gave up waiting).
     """
     digest = content_hash(data)
     if FaceImage.objects.filter(employee=employee, content_hash=digest).exists():
@@ -95,15 +108,22 @@ def face_enroll(
         sharpness=sharpness(embedded.crop),
         yaw=yaw_ratio(embedded.face.landmarks),
         source=source,
-        is_primary=not employee.faces.exists(),
         created_by=created_by,
     )
     face.image.save(stored_name(data), ContentFile(data), save=False)
     try:
         face.crop.save("crop.png", ContentFile(_png(embedded.crop)), save=False)
-        with transaction.atomic():
-            face.save()
-            gallery_changed()
+        try:
+            with transaction.atomic():
+                face.is_primary = not employee.faces.exists()
+                face.save()
+                gallery_changed()
+                if claim is not None and not EnrolmentCode.objects.filter(
+                        pk=claim.code_id, used_at=claim.claimed_at, face__isnull=True).update(face=face):
+                    raise EnrolmentCodeRejected("The enrolment code is no longer held for this photo; please try again.")
+        except IntegrityError:
+            # The same photo for the same employee committed by an overlapping request.
+            raise EnrolmentRejected("This photo is already enrolled for this person.", code="duplicate_image") from None
     except BaseException:
         _delete_files(face)
         raise
@@ -210,67 +230,116 @@ def face_detect(*, data: bytes) -> list[Face]:
 
 
 def gallery_reembed_start() -> ReembedJob | None:
-    """Queue a re-embedding job if any photo's vector is stale and none is queued or running.
+    """Queue a re-embedding job if any photo's vector is stale and no live job is queued or running.
 
-    The task starts once this transaction commits, so the worker always finds the job row.
+    A job whose worker died (no heartbeat for ROLLCALL_JOB_HEARTBEAT_TIMEOUT_SECONDS) is marked
+    failed first, so it never blocks a new start; the new job resumes its work (re-embedding is
+    idempotent). The task starts once this transaction commits, so the worker always finds the row.
     """
-    from recognition import tasks
-
     embedder = get_pipeline().embedder
     with transaction.atomic():
+        # One start at a time across processes: the gallery's state row is the lock.
+        GalleryState.objects.select_for_update().get_or_create(pk=1)
+        reembed_jobs_reap()
         if not FaceImage.objects.exclude(embedder=embedder.name, embedder_version=embedder.version).exists():
             return None
         if ReembedJob.objects.filter(status__in=[ReembedJob.Status.QUEUED, ReembedJob.Status.RUNNING]).exists():
             return None
-        job = ReembedJob.objects.create(embedder=embedder.key)
-        transaction.on_commit(lambda: tasks.gallery_reembed.delay(job_id=job.pk))
+        job = ReembedJob.objects.create(embedder=embedder.key, heartbeat_at=timezone.now())
+        send_on_commit("recognition.gallery_reembed", job_id=job.pk)
     return job
+
+
+def reembed_jobs_reap() -> int:
+    """Mark failed, visibly, every queued or running job whose heartbeat is older than
+    ROLLCALL_JOB_HEARTBEAT_TIMEOUT_SECONDS (its worker died); returns how many."""
+    now = timezone.now()
+    limit = dt.timedelta(seconds=settings.ROLLCALL_JOB_HEARTBEAT_TIMEOUT_SECONDS)
+    dead = 0
+    for job in ReembedJob.objects.filter(status__in=[ReembedJob.Status.QUEUED, ReembedJob.Status.RUNNING]):
+        beat = job.heartbeat_at or job.created_at
+        if now - beat > limit:
+            dead += ReembedJob.objects.filter(pk=job.pk, status=job.status, heartbeat_at=job.heartbeat_at).update(
+                status=ReembedJob.Status.FAILED, updated_at=now,
+                last_error=f"The worker stopped: no heartbeat since {timezone.localtime(beat):%Y-%m-%d %H:%M:%S %Z}. "
+                           "A new job resumes the work.")
+    return dead
+
+
+def reembed_jobs_resume() -> int:
+    """Housekeeping (the nightly job): fail the jobs whose worker died and, if there were any,
+    start a new one that resumes their work; returns how many were found dead."""
+    with transaction.atomic():
+        dead = reembed_jobs_reap()
+    if dead:
+        gallery_reembed_start()
+    return dead
+
+
+class ReembedStopped(Exception):
+    """The job was marked failed (its heartbeat had stopped) while this worker still ran it."""
+
+
+def _beat(job: ReembedJob, *, fields: dict[str, object]) -> None:
+    """Save progress and the heartbeat, only while the job is still this worker's (running)."""
+    now = timezone.now()
+    if not ReembedJob.objects.filter(pk=job.pk, status=ReembedJob.Status.RUNNING).update(
+            heartbeat_at=now, updated_at=now, **fields):
+        raise ReembedStopped(f"re-embedding job {job.pk} was taken over")
+    job.heartbeat_at = now
 
 
 def gallery_reembed(*, job: ReembedJob, batch_size: int = 50) -> ReembedJob:
     """Re-embed every photo whose vector came from another embedder (or version) than the active one.
 
     Idempotent and resumable: it only ever picks stale rows, in batches, committing each face,
-    so a crash or a second run continues where the first stopped. Progress is kept on ``job``.
+    so a crash or a second run continues where the first stopped. Progress and a heartbeat are
+    kept on ``job`` after every photo; a job that was declared dead meanwhile stops here.
     """
     pipeline = get_pipeline()
     embedder = pipeline.embedder
     stale = FaceImage.objects.exclude(embedder=embedder.name, embedder_version=embedder.version)
-    job.embedder = embedder.key
-    job.total = job.done + job.failed + stale.count()
-    job.status = ReembedJob.Status.RUNNING
-    job.save()
+    now = timezone.now()
+    if not ReembedJob.objects.filter(pk=job.pk, status__in=[ReembedJob.Status.QUEUED, ReembedJob.Status.RUNNING]).update(
+            status=ReembedJob.Status.RUNNING, embedder=embedder.key, heartbeat_at=now, updated_at=now,
+            total=job.done + job.failed + stale.count()):
+        job.refresh_from_db()
+        return job  # failed or finished already: nothing to do
+    job.refresh_from_db()
     failed_ids: list[int] = []
-    while True:
-        faces = list(stale.exclude(pk__in=failed_ids).order_by("pk")[:batch_size])
-        if not faces:
-            break
-        for face in faces:
-            try:
-                with face.image.open("rb") as handle:
-                    image = decode_upload(handle.read())
-                faces_found = pipeline.detector.detect(image)
-                if not faces_found:
-                    raise EnrolmentRejected("no face found any more", code="no_face")
-                # the stored box says which face was enrolled: take the detection nearest to it
-                chosen = min(faces_found, key=lambda f: sum((a - b) ** 2 for a, b in zip(f.box, face.box)))
-                item = pipeline.embed_all(image, [chosen])[0]
-            except (PipelineError, OSError) as exc:
-                failed_ids.append(face.pk)
-                job.failed += 1
-                job.last_error = f"face {face.pk}: {exc}"
-            else:
-                FaceImage.objects.filter(pk=face.pk).update(
-                    embedding=item.vector.astype(np.float32).tobytes(),
-                    embedder=embedder.name,
-                    embedder_version=embedder.version,
-                    detection_score=item.face.score,
-                )
-                job.done += 1
-            job.save(update_fields=["done", "failed", "last_error", "updated_at"])
+    try:
+        while True:
+            faces = list(stale.exclude(pk__in=failed_ids).order_by("pk")[:batch_size])
+            if not faces:
+                break
+            for face in faces:
+                try:
+                    with face.image.open("rb") as handle:
+                        image = decode_upload(handle.read())
+                    faces_found = pipeline.detector.detect(image)
+                    if not faces_found:
+                        raise EnrolmentRejected("no face found any more", code="no_face")
+                    # the stored box says which face was enrolled: take the detection nearest to it
+                    chosen = min(faces_found, key=lambda f: sum((a - b) ** 2 for a, b in zip(f.box, face.box)))
+                    item = pipeline.embed_all(image, [chosen])[0]
+                except (PipelineError, OSError) as exc:
+                    failed_ids.append(face.pk)
+                    job.failed += 1
+                    job.last_error = f"face {face.pk}: {exc}"
+                else:
+                    FaceImage.objects.filter(pk=face.pk).update(
+                        embedding=item.vector.astype(np.float32).tobytes(),
+                        embedder=embedder.name,
+                        embedder_version=embedder.version,
+                        detection_score=item.face.score,
+                    )
+                    job.done += 1
+                _beat(job, fields={"done": job.done, "failed": job.failed, "last_error": job.last_error})
+            gallery_changed()
+        _beat(job, fields={"status": ReembedJob.Status.FINISHED})
+    except ReembedStopped:
         gallery_changed()
-    job.status = ReembedJob.Status.FINISHED
-    job.save()
+    job.refresh_from_db()
     return job
 
 
@@ -324,7 +393,8 @@ def enrolment_code_issue(*, employee: Employee, issued_by: AbstractBaseUser | No
 def enrolment_code_claim(*, device_name: str, code: str, key: str = "") -> EnrolmentCode:
     """Take a valid code for one enrolment (wrong codes are counted per device and locked out).
     The same device resending the same request (same ``key``) gets the code it already used,
-    with the photo it added (``entry.face``)."""
+    with the photo it added (``entry.face``); while that first request is still at work the
+    resend is told to try again shortly (503), never that the code is used."""
     if key:
         done = EnrolmentCode.objects.filter(code_hash=_code_hash(code), used_by_device=device_name, request_key=key,
                                             face__isnull=False).select_related("face").first()
@@ -335,17 +405,31 @@ def enrolment_code_claim(*, device_name: str, code: str, key: str = "") -> Enrol
         raise EnrolmentCodeRejected("Too many wrong enrolment codes from this device; wait 15 minutes.", code="too_many_attempts")
     now = timezone.now()
     entry = EnrolmentCode.objects.filter(code_hash=_code_hash(code), used_at__isnull=True, expires_at__gt=now).first()
-    if entry is None or not EnrolmentCode.objects.filter(pk=entry.pk, used_at__isnull=True).update(
+    # The conditional update is the claim: of requests racing with one code, exactly one wins.
+    if entry is not None and EnrolmentCode.objects.filter(pk=entry.pk, used_at__isnull=True).update(
             used_at=now, used_by_device=device_name, request_key=key):
+        entry.used_at, entry.used_by_device, entry.request_key = now, device_name, key
+        return entry
+    if key and EnrolmentCode.objects.filter(code_hash=_code_hash(code), used_by_device=device_name, request_key=key,
+                                            face__isnull=True, used_at__isnull=False).exists():
+        raise RecognitionUnavailable("This enrolment is still being processed; try again shortly.")
+    # Only a code that never existed counts towards the lockout: losing a race for a real code
+    # (or sending one already used) reveals nothing a guesser could use.
+    if not EnrolmentCode.objects.filter(code_hash=_code_hash(code)).exists():
         cache.set(failures_key, cache.get(failures_key, 0) + 1, timeout=15 * 60)
-        raise EnrolmentCodeRejected("The enrolment code is wrong, used or expired; ask a manager for a new one.")
-    entry.used_at = now
-    return entry
+    raise EnrolmentCodeRejected("The enrolment code is wrong, used or expired; ask a manager for a new one.")
 
 
-def enrolment_code_release(*, entry: EnrolmentCode) -> None:
-    """The photo was refused: the code may be used again (until it expires) for a better one."""
-    EnrolmentCode.objects.filter(pk=entry.pk).update(used_at=None, used_by_device="", request_key="")
+def enrolment_code_release(*, entry: EnrolmentCode) -> FaceImage | None:
+    """The enrolment did not go through: the code may be used again (until it expires) for a
+    better photo. If a photo was stored under this claim after all (a worker that answered after
+    its caller stopped waiting), the code stays used and that photo is returned."""
+    released = EnrolmentCode.objects.filter(pk=entry.pk, used_at=entry.used_at, face__isnull=True).update(
+        used_at=None, used_by_device="", request_key="")
+    if released:
+        return None
+    return FaceImage.objects.filter(pk__in=EnrolmentCode.objects.filter(pk=entry.pk, used_at=entry.used_at)
+                                    .values("face_id")).first()
 
 
 CHALLENGE_SALT = "rollcall.liveness-challenge"

@@ -1,7 +1,11 @@
-"""Celery tasks: thin interfaces over recognition services, returning JSON-able dicts."""
+"""Celery tasks: thin interfaces over recognition services, returning JSON-able dicts.
+
+Started by name through recognition/jobs.py (on a worker, or called directly in the embedded default).
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from celery import shared_task
@@ -17,12 +21,16 @@ from recognition.serializers_out import face_json, recognized_json
 
 
 @shared_task(name="recognition.face_enroll")
-def face_enroll(*, staged: str, employee_id: int, filename: str, source: str, created_by_id: int | None) -> dict[str, Any]:
+def face_enroll(*, staged: str, employee_id: int, filename: str, source: str, created_by_id: int | None,
+                enrolment_code_id: int | None = None, claimed_at: str | None = None) -> dict[str, Any]:
     try:
         data = take_staged(staged)
         employee = Employee.objects.get(pk=employee_id)
         user = get_user_model().objects.filter(pk=created_by_id).first() if created_by_id else None
-        face = services.face_enroll(employee=employee, data=data, filename=filename, source=source, created_by=user)
+        claim = (services.EnrolmentClaim(code_id=enrolment_code_id, claimed_at=dt.datetime.fromisoformat(claimed_at))
+                 if enrolment_code_id is not None and claimed_at else None)
+        face = services.face_enroll(employee=employee, data=data, filename=filename, source=source, created_by=user,
+                                    claim=claim)
     except PipelineError as exc:
         return error_result(exc)
     return {"face_id": face.pk}
@@ -54,6 +62,12 @@ def face_detect(*, staged: str) -> dict[str, Any]:
     except PipelineError as exc:
         return error_result(exc)
     return {"faces": [face_json(f) for f in faces]}
+
+
+@shared_task(name="recognition.ping")
+def ping() -> dict[str, bool]:
+    """A worker's sign of life for /health/ (a real round trip through the broker)."""
+    return {"pong": True}
 
 
 @shared_task(name="recognition.gallery_reembed", soft_time_limit=None, time_limit=None)

@@ -77,9 +77,12 @@ def test_recognise_page_names_the_person_and_explains_bad_uploads(org: dict[str,
     assert response.status_code == 200 and "not a readable image" in response.content.decode()
 
 
+@pytest.mark.django_db
 def test_health_and_api_docs_respond() -> None:
     client = Client()
-    assert client.get(reverse("health")).content == b"ok"
+    health = client.get(reverse("health"))
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+    assert health.json()["checks"]["recognition"]["mode"] == "in_process"
     schema = client.get(reverse("api-schema"))
     assert schema.status_code == 200 and b"RollCall API" in schema.content
     assert client.get(reverse("api-docs")).status_code == 200

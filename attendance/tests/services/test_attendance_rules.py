@@ -114,12 +114,12 @@ def test_own_shift_overrides_the_department_and_naive_times_are_refused(ana: Emp
 def test_the_nightly_job_is_scheduled_in_the_database_and_closes_yesterday(ana: Employee) -> None:
     from django_celery_beat.models import PeriodicTask
 
-    from attendance.tasks import close_yesterday
+    from recognition.jobs import run
 
     job = PeriodicTask.objects.get(name="Close yesterday's attendance")
     assert job.task == "attendance.close_yesterday" and job.crontab.hour == "0" and job.enabled
     yesterday = timezone.localdate() - dt.timedelta(days=1)
-    result = close_yesterday.delay().get()
+    result = run("attendance.close_yesterday")
     assert result["day"] == yesterday.isoformat()
     expected = 1 if yesterday.weekday() < 5 else 0  # Mon-Fri shift: a record even on a holiday
     assert result["settled"] == expected
@@ -133,7 +133,7 @@ def test_the_nightly_job_purges_old_monitor_history_with_its_thumbnails(settings
     from django.core.files.storage import default_storage
 
     from attendance.models import RecognitionLog
-    from attendance.tasks import close_yesterday
+    from recognition.jobs import run
 
     settings.ROLLCALL_MONITOR_KEEP_DAYS = 30
     now = timezone.now()
@@ -142,6 +142,6 @@ def test_the_nightly_job_purges_old_monitor_history_with_its_thumbnails(settings
     old = RecognitionLog.objects.create(at=now - dt.timedelta(days=31), state="done", outcome="unknown", thumbnail=old_name)
     new = RecognitionLog.objects.create(at=now - dt.timedelta(days=29), state="done", outcome="unknown", thumbnail=new_name)
     with django_capture_on_commit_callbacks(execute=True):  # files go once the deletion commits
-        assert close_yesterday.delay().get()["monitor_purged"] == 1
+        assert run("attendance.close_yesterday")["monitor_purged"] == 1
     assert not RecognitionLog.objects.filter(pk=old.pk).exists() and not default_storage.exists(old_name)
     assert RecognitionLog.objects.filter(pk=new.pk).exists() and default_storage.exists(new_name)

@@ -50,11 +50,17 @@ def _as_postgres(command: list[str]) -> list[str]:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
+    yield from production_stack(tmp_path_factory.mktemp("stack"))
+
+
+def production_stack(base: Path, *, extra_env: dict[str, str] | None = None,
+                     worker_options: tuple[str, ...] = ("--pool", "solo")) -> Iterator[dict[str, object]]:
+    """Start the stack in ``base`` and yield what tests need (the body of the ``stack`` fixture;
+    other suites start their own with other settings or a worker pool)."""
     if not shutil.which("redis-server"):
         pytest.skip("redis-server is not installed (.ci/run installs Debian's redis-server)")
     if PG_BIN is None or not (PG_BIN / "postgres").exists():
         pytest.skip("PostgreSQL server binaries are not installed (.ci/run installs Debian's postgresql)")
-    base = tmp_path_factory.mktemp("stack")
     os.chmod(base, 0o777)
     processes: dict[str, subprocess.Popen] = {}
     cleanup: list[Path] = []
@@ -102,6 +108,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object
             "ROLLCALL_TASK_WAIT_SECONDS": "8",
             "ROLLCALL_HTTPS": "0",  # plain HTTP on loopback
             "DJANGO_SUPERUSER_PASSWORD": "integration-pw-1",
+            **(extra_env or {}),
         }
         python = sys.executable
         manage = [python, str(ROOT / "manage.py")]
@@ -110,7 +117,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object
                        env=env, check=True, cwd=ROOT, capture_output=True)
         token = subprocess.run([*manage, "drf_create_token", "admin"], env=env, check=True, cwd=ROOT,
                                capture_output=True, text=True).stdout.split()[2]
-        start("worker", [python, "-m", "celery", "-A", "portal", "worker", "--pool", "solo", "-l", "info",
+        start("worker", [python, "-m", "celery", "-A", "portal", "worker", *worker_options, "-l", "info",
                          "-n", "integration@%h"], env)
         web_port = _free_port()
         start("web", [python, "-m", "daphne", "-b", "127.0.0.1", "-p", str(web_port), "portal.asgi:application"], env)
@@ -244,6 +251,9 @@ def test_no_worker_and_dead_broker_give_503_and_leave_nothing(stack: dict[str, o
         response = api.post(f"{url}/api/v1/recognize", files={"image": photo}, timeout=60)
     assert response.status_code == 503 and response.json()["code"] == "recognition_unavailable"
     assert time.monotonic() - started < 30
+    health = requests.get(f"{url}/health/", timeout=30)  # says so too (a ping to a worker goes unanswered)
+    assert health.status_code == 503 and health.json()["status"] == "degraded"
+    assert health.json()["checks"]["recognition"]["workers"].startswith("no worker answered")
     os.killpg(processes["redis"].pid, signal.SIGTERM)
     processes["redis"].wait(timeout=30)
     with open(people["rose_leslie"][0], "rb") as photo:

@@ -1,0 +1,60 @@
+"""The embedded default's in-process scheduler, for real: two Daphne processes on one SQLite
+database (no broker, no celery beat) both start it; the nightly job that is due runs once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from recognition.tests.integration.test_production_stack import _free_port, _wait_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.integration
+
+
+def test_two_portal_processes_run_a_due_nightly_job_exactly_once(tmp_path: Path) -> None:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_", "REDIS_", "CELERY_"))},
+           "ROLLCALL_VAR_DIR": str(tmp_path / "var"), "MEDIA_ROOT": str(tmp_path / "media")}
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
+    staged = tmp_path / "media" / "staging" / "left-by-a-crash.bin"
+    staged.parent.mkdir(parents=True)
+    staged.write_bytes(b"x")
+    os.utime(staged, (time.time() - 7200, time.time() - 7200))
+    database = tmp_path / "var" / "rollcall.sqlite3"
+    with sqlite3.connect(database) as db:  # the portal was down last night: the job is overdue
+        db.execute("UPDATE django_celery_beat_periodictask SET last_run_at = datetime('now', '-2 days') "
+                   "WHERE task = 'attendance.close_yesterday'")
+    processes, logs = [], []
+    try:
+        for index in range(2):
+            port, log = _free_port(), tmp_path / f"portal{index}.log"
+            with open(log, "ab") as handle:
+                processes.append(subprocess.Popen(
+                    [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "portal.asgi:application"],
+                    cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True))
+            logs.append(log)
+            _wait_port(port, 90, processes[-1])
+        deadline = time.monotonic() + 90
+        while staged.exists() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        time.sleep(3)  # both schedulers had their look
+        texts = [log.read_text(errors="replace") for log in logs]
+        assert all("in-process scheduler started" in text for text in texts), texts
+        assert sum(text.count("scheduled Close yesterday's attendance") for text in texts) == 1, texts
+        assert not staged.exists()
+        with sqlite3.connect(database) as db:
+            count, last = db.execute("SELECT total_run_count, last_run_at FROM django_celery_beat_periodictask "
+                                     "WHERE task = 'attendance.close_yesterday'").fetchone()
+        assert count == 1 and last > time.strftime("%Y-%m-%d", time.gmtime(time.time() - 3600))
+    finally:
+        for process in processes:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(20)
