@@ -138,10 +138,18 @@ class AttendanceEventAdmin(admin.ModelAdmin):
 class RecognitionLogAdmin(admin.ModelAdmin):
     """The monitor history: read-only (devices and kiosks write it; the nightly job purges it)."""
 
-    list_display = ["at", "source", "device", "outcome", "employee", "similarity", "liveness", "key"]
+    list_display = ["captured", "source", "device", "outcome", "employee", "score", "liveness", "key"]
     list_filter = ["outcome", "device", "liveness"]
     search_fields = ["employee__full_name", "key"]
     exclude = ["thumbnail"]
+
+    @admin.display(description="captured", ordering="at")
+    def captured(self, obj: RecognitionLog) -> str:
+        return _clock(obj.at)
+
+    @admin.display(description="similarity", ordering="similarity")
+    def score(self, obj: RecognitionLog) -> str:
+        return f"{obj.similarity:.2f}" if obj.similarity is not None else "—"
 
     def get_readonly_fields(self, request, obj=None):
         return [field.name for field in self.model._meta.fields if field.name != "thumbnail"]

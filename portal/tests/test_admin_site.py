@@ -55,6 +55,24 @@ def test_a_rollcall_admin_can_use_the_django_admin(staff: bool) -> None:
     assert "2:42" in client.get("/admin/attendance/attendancerecord/").content.decode()
 
 
+def test_every_admin_page_opens_for_a_rollcall_admin(people) -> None:
+    """Each registered model's list, and the change page of a real row, answer 200 (no raw errors)."""
+    from django.contrib import admin as django_admin
+
+    from recognition.services import face_enroll
+
+    client = _user("admin", staff=False)
+    person = Employee.objects.create(code="P", full_name="Pat")
+    face_enroll(employee=person, data=people["joe_biden"][0].read_bytes())
+    for model, model_admin in django_admin.site._registry.items():
+        meta = model._meta
+        listing = client.get(f"/admin/{meta.app_label}/{meta.model_name}/")
+        assert listing.status_code == 200, meta.label
+        row = model.objects.first()
+        if row is not None:
+            assert client.get(f"/admin/{meta.app_label}/{meta.model_name}/{row.pk}/change/").status_code == 200, meta.label
+
+
 def test_a_manager_who_is_staff_still_cannot_use_the_django_admin() -> None:
     client = _user("manager", staff=True)
     assert client.get("/admin/").status_code == 302
