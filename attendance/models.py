@@ -106,7 +106,8 @@ class AttendanceEvent(models.Model):
     def __str__(self) -> str:
         from django.utils import timezone
 
-        return f"{self.employee.full_name} {self.get_kind_display().lower()} at {timezone.localtime(self.at):%Y-%m-%d %H:%M}"
+        at = timezone.localtime(self.at)
+        return f"{self.employee.full_name} {self.get_kind_display().lower()} at {at:%Y-%m-%d %H:%M}"
 
 
 class AttendanceRecord(models.Model):

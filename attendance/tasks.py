@@ -17,8 +17,8 @@ def close_yesterday() -> dict[str, object]:
     settle yesterday's records, marking absences and holidays (and any earlier day a night the
     portal was off left open, see attendance.services_close); purge old monitor history; remove
     staged uploads a crash left behind; fail and resume re-embedding jobs whose worker died."""
-    from recognition.jobs import staged_uploads_purge
     from attendance.services_close import attendance_close_overdue
+    from recognition.jobs import staged_uploads_purge
     from recognition.services import reembed_jobs_resume
 
     day = timezone.localdate() - dt.timedelta(days=1)

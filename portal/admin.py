@@ -10,6 +10,7 @@ from portal.permissions import may_edit, may_use_admin_site
 from portal.services import device_create, device_delete, device_rotate_token, device_update
 from recognition.models import FaceImage
 
+
 def _admins_only(request) -> bool:
     """The Django admin reaches every row (users, passwords, roles, every gallery): a manager who
     is also staff must not reach admins through it, so it is for RollCall admins only. A RollCall

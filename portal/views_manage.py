@@ -86,7 +86,8 @@ def people(request: HttpRequest) -> HttpResponse:
         data = filters.cleaned_data
         if data["q"]:
             q = data["q"].strip()
-            employees = employees.filter(Q(full_name__icontains=q) | Q(code__icontains=q) | Q(user__username__icontains=q))
+            employees = employees.filter(Q(full_name__icontains=q) | Q(code__icontains=q)
+                                         | Q(user__username__icontains=q))
         if data["department"]:
             employees = employees.filter(department=data["department"])
         if data["role"]:
@@ -153,7 +154,8 @@ def person_edit(request: HttpRequest, pk: int) -> HttpResponse:
         employee_update(employee=employee, code=data["code"], full_name=data["full_name"], department_id=department_id,
                         role=data["role"], is_active=data["is_active"], biometric_consent_at=consent)
         if data["password"]:
-            employee_set_password(employee=employee, username=data["username"] or employee.code, password=data["password"])
+            employee_set_password(employee=employee, username=data["username"] or employee.code,
+                                  password=data["password"])
         messages.success(request, f"{employee.full_name} saved.")
         if data["photo"]:
             _enroll_photo(request, employee, data["photo"])
@@ -170,6 +172,9 @@ def person_active(request: HttpRequest, pk: int) -> HttpResponse:
     employee = get_object_or_404(permissions.visible_employees(request.user), pk=pk)
     _require(permissions.may_edit(request.user, employee))
     active = request.POST.get("active") == "on"
+    if not active and employee.user_id is not None and employee.user_id == request.user.pk:
+        messages.error(request, "You cannot deactivate yourself (ask another admin).")
+        return redirect("manage-people")
     employee_update(employee=employee, is_active=active)
     messages.success(request, f"{employee.full_name} is {'active' if active else 'deactivated'}.")
     return redirect("manage-people")

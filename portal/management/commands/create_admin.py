@@ -65,7 +65,8 @@ class Command(BaseCommand):
             else:
                 employee = Employee.objects.filter(user=user).first()
                 if employee is None:
-                    employee = employee_create(code=code or username, full_name=name or username, role=Employee.Role.ADMIN)
+                    employee = employee_create(code=code or username, full_name=name or username,
+                                               role=Employee.Role.ADMIN)
                     employee_update(employee=employee, user=user)
                 else:
                     employee_update(employee=employee, role=Employee.Role.ADMIN, is_active=True)

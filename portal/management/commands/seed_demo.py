@@ -104,8 +104,8 @@ class Command(BaseCommand):
     def _demo_shift_and_history(self, department: Department) -> None:
         """The demo team's shift and, on first run, its last working days of attendance."""
         from attendance.days import local_at
-        from attendance.services import attendance_check, attendance_close_day
         from attendance.models import AttendanceEvent, Shift, ShiftAssignment
+        from attendance.services import attendance_check, attendance_close_day
         from attendance.services_admin import shift_assignment_create, shift_create
 
         today = timezone.localdate()

@@ -21,7 +21,8 @@ pytestmark = pytest.mark.django_db
 
 def _login(username: str, role: str, department: Department | None = None, *, staff: bool = False) -> Client:
     user = User.objects.create_user(username, password=f"pw-{username}-123", is_staff=staff)
-    Employee.objects.create(user=user, code=username.upper(), full_name=username.title(), role=role, department=department)
+    Employee.objects.create(user=user, code=username.upper(), full_name=username.title(), role=role,
+                            department=department)
     client = Client()
     client.force_login(user)
     return client
@@ -107,7 +108,8 @@ def test_an_admin_adds_a_person_with_a_photo_and_hears_why_a_photo_is_refused(ad
 
     refused = admin.post(f"/manage/people/{joe.pk}/", {
         "code": "E-9", "full_name": "Joe Example", "department": sales.pk, "role": "employee", "is_active": "on",
-        "consent": "on", "photo": SimpleUploadedFile("none.jpg", (faces_dir / "no_face.jpg").read_bytes())}, follow=True)
+        "consent": "on", "photo": SimpleUploadedFile("none.jpg", (faces_dir / "no_face.jpg").read_bytes())},
+        follow=True)
     text = _messages(refused)
     assert text.startswith("Joe Example saved.") and "Photo not added:" in text and "face" in text.lower()
     assert joe.faces.count() == 1
@@ -125,6 +127,10 @@ def test_an_admin_adds_a_person_with_a_photo_and_hears_why_a_photo_is_refused(ad
     assert not joe.is_active
     assert "Joe Example" in admin.get("/manage/people/", {"active": "no"}).content.decode()
     assert "Joe Example" not in admin.get("/manage/people/", {"active": "yes"}).content.decode()
+    me = Employee.objects.get(code="ADA")
+    admin.post(f"/manage/people/{me.pk}/active/")
+    me.refresh_from_db()
+    assert me.is_active  # an admin does not lock themselves out
 
 
 def test_a_device_token_is_shown_once_rotated_and_deactivated(admin: Client) -> None:
