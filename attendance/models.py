@@ -73,6 +73,11 @@ class ShiftAssignment(models.Model):
             )
         ]
 
+    def __str__(self) -> str:
+        target = self.employee.full_name if self.employee_id else (self.department.name if self.department_id else "?")
+        until = f" to {self.valid_to:%Y-%m-%d}" if self.valid_to else ""
+        return f"{self.shift.name} → {target} from {self.valid_from:%Y-%m-%d}{until}"
+
 
 class AttendanceEvent(models.Model):
     """One recognition of a known, live employee (raw: capture time, source, score are never
@@ -97,6 +102,12 @@ class AttendanceEvent(models.Model):
     class Meta:
         ordering = ["at", "pk"]
         indexes = [models.Index(fields=["employee", "day", "at"], name="event_employee_day")]
+
+    def __str__(self) -> str:
+        from django.utils import timezone
+
+        at = timezone.localtime(self.at)
+        return f"{self.employee.full_name} {self.get_kind_display().lower()} at {at:%Y-%m-%d %H:%M}"
 
 
 class AttendanceRecord(models.Model):
@@ -131,7 +142,7 @@ class AttendanceRecord(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.employee} {self.date}: {self.status}"
+        return f"{self.employee.full_name}, {self.date:%Y-%m-%d}: {self.get_status_display()}"
 
 
 class AttendanceCorrection(models.Model):
@@ -148,6 +159,9 @@ class AttendanceCorrection(models.Model):
 
     class Meta:
         ordering = ["at"]
+
+    def __str__(self) -> str:
+        return f"Change of {self.record} ({self.reason[:40]})"
 
 
 class RecognitionLog(models.Model):

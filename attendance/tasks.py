@@ -8,14 +8,16 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from attendance.services import attendance_close_day, recognition_log_purge
+from attendance.services import recognition_log_purge
 
 
 @shared_task(name="attendance.close_yesterday")
 def close_yesterday() -> dict[str, object]:
     """Nightly (django-celery-beat, or the portal's in-process scheduler in the embedded default):
-    settle yesterday's records, marking absences and holidays; purge old monitor history; remove
+    settle yesterday's records, marking absences and holidays (and any earlier day a night the
+    portal was off left open, see attendance.services_close); purge old monitor history; remove
     staged uploads a crash left behind; fail and resume re-embedding jobs whose worker died."""
+    from attendance.services_close import attendance_close_overdue
     from recognition.jobs import staged_uploads_purge
     from recognition.services import reembed_jobs_resume
 
@@ -23,7 +25,8 @@ def close_yesterday() -> dict[str, object]:
     keep = dt.timedelta(days=settings.ROLLCALL_MONITOR_KEEP_DAYS)
     purged = recognition_log_purge(older_than=timezone.now() - keep)
     staged = staged_uploads_purge(older_than=timezone.now() - dt.timedelta(seconds=settings.ROLLCALL_STAGING_MAX_AGE_SECONDS))
-    return {"day": day.isoformat(), "settled": attendance_close_day(day=day), "monitor_purged": purged,
+    closed = attendance_close_overdue(today=day + dt.timedelta(days=1))
+    return {"day": day.isoformat(), "settled": closed[day.isoformat()], "days_closed": closed, "monitor_purged": purged,
             "staged_purged": staged, "jobs_resumed": reembed_jobs_resume()}
 
 

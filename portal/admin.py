@@ -1,5 +1,7 @@
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils.html import format_html
 
@@ -8,16 +10,30 @@ from portal.permissions import may_edit, may_use_admin_site
 from portal.services import device_create, device_delete, device_rotate_token, device_update
 from recognition.models import FaceImage
 
-_staff_has_permission = admin.site.has_permission
-
 
 def _admins_only(request) -> bool:
     """The Django admin reaches every row (users, passwords, roles, every gallery): a manager who
-    is also staff must not reach admins through it, so it is for RollCall admins only."""
-    return _staff_has_permission(request) and may_use_admin_site(request.user)
+    is also staff must not reach admins through it, so it is for RollCall admins only. A RollCall
+    admin gets in whether or not their login is staff, and holds every model permission there
+    (portal.backends.RollCallAdminBackend): the role decides, as on every other page."""
+    return may_use_admin_site(request.user)
+
+
+class AdminLoginForm(AdminAuthenticationForm):
+    """The admin's login form lets RollCall admins in (Django's asks for the staff flag)."""
+
+    def confirm_login_allowed(self, user) -> None:  # type: ignore[no-untyped-def]
+        if not may_use_admin_site(user):
+            raise ValidationError(self.error_messages["invalid_login"], code="invalid_login",
+                                  params={"username": self.username_field.verbose_name})
 
 
 admin.site.has_permission = _admins_only
+admin.site.login_form = AdminLoginForm
+admin.site.site_header = "RollCall administration"
+admin.site.site_title = "RollCall admin"
+admin.site.index_title = "Everything RollCall stores"
+admin.site.site_url = "/manage/"
 
 
 @admin.register(Department)

@@ -153,9 +153,32 @@ def may_manage_devices(actor: User) -> bool:
     return is_admin(actor)
 
 
+def may_manage_shifts(actor: User) -> bool:
+    """Shifts, shift assignments, holiday lists and holidays (they decide lateness and absence)."""
+    return is_admin(actor)
+
+
+def may_manage_people(actor: User) -> bool:
+    """Open the people administration (/manage/people/): admins for everyone, managers for the
+    employees of their own department (each change still asks may_edit / may_create_employee)."""
+    return is_manager(actor)
+
+
+def may_use_kiosk_page(actor: User) -> bool:
+    """The kiosk page in a logged-in browser works for managers (a device-token kiosk needs no login)."""
+    return is_manager(actor)
+
+
 def may_use_admin_site(actor: User) -> bool:
-    """The Django admin reaches every row (users, passwords, roles): admins only."""
-    return bool(actor.is_authenticated and actor.is_active and getattr(actor, "is_staff", False) and is_admin(actor))
+    """The Django admin reaches every row (users, passwords, roles): RollCall admins only (role
+    admin or superuser), staff flag or not; portal.authentication.RollCallAdminBackend gives them
+    every model permission there."""
+    return bool(actor.is_authenticated and actor.is_active and is_admin(actor))
+
+
+def has_admin_model_permission(actor: User) -> bool:
+    """Model permissions (Django admin): a RollCall admin holds all of them."""
+    return is_admin(actor)
 
 
 def recognition_names(actor: User) -> dict[int, str]:

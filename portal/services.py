@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from portal.models import Device, Employee
+from portal.models import Department, Device, Employee
 
 
 def device_create(*, name: str, location: str = "") -> tuple[Device, str]:
@@ -111,3 +111,56 @@ def device_connected(*, device: Device) -> None:
 
     if not device_seen(device=device):
         device_status_published(device, online=True)
+
+
+# --- Administration in the portal (portal/views_manage.py): people and departments ------------------
+
+def department_create(*, name: str) -> Department:
+    with transaction.atomic():
+        return Department.objects.create(name=name.strip())
+
+
+def department_update(*, department: Department, name: str) -> Department:
+    with transaction.atomic():
+        department.name = name.strip()
+        department.save(update_fields=["name"])
+    return department
+
+
+def department_delete(*, department: Department) -> None:
+    """Its employees stay, without a department; its shift assignments go with it."""
+    with transaction.atomic():
+        department.delete()
+
+
+def employee_create(*, code: str, full_name: str, department_id: int | None = None,
+                    role: str = Employee.Role.EMPLOYEE, is_active: bool = True,
+                    biometric_consent_at: dt.datetime | None = None, username: str = "",
+                    password: str = "") -> Employee:
+    """A new employee, with a login when ``username`` is given (``password`` then sets it; without
+    one the login has an unusable password until someone sets it)."""
+    from django.contrib.auth import get_user_model
+
+    if biometric_consent_at is not None and timezone.is_naive(biometric_consent_at):
+        raise ValueError("biometric_consent_at must be timezone-aware")
+    with transaction.atomic():
+        user = None
+        if username:
+            user = get_user_model().objects.create_user(username=username, password=password or None)
+        return Employee.objects.create(code=code.strip(), full_name=full_name.strip(), department_id=department_id,
+                                       role=role, is_active=is_active, biometric_consent_at=biometric_consent_at,
+                                       user=user)
+
+
+def employee_set_password(*, employee: Employee, username: str, password: str) -> Employee:
+    """Give ``employee`` a login (or a new password for the one they have)."""
+    from django.contrib.auth import get_user_model
+
+    with transaction.atomic():
+        if employee.user is None:
+            employee.user = get_user_model().objects.create_user(username=username, password=password)
+            employee.save(update_fields=["user"])
+        else:
+            employee.user.set_password(password)
+            employee.user.save(update_fields=["password"])
+    return employee

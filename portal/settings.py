@@ -122,6 +122,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "portal.context_processors.navigation",
             ],
         },
     },
@@ -370,6 +371,7 @@ MIDDLEWARE += ["axes.middleware.AxesMiddleware"]
 AUTHENTICATION_BACKENDS = [
     "portal.authentication.LoginLockoutBackend",
     "django.contrib.auth.backends.ModelBackend",
+    "portal.backends.RollCallAdminBackend",  # RollCall admins hold every model permission (Django admin)
 ]
 AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "5"))
 AXES_COOLOFF_TIME = int(os.environ.get("AXES_COOLOFF_SECONDS", "900")) / 3600  # hours, as axes reads a float

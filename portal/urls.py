@@ -14,6 +14,7 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/face-login/", face_login.face_login, name="face-login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("manage/", include("portal.urls_manage")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("portal.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

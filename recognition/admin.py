@@ -7,7 +7,7 @@ from recognition.models import EnrolmentCode, FaceImage, ReembedJob
 
 @admin.register(FaceImage)
 class FaceImageAdmin(admin.ModelAdmin):
-    list_display = ["thumbnail", "employee", "embedder", "detection_score", "face_size", "source", "is_primary", "created_at"]
+    list_display = ["thumbnail", "employee", "embedder", "detection", "face_size", "source", "is_primary", "created_at"]
     list_filter = ["embedder", "source", "is_primary"]
     search_fields = ["employee__full_name", "employee__code"]
     readonly_fields = [
@@ -15,6 +15,10 @@ class FaceImageAdmin(admin.ModelAdmin):
         "sharpness", "source", "created_by", "created_at",
     ]
     exclude = ["embedding", "image", "crop"]
+
+    @admin.display(description="detection score", ordering="detection_score")
+    def detection(self, obj: FaceImage) -> str:
+        return f"{obj.detection_score:.2f}" if obj.detection_score is not None else "—"
 
     @admin.display(description="face")
     def thumbnail(self, obj: FaceImage) -> str:

@@ -364,3 +364,67 @@ def test_admin_only_action(world: World, caller: str, action: str) -> None:
         assert response.status_code in ({401, 403} if caller not in PEOPLE_CALLERS else {403}), response.content
         assert state() == before
 
+
+
+# --- The administration pages (/manage/): who opens and who writes ------------------------------------
+
+ADMIN_ONLY_PAGES = {
+    "departments_page": (200, False, lambda c, w: c.get("/manage/departments/")),
+    "create_department_page": (302, True, lambda c, w: c.post("/manage/departments/", {"name": "C"})),
+    "shifts_page": (200, False, lambda c, w: c.get("/manage/shifts/")),
+    "create_shift_page": (302, True, lambda c, w: c.post("/manage/shifts/new/", {
+        "name": "Day", "start": "09:00", "end": "17:00", "working_days": ["0", "1"], "late_grace_minutes": "10",
+        "early_exit_grace_minutes": "10", "half_day_below_hours": "4", "absent_below_hours": "1",
+        "checkout_after_end_minutes": "240"})),
+    "holidays_page": (302, True, lambda c, w: c.post("/manage/holidays/", {"name": "Public"})),
+    "devices_page": (200, False, lambda c, w: c.get("/manage/devices/")),
+    "create_device_page": (200, True, lambda c, w: c.post("/manage/devices/", {"action": "create", "name": "Gate"})),
+    "rotate_device_page": (200, True, lambda c, w: c.post("/manage/devices/", {"action": "rotate",
+                                                                               "device": w.device.pk})),
+}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("caller", CALLERS)
+@pytest.mark.parametrize("action", list(ADMIN_ONLY_PAGES))
+def test_admin_only_manage_page(world: World, caller: str, action: str) -> None:
+    from attendance.models import HolidayList, Shift
+
+    def rules() -> tuple[int, int]:
+        return Shift.objects.count(), HolidayList.objects.count()
+
+    ok, changes, send = ADMIN_ONLY_PAGES[action]
+    before, rules_before = state(), rules()
+    response = send(world.client(caller), world)
+    if caller == "admin":
+        assert response.status_code == ok, response.content[:300]
+        assert (state() != before or rules() != rules_before) is changes
+    else:  # the login page for visitors and devices (a token opens no page), 403 for the rest
+        assert response.status_code == (403 if caller in PEOPLE_CALLERS else 302)
+        assert state() == before and rules() == rules_before
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("caller", CALLERS)
+def test_manage_people_page(world: World, caller: str) -> None:
+    """Admins and managers open the people administration (managers see their department)."""
+    response = world.client(caller).get("/manage/people/")
+    if caller in ("admin", "manager_a", "manager_b"):
+        assert response.status_code == 200
+        assert ("Person employee_b" in response.content.decode()) is (caller in ("admin", "manager_b"))
+    else:
+        assert response.status_code == (403 if caller in PEOPLE_CALLERS else 302)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("caller", CALLERS)
+@pytest.mark.parametrize("target", ["admin", "manager_a2", "employee_a2", "employee_b"])
+def test_manage_person_deactivate(world: World, caller: str, target: str) -> None:
+    employee = world.employees[target]
+    response = world.client(caller).post(f"/manage/people/{employee.pk}/active/")
+    employee.refresh_from_db()
+    if caller in PEOPLE_CALLERS and acts(caller, target):
+        assert response.status_code == 302 and not employee.is_active
+    else:
+        assert employee.is_active
+        assert response.status_code in ({302} if caller not in PEOPLE_CALLERS else {403, 404})
