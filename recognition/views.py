@@ -8,8 +8,9 @@ from typing import NoReturn
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
@@ -63,21 +64,41 @@ def gallery(request: HttpRequest, pk: int) -> HttpResponse:
     if request.method == "POST":
         if not manager:
             _refuse(request)
-        upload = request.FILES.get("photo")
-        if upload is None:
-            messages.error(request, "Choose a photo or take one with the camera.")
-        else:
-            try:
-                workers.enroll(employee=employee, data=upload.read(), filename=upload.name or "webcam.jpg",
-                               source=FaceImage.Source.UPLOAD, created_by=request.user)
-            except PipelineError as exc:
-                messages.error(request, f"Photo not added: {exc.detail}")
-            else:
-                messages.success(request, "Photo added; it is used for recognition from now on.")
-        return redirect("gallery", pk=employee.pk)
+        return _gallery_add(request, employee)
     pending = employee.erasure_requests.filter(status=ErasureRequest.Status.PENDING).first()
     return render(request, "recognition/gallery.html",
                   {"employee": employee, "faces": employee.faces.all(), "manager": manager, "pending": pending})
+
+
+def _gallery_add(request: HttpRequest, employee: Employee) -> HttpResponse:
+    """Add the posted photo. A form post gets a message and a redirect; the webcam's fetch (it asks
+    for JSON) gets the new photo's card, or the quality gate's reason with a 400."""
+    wants_json = "application/json" in request.headers.get("Accept", "")
+    webcam = request.POST.get("source") == "webcam"
+    upload = request.FILES.get("photo")
+    if upload is None:
+        detail = "Choose a photo or take one with the camera."
+        if wants_json:
+            return JsonResponse({"code": "no_photo", "detail": detail}, status=400)
+        messages.error(request, detail)
+        return redirect("gallery", pk=employee.pk)
+    try:
+        face = workers.enroll(employee=employee, data=upload.read(), filename=upload.name or "webcam.jpg",
+                              source=FaceImage.Source.WEBCAM if webcam else FaceImage.Source.UPLOAD,
+                              created_by=request.user)
+    except PipelineError as exc:
+        if wants_json:
+            return JsonResponse({"code": exc.code, "detail": f"Photo not added: {exc.detail}"}, status=400)
+        messages.error(request, f"Photo not added: {exc.detail}")
+        return redirect("gallery", pk=employee.pk)
+    detail = "Photo added; it is used for recognition from now on."
+    if wants_json:
+        count = employee.faces.count()
+        card = render_to_string("recognition/_face.html", {"f": face, "employee": employee, "manager": True,
+                                                           "number": count, "fresh": True}, request=request)
+        return JsonResponse({"face_id": face.pk, "detail": detail, "html": card, "count": count}, status=201)
+    messages.success(request, detail)
+    return redirect("gallery", pk=employee.pk)
 
 
 @login_required
