@@ -3,6 +3,8 @@ primary), permission-checked face images, and a recognise-a-photo form."""
 
 from __future__ import annotations
 
+import base64
+import io
 from typing import NoReturn
 
 from django.contrib import messages
@@ -140,8 +142,9 @@ def recognize_page(request: HttpRequest) -> HttpResponse:
         if upload is None:
             context["error"] = "Choose a photo to upload."
         else:
+            data = upload.read()
             try:
-                results = workers.recognize(data=upload.read())
+                results = workers.recognize(data=data)
             except PipelineError as exc:
                 context["error"] = exc.detail
             else:
@@ -151,7 +154,36 @@ def recognize_page(request: HttpRequest) -> HttpResponse:
                     {**r, "employee": {"full_name": names[r["employee_id"]]}} if r["employee_id"] in names
                     else {**r, "known": False, "employee": None, "employee_id": None}
                     for r in results]
+                context["picture"] = _annotated_picture(data, context["results"])
     return render(request, "recognition/recognize.html", context)
+
+
+PICTURE_SIDE = 960  # the longer side of the photo shown back on the recognise page
+
+
+def _annotated_picture(data: bytes, results: list[dict]) -> dict[str, object]:
+    """The uploaded photo, scaled down, as a data: URL (it is never stored), with each face's box
+    and label in the scaled picture's pixels, for the SVG drawn over it."""
+    from PIL import Image
+
+    from recognition.services import decode_upload
+
+    image = Image.fromarray(decode_upload(data))  # the same orientation the detector saw
+    scale = min(1.0, PICTURE_SIDE / max(image.size))
+    if scale < 1.0:
+        image = image.resize((round(image.width * scale), round(image.height * scale)))
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="JPEG", quality=85)
+    boxes = []
+    for number, r in enumerate(results, start=1):
+        x1, y1, x2, y2 = (v * scale for v in r["box"])
+        name = r["employee"]["full_name"] if r["known"] and r["employee"] else "Not recognised"
+        label = f"{number}. {name}" + (f" {r['similarity']:.2f}" if r.get("similarity") is not None else "")
+        boxes.append({"x": round(x1, 1), "y": round(y1, 1), "w": round(x2 - x1, 1), "h": round(y2 - y1, 1),
+                      "label": label, "known": r["known"], "text_y": round(max(y1 - 6, 14), 1),
+                      "stroke": max(2, round(image.width / 240))})
+    return {"src": "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode(), "width": image.width,
+            "height": image.height, "boxes": boxes, "font": max(12, round(image.width / 40))}
 
 
 @login_required
