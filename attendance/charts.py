@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from attendance.selectors import MonthSheet
 
-LEFT, TOP, BOTTOM, PLOT_HEIGHT = 36, 16, 28, 120
+LEFT, TOP, BOTTOM, PLOT_HEIGHT = 48, 16, 28, 120
 
 
 @dataclass
