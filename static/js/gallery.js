@@ -58,6 +58,10 @@ askBeforeDeleting(document);
           const card = faces.lastElementChild;
           askBeforeDeleting(card);
           say(answer.detail, "ok");
+          // the new photo's thumbnail next to the message (the card itself is up in the gallery)
+          const thumb = card.querySelector("img").cloneNode();
+          thumb.width = 64; thumb.height = 64; thumb.className = "thumb";
+          status.prepend(thumb);
         } else {
           say(answer.detail || "The photo was not added.", "bad");
         }

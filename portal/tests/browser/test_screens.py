@@ -28,6 +28,7 @@ SCREENS = ROOT / "docs" / "screens"
 AXE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 USERNAME, PASSWORD = "manager", "rollcall-demo"   # seed_demo's admin
+GROUP_PHOTO = ROOT / "recognition" / "fixtures" / "faces" / "two_faces.jpg"
 VIEWPORTS = {"1280": {"width": 1280, "height": 800}, "375": {"width": 375, "height": 812}}
 
 pytestmark = [
@@ -80,7 +81,8 @@ for back in range(1, 11):
 now = timezone.now()
 if people:
     attendance_check(employee=people[0], at=now - dt.timedelta(minutes=30))
-print(people[0].pk, (today - dt.timedelta(days=1)).strftime("%Y-%m"))
+starter = Employee.objects.create(code="N-001", full_name="New Starter", department=team)
+print(people[0].pk, (today - dt.timedelta(days=1)).strftime("%Y-%m"), starter.pk)
 """
 
 
@@ -94,7 +96,7 @@ def portal(tmp_path_factory) -> dict[str, object]:
     seeded = subprocess.run([sys.executable, "manage.py", "shell", "-c", SEED], cwd=ROOT, env=env,
                             capture_output=True, text=True)
     assert seeded.returncode == 0, seeded.stderr[-3000:]
-    ana, month = seeded.stdout.strip().splitlines()[-1].split()
+    ana, month, starter = seeded.stdout.strip().splitlines()[-1].split()
     port, log = _free_port(), var / "daphne.log"
     with open(log, "ab") as handle:
         process = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
@@ -102,7 +104,7 @@ def portal(tmp_path_factory) -> dict[str, object]:
                                    stderr=subprocess.STDOUT, start_new_session=True)
     try:
         _wait_port(port, 90, process)
-        yield {"url": f"http://127.0.0.1:{port}", "ids": {"ana": ana, "month": month}, "log": log}
+        yield {"url": f"http://127.0.0.1:{port}", "ids": {"ana": ana, "month": month, "starter": starter}, "log": log}
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(20)
@@ -166,6 +168,15 @@ def test_every_page_at_1280_and_375(portal) -> None:
                             if scroll[0] > scroll[1]:
                                 problems.append(f"{name} at 375 px scrolls sideways: {scroll[0]} > {scroll[1]}")
                         problems += [f"{name} at {width}: {error}" for error in errors]
+                    if who == "admin":  # the recognise page after a group photo: boxes and names drawn on it
+                        errors.clear()
+                        page.goto(f"{base}/recognize/")
+                        page.set_input_files("input[name=photo]", str(GROUP_PHOTO))
+                        page.click("form button[type=submit]")
+                        page.wait_for_selector("figure.recognised svg rect", state="attached", timeout=60_000)
+                        page.locator("figure.recognised").scroll_into_view_if_needed()
+                        page.screenshot(path=str(SCREENS / f"recognise-result-{width}.png"))
+                        problems += [f"recognise result at {width}: {error}" for error in errors]
                     context.close()
         finally:
             browser.close()
@@ -224,3 +235,38 @@ def test_no_serious_axe_violations_on_the_main_pages(portal) -> None:
         finally:
             browser.close()
     assert not found, json.dumps(found, indent=1)
+
+
+def test_webcam_enrolment_says_what_happened(portal, tmp_path) -> None:
+    """The gallery's webcam: a frame without a face is refused with the quality gate's reason; a
+    face is added in place with its thumbnail, recorded as a webcam photo."""
+    from playwright.sync_api import sync_playwright
+
+    from attendance.tests.browser.test_kiosk_browser import FIXTURE, _frames, write_y4m
+
+    faceless = write_y4m([frame * 0 + 90 for frame in _frames(FIXTURE)[:6]], tmp_path / "blank.y4m", fps=12)
+    face = write_y4m(_frames(FIXTURE)[:6], tmp_path / "face.y4m", fps=12)
+    url = f"{portal['url']}/people/{portal['ids']['starter']}/faces/"
+    with sync_playwright() as playwright:
+        for camera, expected in ((faceless, "Photo not added: "), (face, "Photo added")):
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
+                "--no-sandbox", "--disable-gpu", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-video-capture={camera}"])
+            try:
+                page = browser.new_context(viewport=VIEWPORTS["1280"]).new_page()
+                _login(page, portal["url"])
+                page.goto(url)
+                page.click("#webcam summary")
+                page.wait_for_selector("#capture:enabled", timeout=20_000)
+                page.click("#capture")
+                page.wait_for_selector("#camera-status.ok, #camera-status.bad", timeout=60_000)
+                status = page.text_content("#camera-status")
+                assert status.startswith(expected), status
+                if expected == "Photo added":
+                    assert page.is_visible("figure.face.new-face img") and "Webcam" in page.text_content("figure.new-face")
+                    assert page.is_visible("#camera-status img.thumb")
+                    page.screenshot(path=str(SCREENS / "gallery-webcam-added-1280.png"))
+                else:
+                    assert page.locator("figure.face").count() == 0
+            finally:
+                browser.close()
