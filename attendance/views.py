@@ -84,9 +84,9 @@ def month(request: HttpRequest) -> HttpResponse:
     year, number = _month(request)
     filters = _filters(request)
     sheet = month_sheet(request.user, year=year, month=number, **filters)
-    first = dt.date(year, number, 1)
-    previous = (first - dt.timedelta(days=1)).strftime("%Y-%m")
-    following = (first + dt.timedelta(days=32)).strftime("%Y-%m")
+    back, ahead = divmod(year * 12 + number - 2, 12), divmod(year * 12 + number, 12)
+    previous = f"{back[0]:04d}-{back[1] + 1:02d}" if back[0] >= 1 else ""
+    following = f"{ahead[0]:04d}-{ahead[1] + 1:02d}" if ahead[0] <= 9999 else ""
     return render(request, "attendance/month.html", {
         "sheet": sheet, "rate_chart": rate_chart(sheet), "late_chart": late_chart(sheet),
         "month_value": f"{year}-{number:02d}", "previous_month": previous, "next_month": following,

@@ -196,3 +196,12 @@ def test_month_sheet_api(seeded) -> None:
     employee = APIClient()
     employee.force_authenticate(User.objects.create_user("someone"))
     assert employee.get("/api/v1/attendance/month").status_code == 403
+
+
+def test_month_navigation_at_the_ends_of_the_calendar(seeded) -> None:
+    client = seeded["client"]
+    december = client.get("/reports/month/?month=2026-12").content.decode()
+    assert "?month=2026-11" in december and "?month=2027-01" in december
+    for edge in ("9999-12", "0001-01"):
+        assert client.get(f"/reports/month/?month={edge}").status_code == 200
+        assert client.get(f"/reports/export.xlsx?month={edge}").status_code == 200
