@@ -49,10 +49,10 @@ def rate_chart(sheet: MonthSheet) -> Chart:
     has_data = any(cell.record is not None for row in sheet.rows for cell in row.cells)
     due = [any(row.cells[i].letter not in ("", "O") for row in sheet.rows) for i in range(len(sheet.days))]
     values = [rate * 100 for rate in sheet.daily_rate]
-    texts = [f"{round(v)}" if d else "" for v, d in zip(values, due)]
+    texts = [f"{round(v)}" if d else "" for v, d in zip(values, due, strict=True)]
     labels = [str(day.day) if day.day == 1 or day.day % 5 == 0 else "" for day in sheet.days]
     titles = [f"{day:%a} {day.day} {day:%b}: " + (f"{round(v)} % present" if d else "nobody due")
-              for day, v, d in zip(sheet.days, values, due)]
+              for day, v, d in zip(sheet.days, values, due, strict=True)]
     chart = _chart(values, labels, texts, titles, peak=100, ticks=[(0, "0 %"), (50, "50 %"), (100, "100 %")], slot=22)
     chart.empty = not has_data
     return chart

@@ -4,10 +4,9 @@ the API's list of records (``records_csv``, one row per record)."""
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 from collections.abc import Iterable
-
-import datetime as dt
 
 from django.conf import settings
 from django.utils import timezone
@@ -157,7 +156,7 @@ def sheet_xlsx(sheet: MonthSheet, *, department: Department | None = None) -> by
             days.cell(row=line, column=6).number_format = "hh:mm"
             days.cell(row=line, column=7).number_format = "hh:mm"
             days.cell(row=line, column=8).number_format = "[h]:mm"
-    for letter, width in zip("ABCDEFGH", (13, 24, 10, 16, 12, 14, 14, 14)):
+    for letter, width in zip("ABCDEFGH", (13, 24, 10, 16, 12, 14, 14, 14), strict=True):
         days.column_dimensions[letter].width = width
     days.freeze_panes = "C2"
 

@@ -79,8 +79,9 @@ def test_reembed_gallery_shows_a_bar_and_the_admin_shows_progress(people) -> Non
     call_command("reembed_gallery", stdout=out, stderr=err, interval=0.05)
     assert "re-embedding" in err.getvalue() and "2/2" in err.getvalue()
     assert "2/2 (finished)" in out.getvalue()
-    from recognition.admin import ReembedJobAdmin
     from django.contrib import admin
+
+    from recognition.admin import ReembedJobAdmin
 
     job = ReembedJob.objects.get()
     assert ReembedJobAdmin(ReembedJob, admin.site).progress(job) == "2/2 (100 %)"

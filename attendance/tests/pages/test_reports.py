@@ -80,7 +80,7 @@ def test_csv_and_xlsx_exports_are_the_month_sheet(seeded) -> None:
     assert book.sheetnames == ["Sheet", "Days", "About"]
     grid = book["Sheet"]
     header = [c.value for c in grid[1]]
-    assert header[:3] == ["Employee", "Code", "Department"] and header[3] == dt.datetime(2026, 11, 1)
+    assert header[:3] == ["Employee", "Code", "Department"] and header[3].date() == dt.date(2026, 11, 1)
     assert header[-1] == "Worked (h:mm)" and grid.max_row == 6
     worked = grid.cell(row=2, column=grid.max_column)
     assert worked.value == dt.timedelta(hours=17, minutes=35) and worked.number_format == "[h]:mm"
@@ -90,7 +90,7 @@ def test_csv_and_xlsx_exports_are_the_month_sheet(seeded) -> None:
     assert [c.value for c in days[1]][:8] == ["Date", "Employee", "Code", "Department", "Status", "In (UTC)",
                                               "Out (UTC)", "Worked (h:mm)"]
     assert days.max_row == 1 + 4 * 30
-    late = next(r for r in days.iter_rows(min_row=2) if r[1].value == "Ana" and r[0].value == dt.datetime(2026, 11, 3))
+    late = next(r for r in days.iter_rows(min_row=2) if r[1].value == "Ana" and r[0].value.date() == dt.date(2026, 11, 3))
     assert late[4].value == "Late" and late[5].value == dt.time(9, 30) and late[5].number_format == "hh:mm"
     assert late[7].value == dt.timedelta(hours=7, minutes=30) and late[8].value == "yes"
     assert ["Time zone", "UTC"] in [[c.value for c in r] for r in book["About"].iter_rows()]

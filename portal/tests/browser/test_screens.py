@@ -148,10 +148,11 @@ def test_every_page_at_1280_and_375(portal) -> None:
                     context.route("**/*", _offline)
                     page = context.new_page()
                     errors: list[str] = []
-                    page.on("console", lambda m: errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
-                    page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
+                    page.on("console", lambda m, errors=errors: errors.append(f"console {m.type}: {m.text}")
+                            if m.type == "error" else None)
+                    page.on("pageerror", lambda e, errors=errors: errors.append(f"page error: {e}"))
                     # (a lazy image still loading when the test moves on is aborted: not a failure)
-                    page.on("requestfailed", lambda r: errors.append(f"request failed: {r.url} {r.failure}")
+                    page.on("requestfailed", lambda r, errors=errors: errors.append(f"request failed: {r.url} {r.failure}")
                             if "ERR_ABORTED" not in (r.failure or "") else None)
                     if who == "admin":
                         _login(page, base)
