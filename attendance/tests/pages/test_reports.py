@@ -205,3 +205,20 @@ def test_month_navigation_at_the_ends_of_the_calendar(seeded) -> None:
     for edge in ("9999-12", "0001-01"):
         assert client.get(f"/reports/month/?month={edge}").status_code == 200
         assert client.get(f"/reports/export.xlsx?month={edge}").status_code == 200
+
+
+def test_pages_and_exports_use_the_site_time_zone_and_one_format(seeded, settings) -> None:
+    settings.TIME_ZONE = "Europe/Berlin"  # UTC+1 in November
+    client, ana = seeded["client"], seeded["ana"]
+    history = client.get(f"/people/{ana.pk}/attendance/?from=2026-11-01&to=2026-11-30").content.decode()
+    assert "10:30" in history and "09:30" not in history and "Times are in Europe/Berlin." in history
+    assert "1 Nov – 30 Nov 2026" in history  # one date format: "30 Nov 2026"
+    book = load_workbook(io.BytesIO(client.get("/reports/export.xlsx?month=2026-11").content))
+    header = [c.value for c in book["Days"][1]]
+    assert header[5:7] == ["In (Europe/Berlin)", "Out (Europe/Berlin)"]
+    late = next(r for r in book["Days"].iter_rows(min_row=2, values_only=True)
+                if r[1] == "Ana" and r[0].date() == dt.date(2026, 11, 3))
+    assert late[5] == dt.time(10, 30) and late[6] == dt.time(18, 0)
+    monitor = client.get("/monitor/").content.decode()
+    assert 'data-time-zone="Europe/Berlin"' in monitor
+    assert 'data-time-zone="Europe/Berlin"' in client.get("/kiosk/").content.decode()
