@@ -244,7 +244,9 @@ def attendance_check(*, employee: Employee, at: dt.datetime | None = None, sourc
 
 
 def _clock(at: dt.datetime) -> str:
-    return at.astimezone(site_zone()).strftime("%Y-%m-%d %H:%M:%S")
+    """``at`` in the site's zone and its one format ("1 Dec 2026 09:05:30"), for audit reasons."""
+    local = at.astimezone(site_zone())
+    return f"{local.day} {local:%b %Y %H:%M:%S}"
 
 
 def attendance_close_day(*, day: dt.date) -> int:

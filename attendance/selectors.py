@@ -37,14 +37,21 @@ def records_for(user: AbstractBaseUser, *, start: dt.date, end: dt.date,
 @dataclass
 class TodayBoard:
     day: dt.date
-    inside: list[AttendanceRecord] = field(default_factory=list)   # checked in, not out
-    left: list[AttendanceRecord] = field(default_factory=list)     # came and went
+    inside: list[AttendanceRecord] = field(default_factory=list)   # "In": checked in, not out
+    left: list[AttendanceRecord] = field(default_factory=list)     # "Out": came and went
     late: list[AttendanceRecord] = field(default_factory=list)
-    not_yet_in: list[Employee] = field(default_factory=list)       # due today, no check-in yet
+    not_yet_in: list[Employee] = field(default_factory=list)       # due today (or without a shift), no check-in yet
     absent: list[AttendanceRecord] = field(default_factory=list)   # settled as absent
+    off: list[Employee] = field(default_factory=list)              # their shift does not work today, or on leave/holiday
+
+    @property
+    def people(self) -> int:
+        return len(self.inside) + len(self.left) + len(self.not_yet_in) + len(self.absent) + len(self.off)
 
 
 def today_board(user: AbstractBaseUser, *, day: dt.date | None = None, department_id: int | None = None) -> TodayBoard:
+    """Who is in, out, not yet in and absent on ``day`` (the site's today). Without shifts the board
+    still works: a person with no shift and no check-in is "not yet in" until the day closes."""
     day = day or timezone.localdate()
     board = TodayBoard(day=day)
     records = {r.employee_id: r for r in records_for(user, start=day, end=day, department_id=department_id)}
@@ -54,9 +61,14 @@ def today_board(user: AbstractBaseUser, *, day: dt.date | None = None, departmen
             if record is not None and record.status == Status.ABSENT:
                 board.absent.append(record)
                 continue
+            if record is not None and record.status in (Status.ON_LEAVE, Status.HOLIDAY):
+                board.off.append(employee)
+                continue
             shift = shift_for(employee=employee, day=day)
-            if shift is not None and day.weekday() in (shift.working_days or []):
+            if shift is None or day.weekday() in (shift.working_days or []):
                 board.not_yet_in.append(employee)
+            else:
+                board.off.append(employee)
             continue
         (board.left if _is_out(record) else board.inside).append(record)
         if record.late:
@@ -72,12 +84,31 @@ def _is_out(record: AttendanceRecord) -> bool:
     return last is not None and last.kind == AttendanceEvent.Kind.CHECK_OUT
 
 
+TOTAL_LETTERS = "PLHAVO"
+TOTAL_LABELS = {"P": "Present", "L": "Late", "H": "Half day", "A": "Absent", "V": "On leave", "O": "Holiday"}
+
+
+@dataclass
+class SheetCell:
+    day: dt.date
+    letter: str                         # LETTERS of the record's status; "" without a record
+    record: AttendanceRecord | None
+
+
 @dataclass
 class SheetRow:
     employee: Employee
-    letters: list[str]
-    totals: dict[str, int]
-    worked_hours: float
+    cells: list[SheetCell]
+    totals: dict[str, int]              # days per letter (P L H A V O)
+    worked_seconds: int                 # the exact sum of the days' worked seconds
+
+    @property
+    def letters(self) -> list[str]:
+        return [cell.letter for cell in self.cells]
+
+    @property
+    def worked_hours(self) -> float:
+        return round(self.worked_seconds / 3600, 2)
 
 
 @dataclass
@@ -89,33 +120,51 @@ class MonthSheet:
     daily_rate: list[float]      # share of due employees present (P, L, H) per day
     weekly_late: list[tuple[str, int]]
 
+    @property
+    def totals(self) -> dict[str, int]:
+        """Days per letter over every row (the sheet's footer)."""
+        return {letter: sum(row.totals[letter] for row in self.rows) for letter in TOTAL_LETTERS}
+
+    @property
+    def worked_seconds(self) -> int:
+        """Every row's exact seconds summed (not the rows' rounded figures), so the footer is right."""
+        return sum(row.worked_seconds for row in self.rows)
+
 
 def month_sheet(user: AbstractBaseUser, *, year: int, month: int, department_id: int | None = None) -> MonthSheet:
     days = [dt.date(year, month, d) for d in range(1, calendar.monthrange(year, month)[1] + 1)]
-    records = {(r.employee_id, r.date): r for r in records_for(user, start=days[0], end=days[-1], department_id=department_id)}
+    return period_sheet(user, start=days[0], end=days[-1], department_id=department_id)
+
+
+def period_sheet(user: AbstractBaseUser, *, start: dt.date, end: dt.date, department_id: int | None = None) -> MonthSheet:
+    """The attendance sheet of ``start``..``end``: every active employee ``user`` may see (in the
+    department, if given), every day, each with its record (if any) and totals."""
+    days = [start + dt.timedelta(days=n) for n in range((end - start).days + 1)]
+    records = {(r.employee_id, r.date): r for r in records_for(user, start=start, end=end, department_id=department_id)}
     rows = []
     for employee in employees_for(user, department_id=department_id):
-        letters, totals, worked = [], {letter: 0 for letter in "PLHAVO"}, 0
+        cells, totals, worked = [], {letter: 0 for letter in TOTAL_LETTERS}, 0
         for day in days:
             record = records.get((employee.pk, day))
             letter = LETTERS.get(record.status, "") if record else ""
-            letters.append(letter)
+            cells.append(SheetCell(day, letter, record))
             if letter in totals:
                 totals[letter] += 1
             worked += record.worked_seconds if record else 0
-        rows.append(SheetRow(employee=employee, letters=letters, totals=totals, worked_hours=round(worked / 3600, 2)))
+        rows.append(SheetRow(employee=employee, cells=cells, totals=totals, worked_seconds=worked))
     daily_rate = []
     for index, _ in enumerate(days):
-        column = [row.letters[index] for row in rows if row.letters[index] not in ("", "O")]
+        column = [row.cells[index].letter for row in rows if row.cells[index].letter not in ("", "O")]
         daily_rate.append(round(sum(letter in "PLH" for letter in column) / len(column), 3) if column else 0.0)
     weekly: dict[str, int] = {}
     for row in rows:
-        for day, letter in zip(days, row.letters):
-            week = f"W{day.isocalendar().week}"
-            weekly[week] = weekly.get(week, 0) + (letter == "L")
+        for cell in row.cells:
+            week = f"W{cell.day.isocalendar().week}"
+            weekly[week] = weekly.get(week, 0) + (cell.letter == "L")
     for day in days:
         weekly.setdefault(f"W{day.isocalendar().week}", 0)
-    return MonthSheet(year, month, days, rows, daily_rate, sorted(weekly.items(), key=lambda kv: int(kv[0][1:])))
+    return MonthSheet(start.year, start.month, days, rows, daily_rate,
+                      sorted(weekly.items(), key=lambda kv: int(kv[0][1:])))
 
 
 def recognitions_for(user: AbstractBaseUser | AnonymousUser, *, device_id: int | None = None,

@@ -87,9 +87,14 @@ BURST_MAX_FRAMES = 48  # frames one check-in may carry (REST and websocket alike
 IDEMPOTENCY_KEY = r"^[A-Za-z0-9_-]{8,64}$"  # a device's key for one captured event
 
 
-LIVENESS_HINTS = {"no_blink": "Please blink and try again.", "no_motion": "Liveness check failed.",
-                  "no_face": "Please keep your face in view.", "no_turn": "Please turn your head as asked.",
+# What the kiosk says when liveness fails: the next thing to do, not the check's name.
+LIVENESS_HINTS = {"no_blink": "Blink once while looking at the camera, then press the button again.",
+                  "no_motion": "No movement seen — look at the camera yourself (not a photo) and blink once.",
+                  "no_face": "Keep your face in the frame — move closer and look at the camera.",
+                  "no_turn": "Please turn your head as asked.",
                   "wrong_way": "Please turn your head the other way."}
+UNKNOWN_MESSAGE = "Not recognised — ask your manager to add your photo."
+NO_FACE_MESSAGE = "No face seen — move closer and look at the camera."
 
 
 def _main_face(image: np.ndarray, pipeline) -> Face | None:
@@ -129,7 +134,7 @@ def _look(frames: list[bytes], fps: float, challenge: str | None = None) -> _See
     pipeline = get_pipeline()
     views = _frontal_views(images, pipeline) if challenge else _spread_views(images, pipeline)
     if not views:
-        return _Seen(KioskOutcome("no_face", "No face seen — please look at the camera."))
+        return _Seen(KioskOutcome("no_face", NO_FACE_MESSAGE))
     vectors = pipeline.embedder.embed_pairs([(images[index], face) for index, face in views])  # one batch
     middle, middle_face = views[len(views) // 2]
     thumbnail = _thumbnail(images[middle], middle_face)
@@ -139,7 +144,7 @@ def _look(frames: list[bytes], fps: float, challenge: str | None = None) -> _See
         employee = Employee.objects.filter(pk=decision.best.label, is_active=True).first()
     if employee is None:
         closest = decision.best.score if decision.best is not None else None
-        return _Seen(KioskOutcome("unknown", "Not recognised.", similarity=closest), thumbnail=thumbnail)
+        return _Seen(KioskOutcome("unknown", UNKNOWN_MESSAGE, similarity=closest), thumbnail=thumbnail)
     similarity = decision.best.score
     liveness = "off"
     if settings.ROLLCALL_LIVENESS != "off":
@@ -149,7 +154,7 @@ def _look(frames: list[bytes], fps: float, challenge: str | None = None) -> _See
         result = checker.check_turn(images, challenge) if challenge else checker.check(images, fps)
         liveness = result.reason
         if not result.live:
-            hint = LIVENESS_HINTS.get(result.reason, "Liveness check failed.")
+            hint = LIVENESS_HINTS.get(result.reason, LIVENESS_HINTS["no_blink"])
             return _Seen(KioskOutcome("liveness_failed", hint, employee.pk, employee.full_name, liveness=liveness,
                                       similarity=similarity), employee, similarity, liveness, thumbnail)
     return _Seen(None, employee, similarity, liveness, thumbnail)
@@ -169,7 +174,8 @@ def _checked(seen: _Seen, *, at: dt.datetime, source: str) -> KioskOutcome:
         outcome = "checked_in"
     else:
         hours, minutes = divmod(record.worked_seconds // 60, 60)
-        message = f"Goodbye, {employee.first_name} — checked out {local}, {hours} h {minutes:02d} min today"
+        day = "today" if record.date == timezone.localdate() else f"on {record.date.day} {record.date:%b %Y}"
+        message = f"Goodbye, {employee.first_name} — checked out {local}, {hours} h {minutes:02d} min {day}"
         outcome = "checked_out"
     if check.review:
         message += " (this day was corrected by a manager, who will review it)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 
 from django.conf import settings
@@ -11,11 +12,21 @@ from django.core.exceptions import BadRequest, PermissionDenied
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.text import slugify
 from django.views.decorators.csrf import ensure_csrf_cookie
 
-from attendance.exports import records_csv, records_xlsx
+from attendance.charts import late_chart, rate_chart
+from attendance.exports import sheet_csv, sheet_xlsx
 from attendance.models import AttendanceRecord, RecognitionLog
-from attendance.selectors import device_statuses, month_sheet, recognitions_for, records_for, today_board
+from attendance.selectors import (
+    TOTAL_LABELS,
+    TOTAL_LETTERS,
+    device_statuses,
+    month_sheet,
+    period_sheet,
+    recognitions_for,
+    today_board,
+)
 from attendance.services import attendance_correct, correction_time
 from portal.api import MAX_ID
 from portal.http import image_response
@@ -57,46 +68,61 @@ def today(request: HttpRequest) -> HttpResponse:
         "board": today_board(request.user, **filters), "departments": Department.objects.all(), **filters})
 
 
-@login_required
-def month(request: HttpRequest) -> HttpResponse:
-    _manager_only(request)
+def _month(request: HttpRequest) -> tuple[int, int]:
     now = timezone.localdate()
     try:
         year, number = (int(x) for x in request.GET.get("month", f"{now.year}-{now.month}").split("-"))
         dt.date(year, number, 1)
     except ValueError:
         year, number = now.year, now.month
+    return year, number
+
+
+@login_required
+def month(request: HttpRequest) -> HttpResponse:
+    _manager_only(request)
+    year, number = _month(request)
     filters = _filters(request)
     sheet = month_sheet(request.user, year=year, month=number, **filters)
-    bars = [{"x": i * 22 + 4, "h": round(rate * 100), "y": 104 - round(rate * 100), "day": day.day, "rate": rate}
-            for i, (day, rate) in enumerate(zip(sheet.days, sheet.daily_rate))]
-    peak = max([count for _, count in sheet.weekly_late] + [1])
-    late_bars = [{"x": i * 60 + 10, "h": round(count / peak * 100), "y": 104 - round(count / peak * 100),
-                  "week": week, "count": count} for i, (week, count) in enumerate(sheet.weekly_late)]
+    back, ahead = divmod(year * 12 + number - 2, 12), divmod(year * 12 + number, 12)
+    previous = f"{back[0]:04d}-{back[1] + 1:02d}" if back[0] >= 1 else ""
+    following = f"{ahead[0]:04d}-{ahead[1] + 1:02d}" if ahead[0] <= 9999 else ""
     return render(request, "attendance/month.html", {
-        "sheet": sheet, "bars": bars, "late_bars": late_bars, "month_value": f"{year}-{number:02d}",
-        "chart_width": len(bars) * 22 + 8, "late_chart_width": len(late_bars) * 60 + 20,
+        "sheet": sheet, "rate_chart": rate_chart(sheet), "late_chart": late_chart(sheet),
+        "month_value": f"{year}-{number:02d}", "previous_month": previous, "next_month": following,
+        "totals": [(letter, TOTAL_LABELS[letter], sheet.totals[letter]) for letter in TOTAL_LETTERS],
         "departments": Department.objects.all(), **filters})
 
 
 @login_required
 def export(request: HttpRequest, fmt: str) -> HttpResponse:
+    """The sheet as on the month page (every person in scope, every day, totals) as CSV or XLSX;
+    ``?month=YYYY-MM`` (default: this month) or ``?from=YYYY-MM-DD&to=YYYY-MM-DD``, ``?department=``."""
     _manager_only(request)
     if fmt not in ("csv", "xlsx"):
         raise Http404
-    today_date = timezone.localdate()
-    try:
-        start = dt.date.fromisoformat(request.GET.get("from", today_date.replace(day=1).isoformat()))
-        end = dt.date.fromisoformat(request.GET.get("to", today_date.isoformat()))
-    except ValueError:
-        return HttpResponse("Dates must be YYYY-MM-DD.", status=400, content_type="text/plain")
-    records = records_for(request.user, start=start, end=end, **_filters(request))
-    name = f"attendance_{start}_{end}.{fmt}"
+    if "from" in request.GET or "to" in request.GET:
+        today_date = timezone.localdate()
+        try:
+            start = dt.date.fromisoformat(request.GET.get("from", today_date.replace(day=1).isoformat()))
+            end = dt.date.fromisoformat(request.GET.get("to", today_date.isoformat()))
+        except ValueError:
+            return HttpResponse("Dates must be YYYY-MM-DD.", status=400, content_type="text/plain")
+        if end < start or (end - start).days > 366:
+            return HttpResponse("The period must run forward and be at most a year.", status=400, content_type="text/plain")
+    else:
+        year, number = _month(request)
+        start = dt.date(year, number, 1)
+        end = dt.date(year, number, calendar.monthrange(year, number)[1])
+    filters = _filters(request)
+    department = Department.objects.filter(pk=filters["department_id"]).first() if filters["department_id"] else None
+    sheet = period_sheet(request.user, start=start, end=end, **filters)
+    name = f"attendance_{start}_{end}{'_' + slugify(department.name) if department else ''}.{fmt}"
     if fmt == "xlsx":
         content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-        response = HttpResponse(records_xlsx(records), content_type=content_type)
+        response = HttpResponse(sheet_xlsx(sheet, department=department), content_type=content_type)
     else:
-        response = HttpResponse(records_csv(records), content_type="text/csv")
+        response = HttpResponse(sheet_csv(sheet), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
 
@@ -116,7 +142,7 @@ def employee_history(request: HttpRequest, pk: int) -> HttpResponse:
     totals = {label: sum(r.status == value for r in records) for value, label in AttendanceRecord.Status.choices}
     return render(request, "attendance/history.html", {
         "employee": employee, "records": records, "start": start, "end": end, "totals": totals,
-        "late": sum(r.late for r in records), "worked_hours": round(sum(r.worked_seconds for r in records) / 3600, 1)})
+        "late": sum(r.late for r in records), "worked_seconds": sum(r.worked_seconds for r in records)})
 
 
 @login_required

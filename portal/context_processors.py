@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 
@@ -65,3 +66,9 @@ def navigation(request: HttpRequest) -> dict[str, object]:
                          "shifts": admin and permissions.may_manage_shifts(user),
                          "devices": admin and permissions.may_manage_devices(user)},
     }
+
+
+def site_time(request: HttpRequest) -> dict[str, str]:
+    """The site's time zone (settings.TIME_ZONE), shown on pages and passed to the scripts that
+    format times in the browser (kiosk clock, live monitor), so they use the site's zone."""
+    return {"site_time_zone": settings.TIME_ZONE}

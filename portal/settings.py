@@ -123,6 +123,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "portal.context_processors.navigation",
+                "portal.context_processors.site_time",
             ],
         },
     },
@@ -198,9 +199,14 @@ LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "en-us"
+# The site's one time zone (an IANA name such as "Europe/Berlin"): every page, kiosk message, export,
+# live monitor row and the kiosk clock show times in it. Each page says which zone it is.
 TIME_ZONE = os.environ.get("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
+# One date and one time format on every page ("1 Dec 2026", 24 h "14:05"): portal/formats/en/formats.py
+# (a format module, because with localisation on Django prefers the locale's formats to DATE_FORMAT).
+FORMAT_MODULE_PATH = ["portal.formats"]
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]

@@ -1,6 +1,8 @@
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, register_converter
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from portal import api, face_login, views, views_me
@@ -10,6 +12,7 @@ register_converter(api.IdConverter, "id")
 urlpatterns = [
     path("", views.home, name="home"),
     path("health/", views.health, name="health"),
+    path("favicon.ico", RedirectView.as_view(url=f"{settings.STATIC_URL}favicon.svg", permanent=True)),
     path("me/", views_me.me, name="me"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/face-login/", face_login.face_login, name="face-login"),

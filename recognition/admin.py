@@ -33,12 +33,17 @@ class FaceImageAdmin(admin.ModelAdmin):
 
 @admin.register(ReembedJob)
 class ReembedJobAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "embedder", "status", "done", "failed", "total", "heartbeat_at"]
+    list_display = ["created_at", "embedder", "status", "progress", "failed", "heartbeat_at"]
     readonly_fields = ["embedder", "status", "total", "done", "failed", "last_error", "heartbeat_at", "created_at",
                        "updated_at"]
 
     def has_add_permission(self, request) -> bool:
         return False
+
+    @admin.display(description="progress (done/total)")
+    def progress(self, job: ReembedJob) -> str:
+        share = f" ({(job.done + job.failed) * 100 // job.total} %)" if job.total else ""
+        return f"{job.done}/{job.total}{share}"
 
 
 @admin.register(EnrolmentCode)

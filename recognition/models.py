@@ -26,6 +26,7 @@ def _suffix(filename: str) -> str:
 class FaceImage(models.Model):
     class Source(models.TextChoices):
         UPLOAD = "upload", "Upload"
+        WEBCAM = "webcam", "Webcam"
         CHECK_IN = "check_in", "Check-in"
         DEVICE = "device", "Device"
         DEMO = "demo", "Demo data"

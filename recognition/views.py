@@ -3,13 +3,16 @@ primary), permission-checked face images, and a recognise-a-photo form."""
 
 from __future__ import annotations
 
+import base64
+import io
 from typing import NoReturn
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
@@ -63,21 +66,41 @@ def gallery(request: HttpRequest, pk: int) -> HttpResponse:
     if request.method == "POST":
         if not manager:
             _refuse(request)
-        upload = request.FILES.get("photo")
-        if upload is None:
-            messages.error(request, "Choose a photo or take one with the camera.")
-        else:
-            try:
-                workers.enroll(employee=employee, data=upload.read(), filename=upload.name or "webcam.jpg",
-                               source=FaceImage.Source.UPLOAD, created_by=request.user)
-            except PipelineError as exc:
-                messages.error(request, f"Photo not added: {exc.detail}")
-            else:
-                messages.success(request, "Photo added; it is used for recognition from now on.")
-        return redirect("gallery", pk=employee.pk)
+        return _gallery_add(request, employee)
     pending = employee.erasure_requests.filter(status=ErasureRequest.Status.PENDING).first()
     return render(request, "recognition/gallery.html",
                   {"employee": employee, "faces": employee.faces.all(), "manager": manager, "pending": pending})
+
+
+def _gallery_add(request: HttpRequest, employee: Employee) -> HttpResponse:
+    """Add the posted photo. A form post gets a message and a redirect; the webcam's fetch (it asks
+    for JSON) gets the new photo's card, or the quality gate's reason with a 400."""
+    wants_json = "application/json" in request.headers.get("Accept", "")
+    webcam = request.POST.get("source") == "webcam"
+    upload = request.FILES.get("photo")
+    if upload is None:
+        detail = "Choose a photo or take one with the camera."
+        if wants_json:
+            return JsonResponse({"code": "no_photo", "detail": detail}, status=400)
+        messages.error(request, detail)
+        return redirect("gallery", pk=employee.pk)
+    try:
+        face = workers.enroll(employee=employee, data=upload.read(), filename=upload.name or "webcam.jpg",
+                              source=FaceImage.Source.WEBCAM if webcam else FaceImage.Source.UPLOAD,
+                              created_by=request.user)
+    except PipelineError as exc:
+        if wants_json:
+            return JsonResponse({"code": exc.code, "detail": f"Photo not added: {exc.detail}"}, status=400)
+        messages.error(request, f"Photo not added: {exc.detail}")
+        return redirect("gallery", pk=employee.pk)
+    detail = "Photo added; it is used for recognition from now on."
+    if wants_json:
+        count = employee.faces.count()
+        card = render_to_string("recognition/_face.html", {"f": face, "employee": employee, "manager": True,
+                                                           "number": count, "fresh": True}, request=request)
+        return JsonResponse({"face_id": face.pk, "detail": detail, "html": card, "count": count}, status=201)
+    messages.success(request, detail)
+    return redirect("gallery", pk=employee.pk)
 
 
 @login_required
@@ -119,8 +142,9 @@ def recognize_page(request: HttpRequest) -> HttpResponse:
         if upload is None:
             context["error"] = "Choose a photo to upload."
         else:
+            data = upload.read()
             try:
-                results = workers.recognize(data=upload.read())
+                results = workers.recognize(data=data)
             except PipelineError as exc:
                 context["error"] = exc.detail
             else:
@@ -130,7 +154,36 @@ def recognize_page(request: HttpRequest) -> HttpResponse:
                     {**r, "employee": {"full_name": names[r["employee_id"]]}} if r["employee_id"] in names
                     else {**r, "known": False, "employee": None, "employee_id": None}
                     for r in results]
+                context["picture"] = _annotated_picture(data, context["results"])
     return render(request, "recognition/recognize.html", context)
+
+
+PICTURE_SIDE = 960  # the longer side of the photo shown back on the recognise page
+
+
+def _annotated_picture(data: bytes, results: list[dict]) -> dict[str, object]:
+    """The uploaded photo, scaled down, as a data: URL (it is never stored), with each face's box
+    and label in the scaled picture's pixels, for the SVG drawn over it."""
+    from PIL import Image
+
+    from recognition.services import decode_upload
+
+    image = Image.fromarray(decode_upload(data))  # the same orientation the detector saw
+    scale = min(1.0, PICTURE_SIDE / max(image.size))
+    if scale < 1.0:
+        image = image.resize((round(image.width * scale), round(image.height * scale)))
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="JPEG", quality=85)
+    boxes = []
+    for number, r in enumerate(results, start=1):
+        x1, y1, x2, y2 = (v * scale for v in r["box"])
+        name = r["employee"]["full_name"] if r["known"] and r["employee"] else "Not recognised"
+        label = f"{number}. {name}" + (f" {r['similarity']:.2f}" if r.get("similarity") is not None else "")
+        boxes.append({"x": round(x1, 1), "y": round(y1, 1), "w": round(x2 - x1, 1), "h": round(y2 - y1, 1),
+                      "label": label, "known": r["known"], "text_y": round(max(y1 - 6, 14), 1),
+                      "stroke": max(2, round(image.width / 240))})
+    return {"src": "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode(), "width": image.width,
+            "height": image.height, "boxes": boxes, "font": max(12, round(image.width / 40))}
 
 
 @login_required

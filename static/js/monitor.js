@@ -14,7 +14,9 @@
   let retry = 1000;
 
   const text = (tag, value, cls) => { const el = document.createElement(tag); el.textContent = value; if (cls) el.className = cls; return el; };
-  const time = (iso) => new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  // Times in the site's zone (settings.TIME_ZONE) and 24 h, like the rows the server rendered.
+  const clock = new Intl.DateTimeFormat("en-GB", { timeZone: root.dataset.timeZone || "UTC", hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
+  const time = (iso) => clock.format(new Date(iso));
 
   function addRecognition(e) {
     list.querySelector(".empty")?.remove();
@@ -91,7 +93,7 @@
       else if (e.kind === "device") { setDevice(e.device_id, e.online, e.last_seen_at); setDeadLetters(e.device_id, e.dead_letters, e.dead_letters_recent); }
       else if (e.kind === "preview") {
         frame.src = `data:image/jpeg;base64,${e.image}`;
-        frameInfo.textContent = `${e.faces.length} face(s) · ${new Date().toLocaleTimeString()}`;
+        frameInfo.textContent = `${e.faces.length} face(s) · ${clock.format(new Date())}`;
         setDevice(e.device_id, true, new Date().toISOString());
       }
     };

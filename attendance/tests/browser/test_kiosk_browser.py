@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from django.conf import settings as django_settings
 from django.contrib.auth.models import User
 
 from attendance.models import AttendanceEvent
@@ -40,25 +41,60 @@ def write_y4m(frames: list[np.ndarray], path: Path, fps: int) -> Path:
     return path
 
 
+def _launch(playwright, camera: Path):
+    return playwright.chromium.launch(
+        executable_path=CHROMIUM,
+        args=["--no-sandbox", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+              f"--use-file-for-fake-video-capture={camera}", "--disable-background-networking",
+              "--disable-component-update", "--no-first-run", "--disable-gpu"],
+    )
+
+
 def _kiosk_answer(live_server, camera: Path) -> str:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                  f"--use-file-for-fake-video-capture={camera}", "--disable-background-networking",
-                  "--disable-component-update", "--no-first-run", "--disable-gpu"],
-        )
+        browser = _launch(playwright, camera)
         try:
             page = browser.new_page()
             browser_login(page, live_server.url, "boss", "pw-boss-123", "/kiosk/")
-            page.wait_for_function("document.getElementById('camera').videoWidth > 0", timeout=20_000)
+            assert page.is_hidden("#not-authorised") and page.is_enabled("#go")
+            # (selectors, not wait_for_function: the CSP forbids the eval that a string predicate needs)
+            page.wait_for_selector("body[data-camera=ready]", state="attached", timeout=20_000)
             page.click("#go")
-            page.wait_for_function(
-                "!['Hold still and blink…', 'Checking…'].includes(document.getElementById('outcome').textContent)"
-                " && document.getElementById('go').disabled === false", timeout=90_000)
+            # during the capture: the blink prompt and a countdown of the seconds left
+            page.wait_for_selector("#countdown:not([hidden])", timeout=10_000)
+            assert "Blink once" in page.text_content("#outcome")
+            assert page.text_content("#countdown") in ("1", "2", "3")
+            # while the portal checks: a spinner (the outcome's "checking" state)
+            page.wait_for_selector("#outcome.checking", timeout=20_000)
+            page.wait_for_selector("#outcome:not(.busy)", state="attached", timeout=90_000)
+            page.wait_for_selector("#go:enabled", state="attached", timeout=5_000)
             return page.text_content("#outcome")
+        finally:
+            browser.close()
+
+
+def test_a_kiosk_that_is_not_set_up_says_so_before_anyone_tries(live_server, tmp_path: Path) -> None:
+    """No manager session and no device token: the page says so and the button is off; a token
+    (even before it is checked) turns the button on, and the clock shows the site's zone."""
+    from playwright.sync_api import sync_playwright
+
+    frames = _frames(FIXTURE)[:4]
+    with sync_playwright() as playwright:
+        browser = _launch(playwright, write_y4m(frames, tmp_path / "idle.y4m", fps=12))
+        try:
+            page = browser.new_page()
+            page.goto(f"{live_server.url}/kiosk/")
+            assert page.is_visible("#not-authorised") and page.is_disabled("#go")
+            assert "not set up" in page.text_content("#outcome")
+            assert page.text_content(".zone") == django_settings.TIME_ZONE
+            assert page.get_attribute("#token", "id") == "token" and page.is_visible("label[for=token]")
+            page.fill("#token", "a-device-token")
+            page.click("#save-token")
+            assert page.is_hidden("#not-authorised") and page.is_enabled("#go")
+            page.click("#clear-token")
+            assert page.is_disabled("#go")
         finally:
             browser.close()
 
@@ -87,5 +123,5 @@ def test_an_unenrolled_person_is_not_recognised_and_nothing_is_written(live_serv
     stranger = cv2.resize(stranger, (640, int(stranger.shape[0] * 640 / stranger.shape[1])) )
     stranger = stranger[: stranger.shape[0] // 2 * 2]
     answer = _kiosk_answer(live_server, write_y4m([stranger] * 24, tmp_path / "stranger.y4m", fps=12))
-    assert answer == "Not recognised.", answer
+    assert answer == "Not recognised — ask your manager to add your photo.", answer
     assert AttendanceEvent.objects.count() == 0

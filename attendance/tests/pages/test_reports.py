@@ -64,18 +64,61 @@ def test_month_sheet_letters_totals_and_department_scope(seeded) -> None:
     assert "Attendance rate per day" in page and "<svg" in page
 
 
-def test_csv_and_xlsx_exports(seeded) -> None:
+def test_csv_and_xlsx_exports_are_the_month_sheet(seeded) -> None:
     client = seeded["client"]
-    response = client.get("/reports/export.csv?from=2026-11-01&to=2026-11-30")
+    Employee.objects.create(code="N", full_name="Nina New", department=Department.objects.get(name="Sales"))
+    response = client.get("/reports/export.csv?month=2026-11")
     rows = list(csv.DictReader(io.StringIO(response.content.decode())))
-    assert response["Content-Type"] == "text/csv" and len(rows) == 6  # Ana and Bob x 3 days; Olga is in Ops
-    ana_late = next(r for r in rows if r["employee"] == "Ana" and r["date"] == "2026-11-03")
-    assert ana_late["status"] == "Late" and ana_late["first_in"] == "09:30" and ana_late["worked_hours"] == "7.5"
-    book = load_workbook(io.BytesIO(client.get("/reports/export.xlsx?from=2026-11-01&to=2026-11-30").content))
-    sheet = book["Attendance"]
-    assert [c.value for c in sheet[1]][:5] == ["date", "employee_code", "employee", "department", "status"]
-    assert sheet.max_row == 7
+    assert response["Content-Type"].startswith("text/csv")
+    # every person in scope (Nina has no record), then a Total row; Olga is in Ops
+    assert [r["Employee"] for r in rows] == ["Ana", "Bob", "Boss", "Nina New", "Total"]
+    ana = rows[0]
+    assert [ana[f"2026-11-0{d}"] for d in (2, 3, 4)] == ["P", "L", "H"] and ana["2026-11-30"] == ""
+    assert ana["Late"] == "1" and ana["Worked (h:mm)"] == "17:35"  # 8:05 + 7:30 + 2:00
+    assert rows[-1]["Worked (h:mm)"] == "24:55" and rows[-1]["Absent"] == "2"  # Bob: 7:20 on the 2nd
+    book = load_workbook(io.BytesIO(client.get("/reports/export.xlsx?month=2026-11").content))
+    assert book.sheetnames == ["Sheet", "Days", "About"]
+    grid = book["Sheet"]
+    header = [c.value for c in grid[1]]
+    assert header[:3] == ["Employee", "Code", "Department"] and header[3].date() == dt.date(2026, 11, 1)
+    assert header[-1] == "Worked (h:mm)" and grid.max_row == 6
+    worked = grid.cell(row=2, column=grid.max_column)
+    assert worked.value == dt.timedelta(hours=17, minutes=35) and worked.number_format == "[h]:mm"
+    total = grid.cell(row=6, column=grid.max_column)
+    assert grid.cell(row=6, column=1).value == "Total" and total.value == dt.timedelta(hours=24, minutes=55)
+    days = book["Days"]
+    assert [c.value for c in days[1]][:8] == ["Date", "Employee", "Code", "Department", "Status", "In (UTC)",
+                                              "Out (UTC)", "Worked (h:mm)"]
+    assert days.max_row == 1 + 4 * 30
+    late = next(r for r in days.iter_rows(min_row=2) if r[1].value == "Ana" and r[0].value.date() == dt.date(2026, 11, 3))
+    assert late[4].value == "Late" and late[5].value == dt.time(9, 30) and late[5].number_format == "hh:mm"
+    assert late[7].value == dt.timedelta(hours=7, minutes=30) and late[8].value == "yes"
+    assert ["Time zone", "UTC"] in [[c.value for c in r] for r in book["About"].iter_rows()]
     assert client.get("/reports/export.csv?from=yesterday").status_code == 400
+
+
+def test_department_filtered_export_has_its_people(seeded) -> None:
+    client = seeded["client"]
+    sales = Department.objects.get(name="Sales")
+    rows = list(csv.reader(io.StringIO(client.get(f"/reports/export.csv?month=2026-11&department={sales.pk}").content.decode())))
+    assert [r[0] for r in rows[1:]] == ["Ana", "Bob", "Boss", "Total"]
+    response = client.get(f"/reports/export.xlsx?from=2026-11-02&to=2026-11-04&department={sales.pk}")
+    assert "sales" in response["Content-Disposition"]
+    grid = load_workbook(io.BytesIO(response.content))["Sheet"]
+    assert [grid.cell(row=n, column=1).value for n in range(2, 6)] == ["Ana", "Bob", "Boss", "Total"]
+    assert [grid.cell(row=2, column=c).value for c in (4, 5, 6)] == ["P", "L", "H"]
+    month = client.get(f"/reports/month/?month=2026-11&department={sales.pk}").content.decode()
+    assert f"/reports/export.xlsx?month=2026-11&amp;department={sales.pk}" in month
+
+
+def test_month_page_reads_well(seeded) -> None:
+    page = seeded["client"].get("/reports/month/?month=2026-11").content.decode()
+    ana = seeded["ana"]
+    assert f'href="/people/{ana.pk}/attendance/?from=2026-11-01&amp;to=2026-11-30">Ana</a>' in page
+    assert ">17:35</td>" in page and ">24:55</td>" in page  # h:mm rows and a footer of exact seconds
+    assert "100 %" in page and "day of month" in page  # the chart has axes
+    empty = seeded["client"].get("/reports/month/?month=2026-10").content.decode()
+    assert "No attendance recorded in October 2026 yet." in empty
 
 
 def test_today_board_and_who_may_see_reports(seeded, settings) -> None:
@@ -153,3 +196,29 @@ def test_month_sheet_api(seeded) -> None:
     employee = APIClient()
     employee.force_authenticate(User.objects.create_user("someone"))
     assert employee.get("/api/v1/attendance/month").status_code == 403
+
+
+def test_month_navigation_at_the_ends_of_the_calendar(seeded) -> None:
+    client = seeded["client"]
+    december = client.get("/reports/month/?month=2026-12").content.decode()
+    assert "?month=2026-11" in december and "?month=2027-01" in december
+    for edge in ("9999-12", "0001-01"):
+        assert client.get(f"/reports/month/?month={edge}").status_code == 200
+        assert client.get(f"/reports/export.xlsx?month={edge}").status_code == 200
+
+
+def test_pages_and_exports_use_the_site_time_zone_and_one_format(seeded, settings) -> None:
+    settings.TIME_ZONE = "Europe/Berlin"  # UTC+1 in November
+    client, ana = seeded["client"], seeded["ana"]
+    history = client.get(f"/people/{ana.pk}/attendance/?from=2026-11-01&to=2026-11-30").content.decode()
+    assert "10:30" in history and "09:30" not in history and "Times are in Europe/Berlin." in history
+    assert "1 Nov – 30 Nov 2026" in history  # one date format: "30 Nov 2026"
+    book = load_workbook(io.BytesIO(client.get("/reports/export.xlsx?month=2026-11").content))
+    header = [c.value for c in book["Days"][1]]
+    assert header[5:7] == ["In (Europe/Berlin)", "Out (Europe/Berlin)"]
+    late = next(r for r in book["Days"].iter_rows(min_row=2, values_only=True)
+                if r[1] == "Ana" and r[0].date() == dt.date(2026, 11, 3))
+    assert late[5] == dt.time(10, 30) and late[6] == dt.time(18, 0)
+    monitor = client.get("/monitor/").content.decode()
+    assert 'data-time-zone="Europe/Berlin"' in monitor
+    assert 'data-time-zone="Europe/Berlin"' in client.get("/kiosk/").content.decode()

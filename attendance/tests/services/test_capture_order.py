@@ -133,7 +133,7 @@ def test_the_issues_door_day_arriving_out_of_order(ana: Employee) -> None:
     # 09:00 and 12:00 arrived after later events of the day: each recomputation is audited.
     audits = list(AttendanceCorrection.objects.filter(record=record).order_by("pk"))
     assert [a.source for a in audits] == ["device:Front door"] * 3 and all(a.changed_by is None for a in audits)
-    assert audits[-1].after["worked_seconds"] == 7 * 3600 and "late event captured 2026-11-12 12:00:00" in audits[-1].reason
+    assert audits[-1].after["worked_seconds"] == 7 * 3600 and "late event captured 12 Nov 2026 12:00:00" in audits[-1].reason
 
 
 @pytest.mark.django_db

@@ -5,6 +5,7 @@ Someone whose account has no face login is refused on the page."""
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import cv2
@@ -24,6 +25,19 @@ pytestmark = [
 ]
 
 
+def _until(page, expression: str, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if page.evaluate(expression):
+                return
+        except Exception:  # noqa: BLE001 - the page navigated while it was asked; ask again
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{expression} stayed false for {seconds} s")
+        page.wait_for_timeout(200)
+
+
 def _face_login(live_server, camera: Path, username: str) -> tuple[str, str]:
     from playwright.sync_api import sync_playwright
 
@@ -35,13 +49,13 @@ def _face_login(live_server, camera: Path, username: str) -> tuple[str, str]:
         try:
             page = browser.new_page()
             page.goto(f"{live_server.url}/accounts/face-login/")
-            page.wait_for_function("document.getElementById('camera').videoWidth > 0", timeout=20_000)
+            # Polled with evaluate (page.wait_for_function's string predicate needs the eval the CSP forbids).
+            _until(page, "document.getElementById('camera').videoWidth > 0", 20)
             page.fill("#face-login input[name=username]", username)
             page.click("#face-login button[type=submit]")
-            page.wait_for_function(
-                "location.pathname !== '/accounts/face-login/' || (document.getElementById('face-status').textContent "
-                "&& !/(blink…|Turn your head|Checking)/.test(document.getElementById('face-status').textContent))",
-                timeout=90_000)
+            _until(page, "location.pathname !== '/accounts/face-login/' || Boolean(document.getElementById('face-status')"
+                         ".textContent && !/(blink…|Turn your head|Checking)/.test("
+                         "document.getElementById('face-status').textContent))", 90)
             page.wait_for_load_state()
             return page.evaluate("[location.pathname, document.getElementById('face-status')?.textContent || '']")
         finally:

@@ -8,6 +8,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Q
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from portal.models import Department, Employee
 from recognition import workers
@@ -27,7 +28,7 @@ class Command(BaseCommand):
         parser.add_argument("directory", type=Path)
         parser.add_argument("--department", help="department for employees created by this run")
         parser.add_argument("--only", type=Path, help="a text file listing the image paths (relative to DIR) to enrol")
-        parser.add_argument("--quiet", action="store_true", help="no per-photo rejection lines")
+        parser.add_argument("--quiet", action="store_true", help="no list of rejected photos at the end")
 
     def handle(self, *args, directory: Path, department: str | None, only: Path | None, quiet: bool, **options) -> None:
         if not directory.is_dir():
@@ -42,22 +43,31 @@ class Command(BaseCommand):
         outcomes: Counter[str] = Counter()
         created = 0
         employees: dict[str, Employee] = {}
-        for photo in tqdm(photos, desc="enrolling", unit="photo"):
-            folder = photo.parent.name
-            employee = employees.get(folder)
-            if employee is None:
-                employee = Employee.objects.filter(Q(code=folder) | Q(full_name=folder)).first()
+        refused: list[str] = []
+        # One clean bar: counts ride on it, log records go through the bar's write, and the
+        # rejected photos are listed after it closes (not one line per photo across the bar).
+        with logging_redirect_tqdm(), tqdm(photos, desc="enrolling", unit="photo", file=self.stderr._out,
+                                           dynamic_ncols=True) as bar:
+            for photo in bar:
+                folder = photo.parent.name
+                employee = employees.get(folder)
                 if employee is None:
-                    employee = Employee.objects.create(code=folder, full_name=folder.replace("_", " "), department=dept)
-                    created += 1
-                employees[folder] = employee
-            try:
-                workers.enroll(employee=employee, data=photo.read_bytes(), filename=photo.name, source=FaceImage.Source.UPLOAD)
-                outcomes["enrolled"] += 1
-            except PipelineError as exc:
-                outcomes[exc.code] += 1
-                if not quiet:
-                    tqdm.write(f"rejected {photo}: {exc.detail}")
+                    employee = Employee.objects.filter(Q(code=folder) | Q(full_name=folder)).first()
+                    if employee is None:
+                        employee = Employee.objects.create(code=folder, full_name=folder.replace("_", " "), department=dept)
+                        created += 1
+                    employees[folder] = employee
+                try:
+                    workers.enroll(employee=employee, data=photo.read_bytes(), filename=photo.name,
+                                   source=FaceImage.Source.UPLOAD)
+                    outcomes["enrolled"] += 1
+                except PipelineError as exc:
+                    outcomes[exc.code] += 1
+                    refused.append(f"rejected {photo}: {exc.detail}")
+                bar.set_postfix(enrolled=outcomes["enrolled"], rejected=len(refused), refresh=False)
+        if not quiet:
+            for line in refused:
+                self.stdout.write(line)
         rejected = sum(v for k, v in outcomes.items() if k != "enrolled")
         self.stdout.write(
             f"{outcomes['enrolled']} enrolled, {rejected} rejected, {created} employees created, "
