@@ -28,7 +28,7 @@ def _client(role: str | None, *, superuser: bool = False) -> Client:
 
 
 def _nav(html: str) -> dict[str, str]:
-    nav = re.search(r'<nav aria-label="Main">(.*?)</nav>', html, re.S).group(1)
+    nav = re.search(r'<nav [^>]*aria-label="Main">(.*?)</nav>', html, re.S).group(1)
     return {label: href for href, label in re.findall(r'<a href="([^"]+)"[^>]*>([^<]+)</a>', nav)}
 
 

@@ -51,6 +51,15 @@ PAGES: list[tuple[str, str, str, str]] = [
     ("monitor", "/monitor/", "admin", "#socket.ok"),
     ("recognise", "/recognize/", "admin", "form"),
     ("kiosk", "/kiosk/", "admin", "body[data-camera=ready]"),
+    ("manage", "/manage/", "admin", "h1"),
+    ("manage-people", "/manage/people/", "admin", "table"),
+    ("manage-person-new", "/manage/people/new/", "admin", "form"),
+    ("manage-departments", "/manage/departments/", "admin", "form"),
+    ("manage-shifts", "/manage/shifts/", "admin", "h1"),
+    ("manage-shift-new", "/manage/shifts/new/", "admin", "form"),
+    ("manage-assignments", "/manage/assignments/", "admin", "form"),
+    ("manage-holidays", "/manage/holidays/", "admin", "form"),
+    ("manage-devices", "/manage/devices/", "admin", "form"),
 ]
 NO_AXE = {"api-docs"}  # Swagger UI's own markup (third party) is not ours to fix
 
