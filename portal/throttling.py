@@ -10,18 +10,23 @@ cannot choose its address by sending the header itself: without a trusted proxy 
 from __future__ import annotations
 
 import ipaddress
+import logging
 from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from redis.exceptions import RedisError
 from rest_framework.exceptions import Throttled
 from rest_framework.throttling import SimpleRateThrottle
 
 from portal.models import Device
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+log = logging.getLogger(__name__)
+# What a cache backend raises when its server is unreachable (Redis in production).
+CACHE_DOWN = (RedisError, ConnectionError, TimeoutError)
 
 
 @lru_cache(maxsize=8)
@@ -73,7 +78,14 @@ class _Throttle(SimpleRateThrottle):
         if self.rate is None:
             return True
         self.num_requests, self.duration = self.parse_rate(self.rate)
-        return super().allow_request(request, view)
+        try:
+            return super().allow_request(request, view)
+        except CACHE_DOWN:
+            # The counters live in the shared cache (Redis in production). While it is down a
+            # request is served unthrottled rather than failed: the work behind it answers its
+            # own clear error (e.g. 503 recognition_unavailable when the broker is the same Redis).
+            log.warning("throttle %s skipped: the cache is unreachable", self.scope, exc_info=True)
+            return True
 
 
 def _is_device(request) -> bool:
@@ -149,11 +161,14 @@ class BadCredentialsLimiter(_Throttle):
         self.num_requests, self.duration = self.parse_rate(self.rate)
         self.key = self.get_cache_key(request, None)
         self.now = self.timer()
-        self.history = [t for t in self.cache.get(self.key, []) if t > self.now - self.duration]
-        if len(self.history) >= self.num_requests:
-            raise Throttled(wait=self.wait(), detail="Too many failed token attempts from this address.")
-        self.history.insert(0, self.now)
-        self.cache.set(self.key, self.history, self.duration)
+        try:
+            self.history = [t for t in self.cache.get(self.key, []) if t > self.now - self.duration]
+            if len(self.history) >= self.num_requests:
+                raise Throttled(wait=self.wait(), detail="Too many failed token attempts from this address.")
+            self.history.insert(0, self.now)
+            self.cache.set(self.key, self.history, self.duration)
+        except CACHE_DOWN:
+            log.warning("failed-token count skipped: the cache is unreachable", exc_info=True)
 
 
 # --- Password login lockout (django-axes) ------------------------------------------------------------

@@ -321,17 +321,22 @@ def test_the_monitor_page_shows_the_door_live_in_a_real_browser(portal: Portal, 
         try:
             page = browser.new_page()
             browser_login(page, portal.url, "boss", "door-test-pw", "/monitor/")
-            page.wait_for_function("document.getElementById('socket').textContent === 'live'", timeout=20_000)
+            # Selectors, not wait_for_function: the portal's CSP forbids the eval a string predicate needs.
+            page.wait_for_selector("#socket.ok", timeout=20_000)
             rows_before = page.locator("#events li.event").count()
             edge = EdgeProcess(_edge_args(portal, camera, tmp_path / "queue.sqlite3"), portal.env)
-            page.wait_for_function("document.querySelector('#devices li.online') !== null", timeout=60_000)
-            page.wait_for_function(f"document.querySelectorAll('#events li.event').length > {rows_before}", timeout=120_000)
+            page.wait_for_selector("#devices li.online", timeout=60_000)
+            page.wait_for_selector(f"#events li.event >> nth={rows_before}", state="attached", timeout=120_000)
             assert edge.finish() == 0
             newest = page.locator("#events li.event").first
             assert "Sam Selfie" in newest.text_content()
             assert newest.locator(".tag").text_content() in ("checked in", "checked out")
-            page.wait_for_function("document.querySelector('#events li.event img') && "
-                                   "document.querySelector('#events li.event img').naturalWidth === 112", timeout=10_000)
+            thumbnail = page.locator("#events li.event img").first
+            thumbnail.wait_for(timeout=10_000)
+            deadline = time.monotonic() + 10
+            while thumbnail.evaluate("img => img.naturalWidth") != 112 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert thumbnail.evaluate("img => img.naturalWidth") == 112
         finally:
             browser.close()
 
