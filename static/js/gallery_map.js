@@ -75,7 +75,7 @@
     tip.style.left = Math.min(left, box.width - 130) + "px";
     tip.style.top = Math.max(0, Math.min(top, box.height - 150)) + "px";
     node.classList.add("hover");
-    svg.appendChild(node); // on top of any point it overlaps
+    if (svg.lastChild !== node) svg.appendChild(node); // on top of any point it overlaps
   }
 
   function hideTip(node) {

@@ -50,6 +50,7 @@ def test_the_gallery_map_is_drawn_and_hovering_a_point_shows_its_thumbnail(live_
             assert page.get_attribute("#map-svg", "data-layout") == "tsne"
             assert page.locator("#map-people li").count() == 3
             assert page.is_hidden("#map-tip")
+            assert page.is_hidden(".map-version")  # one model version: no before/after switch
             points.nth(0).hover()
             page.wait_for_selector("#map-tip:not([hidden])")
             src = page.get_attribute("#map-tip img", "src")
