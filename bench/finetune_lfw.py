@@ -27,7 +27,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-DEFAULT_CACHE = Path(os.environ.get("ROLLCALL_CACHE", Path.home() / ".cache" / "rollcall")) / "eval" / "embeddings.sqlite3"
+CACHE_HOME = Path(os.environ.get("ROLLCALL_CACHE", Path.home() / ".cache" / "rollcall"))
+DEFAULT_CACHE = CACHE_HOME / "eval" / "embeddings.sqlite3"  # the one evaluate_lfw uses
 STRANGERS_ACCEPTED = 0.01
 
 
@@ -123,10 +124,11 @@ def main() -> None:
                      "regularisation": args.regularisation if args.regularisation is not None else REGULARISATION,
                      "weight_change": float(np.linalg.norm(head.weight - np.eye(head.dim)))},
     }
-    print(f"\nProjection head on LFW 1:N ({pipeline.embedder.name}; {len(gallery)} people, {len(train)} training views, "
-          f"{len(held)} held-out probes, {len(held_strangers)} held-out strangers):")
+    print(f"\nProjection head on LFW 1:N ({pipeline.embedder.name}; {len(gallery)} people, "
+          f"{len(train)} training views, {len(held)} held-out probes, {len(held_strangers)} held-out strangers):")
     for name, row in (("before", before), ("after", after)):
-        print(f"  {name:6} recognised {100 * row['recognised']:6.2f}%  misidentified {100 * row['misidentified']:5.2f}%  "
+        print(f"  {name:6} recognised {100 * row['recognised']:6.2f}%  "
+              f"misidentified {100 * row['misidentified']:5.2f}%  "
               f"strangers accepted {100 * row['strangers_accepted']:5.2f}%  rank-1 {100 * row['rank1']:6.2f}%  "
               f"threshold {row['threshold']:.3f}")
     t = figures["training"]
