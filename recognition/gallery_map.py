@@ -220,8 +220,9 @@ def layout_2d(vectors: np.ndarray, *, seed: int = 0) -> dict[str, list[list[floa
         from sklearn.manifold import TSNE
 
         perplexity = float(max(1.0, min(30.0, (count - 1) / 3.0)))
-        tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed,
-                    metric="cosine").fit_transform(reduced)
+        # Euclidean distance between unit vectors is a function of their cosine; the principal
+        # components keep those distances (nearly: exactly when count <= TSNE_PCA_DIMS).
+        tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(reduced)
     return {"pca": _unit_square(pca), "tsne": _unit_square(tsne)}
 
 
