@@ -10,10 +10,17 @@ wrecking the space. Training stops early when the loss stops falling and never r
 ``max_minutes``.
 
 Why a head and not the network's last block: the converted networks carry folded batch-norm
-(MODELS.md) that must stay frozen, a backward pass through dlib's ResNet or FaceNet needs the
-crops (not the stored vectors) every step, and on 2 CPU cores that is orders of magnitude
-slower than training on cached vectors; a head trains in seconds on vectors the gallery already
-holds, and its output is a new embedder version like any other.
+(MODELS.md) that must stay frozen, and a backward pass through dlib's ResNet or FaceNet needs the
+crops, not the stored vectors. Measured here (2 loaded cores, 32 crops of dlib-torch): a forward
+pass 5.2 s, a full forward+backward 19 s, the last block alone on cached block inputs 0.16 s —
+and a new block would change only the dlib part of the fused vector and force every gallery photo
+back through the network. A head trains on the vectors the gallery already holds, applies to the
+fused vector as a whole, and its output is a new embedder version like any other.
+
+Measured benefit (bench/finetune_lfw.py, 120 LFW people, 127 training views, held out: 194
+probes and 120 strangers, 1% strangers accepted): recognised 91.2% before, 90.7% after with the
+default regularisation, 87.1% / 87.6% with 10x / 100x weaker regularisation (training loss to
+~0: overfitting). On a site this small the head does not help; the gate must decide each night.
 
 Pure numpy/torch (no Django).
 """
