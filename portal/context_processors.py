@@ -42,6 +42,7 @@ def nav_links(request: HttpRequest) -> list[NavLink]:
         ("Month", "report-month", permissions.may_view_reports(user)),
         ("Monitor", "monitor", manager),
         ("Recognise", "recognize", permissions.may_recognize(user)),
+        ("Gallery map", "gallery-map", permissions.may_view_gallery_map(user)),
         ("Kiosk", "kiosk", permissions.may_use_kiosk_page(user)),
         ("Manage", "manage-index", permissions.may_manage_people(user)),
         ("Devices", "manage-devices", permissions.may_manage_devices(user)),

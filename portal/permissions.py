@@ -145,6 +145,12 @@ def may_view_reports(actor: User) -> bool:
     return is_manager(actor)
 
 
+def may_view_gallery_map(actor: User) -> bool:
+    """The gallery map (every visible person's photos in 2D): managers and admins; it shows only
+    the people ``visible_employees`` gives them."""
+    return is_manager(actor)
+
+
 def may_manage_departments(actor: User) -> bool:
     return is_admin(actor)
 

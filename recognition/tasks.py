@@ -81,3 +81,12 @@ def _reembed_when_the_embedder_changed(**kwargs: Any) -> None:
     """A deployment that changes ROLLCALL_EMBEDDER restarts its workers: the first to start queues
     the re-embedding of stale photos (a no-op when none are stale or a job is already running)."""
     services.gallery_reembed_start()
+
+
+@shared_task(name="recognition.gallery_map_build", soft_time_limit=None, time_limit=None)
+def gallery_map_build(*, employee_ids: list[int], embedder: str, embedder_version: str,
+                      threshold: float) -> dict[str, Any]:
+    from recognition.gallery_map import gallery_map_build as build
+
+    data = build(employee_ids=employee_ids, embedder=embedder, embedder_version=embedder_version, threshold=threshold)
+    return {"points": len(data["points"]), "seconds": data["seconds"]}

@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from recognition import views
 
@@ -10,4 +10,5 @@ urlpatterns = [
     path("people/<id:pk>/erase/<id:request_pk>/", views.gallery_erase, name="gallery-erase"),
     path("people/<id:pk>/enrolment-code/", views.gallery_enrolment_code, name="gallery-enrolment-code"),
     path("recognize/", views.recognize_page, name="recognize"),
+    path("gallery/map/", include("recognition.gallery_map_views")),
 ]

@@ -428,3 +428,21 @@ def test_manage_person_deactivate(world: World, caller: str, target: str) -> Non
     else:
         assert employee.is_active
         assert response.status_code in ({302} if caller not in PEOPLE_CALLERS else {403, 404})
+
+
+# --- The gallery map: managers and admins, showing only the people they see ------------------------------
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("caller", CALLERS)
+@pytest.mark.parametrize("url", ["/gallery/map/", "/gallery/map/data/"])
+def test_gallery_map(world: World, caller: str, url: str) -> None:
+    before = state()
+    response = world.client(caller).get(url)
+    assert state() == before
+    if caller not in PEOPLE_CALLERS:
+        assert response.status_code == 302  # to the login page
+    elif _role(caller) == "employee":
+        assert response.status_code == 404
+    else:
+        # The data is a map (200) or, while a worker builds it, pending (202); never a 403/404.
+        assert response.status_code in ({200} if url == "/gallery/map/" else {200, 202}), response.content[:300]
