@@ -153,6 +153,11 @@ def may_manage_devices(actor: User) -> bool:
     return is_admin(actor)
 
 
+def may_manage_learning(actor: User) -> bool:
+    """See the nightly learning (its runs, figures and model versions), run it now, roll it back: admins only."""
+    return is_admin(actor)
+
+
 def may_use_admin_site(actor: User) -> bool:
     """The Django admin reaches every row (users, passwords, roles): admins only."""
     return bool(actor.is_authenticated and actor.is_active and getattr(actor, "is_staff", False) and is_admin(actor))

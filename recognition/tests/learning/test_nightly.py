@@ -7,7 +7,7 @@ import pytest
 from django.core.files.storage import default_storage
 
 from portal.models import Employee
-from recognition.learning import learned_face_remove, learning_nightly, learning_rollback
+from recognition.learning import learning_nightly, learning_rollback
 from recognition.learning_gate import beats, gate_figures
 from recognition.models import (
     ErasureRequest,
@@ -75,7 +75,15 @@ def test_a_removed_learned_photo_is_remembered_and_never_learned_again(site, bli
     _sam_visits(blink_frames, check_in)
     assert learning_nightly(finetune=False).templates_added == 1
     face = FaceImage.objects.get(source=FaceImage.Source.LEARNED)
-    learned_face_remove(face=face)
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    manager = Client()
+    manager.force_login(User.objects.create_superuser("boss", "b@example.com", "pw-12345678"))
+    page = manager.get(f"/people/{site['SAM'].pk}/faces/").content.decode()
+    assert page.count('class="tag learned"') == 1
+    assert manager.post(f"/people/{site['SAM'].pk}/faces/{face.pk}/delete/").status_code == 302  # the gallery's Delete
+    assert not FaceImage.objects.filter(pk=face.pk).exists()
     negative = LearningNegative.objects.get()
     assert negative.employee_id == site["SAM"].pk and bytes(negative.embedding) == bytes(face.embedding)
     _sam_visits(blink_frames, check_in, later=3)  # the same views come again
