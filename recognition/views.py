@@ -24,9 +24,9 @@ from portal.permissions import (
     visible_employees,
 )
 from recognition import workers
+from recognition.learning import learned_face_remove
 from recognition.models import ErasureRequest, FaceImage
 from recognition.pipeline.errors import PipelineError
-from recognition.learning import learned_face_remove
 from recognition.services import enrolment_code_issue, erasure_request_carry_out, face_set_primary
 
 

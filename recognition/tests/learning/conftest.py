@@ -53,7 +53,9 @@ def check_in() -> Callable[..., KioskOutcome]:
     """A check-in through the real service, captured ``hours_ago`` hours ago (so the visits of one
     test are never the same visit)."""
 
+    base = timezone.now()  # fixed: slow machines must not move two captures of one visit apart
+
     def run(frames: list[bytes], *, hours_ago: float) -> KioskOutcome:
-        return kiosk_check_in(frames=frames, captured_at=timezone.now() - dt.timedelta(hours=hours_ago), source="kiosk")
+        return kiosk_check_in(frames=frames, captured_at=base - dt.timedelta(hours=hours_ago), source="kiosk")
 
     return run
