@@ -66,6 +66,8 @@ class _Seen:
     similarity: float | None = None
     liveness: str = ""
     thumbnail: bytes | None = None
+    learn: object | None = None  # recognition.learning_harvest.SafeBurst: a safe decision to learn from
+    stranger: np.ndarray | None = None  # the views of a burst nobody was recognised in
 
 
 THUMBNAIL_SIZE = 112
@@ -125,6 +127,7 @@ def _look(frames: list[bytes], fps: float, challenge: str | None = None) -> _See
     burst; for a head-turn challenge, the most frontal ones) is embedded; each enrolled person's
     score is their mean over those views (see GalleryIndex.decide_burst)."""
     from recognition.engine import get_liveness_checker, get_pipeline, match_threshold
+    from recognition.learning_harvest import SafeBurst, aligned_crop, burst_safety
     from recognition.selectors import gallery_index
     from recognition.services import decode_upload
 
@@ -138,13 +141,17 @@ def _look(frames: list[bytes], fps: float, challenge: str | None = None) -> _See
     vectors = pipeline.embedder.embed_pairs([(images[index], face) for index, face in views])  # one batch
     middle, middle_face = views[len(views) // 2]
     thumbnail = _thumbnail(images[middle], middle_face)
-    decision = gallery_index().decide_burst(vectors, threshold=match_threshold())
+    index = gallery_index()
+    threshold = match_threshold()
+    decision = index.decide_burst(vectors, threshold=threshold)
     employee = None
     if decision.known and decision.best is not None and len(vectors) * 2 >= min(BURST_VIEWS, len(images)):
         employee = Employee.objects.filter(pk=decision.best.label, is_active=True).first()
     if employee is None:
         closest = decision.best.score if decision.best is not None else None
-        return _Seen(KioskOutcome("unknown", UNKNOWN_MESSAGE, similarity=closest), thumbnail=thumbnail)
+        stranger = vectors if closest is None or closest < threshold else None  # never a near-miss of a person
+        return _Seen(KioskOutcome("unknown", UNKNOWN_MESSAGE, similarity=closest), thumbnail=thumbnail,
+                     stranger=stranger)
     similarity = decision.best.score
     liveness = "off"
     if settings.ROLLCALL_LIVENESS != "off":
@@ -157,7 +164,11 @@ def _look(frames: list[bytes], fps: float, challenge: str | None = None) -> _See
             hint = LIVENESS_HINTS.get(result.reason, LIVENESS_HINTS["no_blink"])
             return _Seen(KioskOutcome("liveness_failed", hint, employee.pk, employee.full_name, liveness=liveness,
                                       similarity=similarity), employee, similarity, liveness, thumbnail)
-    return _Seen(None, employee, similarity, liveness, thumbnail)
+    learn = None
+    if (safety := burst_safety(index, vectors, decision, threshold=threshold)) is not None:
+        learn = SafeBurst(vectors=vectors, crop=aligned_crop(pipeline.embedder, images[middle], middle_face),
+                          score=safety[0], gap=safety[1])
+    return _Seen(None, employee, similarity, liveness, thumbnail, learn=learn)
 
 
 def _checked(seen: _Seen, *, at: dt.datetime, source: str) -> KioskOutcome:
@@ -190,8 +201,11 @@ def kiosk_check_in(*, frames: list[bytes], source: str = "kiosk", fps: float = 1
     the monitor and announced after commit. Nothing is written to attendance unless a known,
     live employee is seen. With ``log_id`` (a device's claimed idempotency key) an attempt that
     was already answered returns that first answer and writes nothing more."""
+    from recognition.learning_harvest import forget_files, learning_candidate_record, stranger_sample_record
+
     seen = _look(frames, fps, challenge)
     at = captured_at or timezone.now()
+    candidate = None
     thumbnail_name = None
     if seen.thumbnail is not None:
         thumbnail_name = default_storage.save(f"monitor/{at:%Y/%m}/{uuid.uuid4().hex}.jpg", ContentFile(seen.thumbnail))
@@ -213,10 +227,18 @@ def kiosk_check_in(*, frames: list[bytes], source: str = "kiosk", fps: float = 1
             entry.thumbnail = thumbnail_name or ""
             entry.answer = asdict(outcome)
             entry.save()
+            # Learning keeps only accepted check-ins (never repeated, unknown or liveness-failed ones;
+            # the nightly job drops those of days a manager corrected), and unknown faces' views as strangers.
+            if seen.learn is not None and outcome.outcome in ("checked_in", "checked_out"):
+                candidate = learning_candidate_record(employee=seen.employee, burst=seen.learn, at=at, source=source,
+                                                      device_id=device_id, log_id=entry.pk)
+            elif seen.stranger is not None and outcome.outcome == "unknown":
+                stranger_sample_record(vectors=seen.stranger, at=at)
             recognition_published(entry)
     except BaseException:
         if thumbnail_name:
             default_storage.delete(thumbnail_name)
+        forget_files(candidate)
         raise
     return outcome
 

@@ -175,6 +175,11 @@ def may_use_kiosk_page(actor: User) -> bool:
     return is_manager(actor)
 
 
+def may_manage_learning(actor: User) -> bool:
+    """See the nightly learning (its runs, figures and model versions), run it now, roll it back: admins only."""
+    return is_admin(actor)
+
+
 def may_use_admin_site(actor: User) -> bool:
     """The Django admin reaches every row (users, passwords, roles): RollCall admins only (role
     admin or superuser), staff flag or not; portal.authentication.RollCallAdminBackend gives them

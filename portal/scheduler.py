@@ -1,5 +1,6 @@
 """The in-process scheduler of the embedded default: runs django-celery-beat's periodic tasks
-(the nightly "Close yesterday's attendance") inside the portal server when there is no broker,
+(every enabled crontab entry: the nightly "Close yesterday's attendance" and "Nightly learning")
+inside the portal server when there is no broker,
 so no celery beat or worker is needed.
 
 It reads the same database schedule an admin sees and edits under Periodic tasks (enabled flag,

@@ -264,6 +264,17 @@ ROLLCALL_DEVICE_OFFLINE_SECONDS = int(os.environ.get("ROLLCALL_DEVICE_OFFLINE_SE
 ROLLCALL_DEVICE_MAX_DELAY_SECONDS = int(os.environ.get("ROLLCALL_DEVICE_MAX_DELAY_SECONDS", str(7 * 24 * 3600)))
 # Monitor history (with face thumbnails) older than this is deleted by the nightly job.
 ROLLCALL_MONITOR_KEEP_DAYS = int(os.environ.get("ROLLCALL_MONITOR_KEEP_DAYS", "30"))
+# Nightly learning (recognition/learning.py): what a check-in must show to be learned from, how
+# many learned photos a person keeps, and the strangers' acceptance rate the gate holds.
+ROLLCALL_LEARN = env_bool("ROLLCALL_LEARN", True)
+ROLLCALL_LEARN_MARGIN = float(os.environ.get("ROLLCALL_LEARN_MARGIN", "0.01"))
+ROLLCALL_LEARN_GAP = float(os.environ.get("ROLLCALL_LEARN_GAP", "0.02"))
+ROLLCALL_LEARN_KEEP_DAYS = int(os.environ.get("ROLLCALL_LEARN_KEEP_DAYS", "30"))
+ROLLCALL_LEARN_MAX_TEMPLATES = int(os.environ.get("ROLLCALL_LEARN_MAX_TEMPLATES", "3"))
+ROLLCALL_LEARN_STRANGER_RATE = float(os.environ.get("ROLLCALL_LEARN_STRANGER_RATE", "0.01"))
+ROLLCALL_LEARN_STRANGERS_KEPT = int(os.environ.get("ROLLCALL_LEARN_STRANGERS_KEPT", "2000"))
+ROLLCALL_LEARN_FINETUNE = env_bool("ROLLCALL_LEARN_FINETUNE", True)
+ROLLCALL_LEARN_MAX_MINUTES = float(os.environ.get("ROLLCALL_LEARN_MAX_MINUTES", "30"))
 # Optional Firestore mirror of recognition events (a service-account JSON file).
 ROLLCALL_FIREBASE_CREDENTIALS = os.environ.get("ROLLCALL_FIREBASE_CREDENTIALS", "")
 ROLLCALL_FIREBASE_COLLECTION = os.environ.get("ROLLCALL_FIREBASE_COLLECTION", "rollcall_events")

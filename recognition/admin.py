@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
-from recognition.models import EnrolmentCode, FaceImage, ReembedJob
+from recognition.models import EnrolmentCode, FaceImage, LearningRun, ModelVersion, ReembedJob
 
 
 @admin.register(FaceImage)
@@ -56,3 +56,35 @@ class EnrolmentCodeAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False  # issued on the employee's gallery page or through the API, which shows the code once
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(admin.ModelAdmin):
+    """Learned model versions (the nightly learning); "Roll back" restores the previous one at once."""
+
+    list_display = ["version", "state", "threshold", "parent", "created_at", "activated_at"]
+    list_filter = ["state"]
+    readonly_fields = ["version", "embedder", "embedder_version", "head_path", "onnx_path", "checksum", "parent",
+                       "threshold", "data_counts", "losses", "metrics", "state", "reason", "created_at", "activated_at"]
+    exclude = ["learned_faces"]
+    actions = ["roll_back"]
+
+    @admin.action(description="Roll back: restore the previous active model version")
+    def roll_back(self, request, queryset) -> None:  # noqa: ANN001
+        from recognition.learning import learning_rollback
+
+        restored = learning_rollback(reason=f"rolled back in the admin by {request.user.get_username()}")
+        self.message_user(request, f"Now active: {restored.version if restored else 'the base embedder alone'}.")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(LearningRun)
+class LearningRunAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "trigger", "status", "templates_added", "templates_removed", "decision"]
+    readonly_fields = ["status", "trigger", "stage", "progress", "heartbeat_at", "harvest", "templates_added",
+                       "templates_removed", "candidate", "decision", "details", "last_error", "created_at", "finished_at"]
+
+    def has_add_permission(self, request) -> bool:
+        return False

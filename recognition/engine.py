@@ -70,4 +70,9 @@ def match_threshold() -> float:
     """Cosine similarity at or above which a face is recognised as a gallery person."""
     if settings.ROLLCALL_MATCH_THRESHOLD is not None:
         return settings.ROLLCALL_MATCH_THRESHOLD
-    return get_pipeline().embedder.threshold
+    from recognition.selectors import learned_threshold
+
+    # The active learned model version's threshold, re-calibrated for its gallery; never below the embedder's.
+    learned = learned_threshold()
+    default = get_pipeline().embedder.threshold
+    return max(default, learned) if learned is not None else default

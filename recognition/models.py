@@ -30,6 +30,7 @@ class FaceImage(models.Model):
         CHECK_IN = "check_in", "Check-in"
         DEVICE = "device", "Device"
         DEMO = "demo", "Demo data"
+        LEARNED = "learned", "Learned"
 
     employee = models.ForeignKey(Employee, on_delete=models.CASCADE, related_name="faces")
     image = models.FileField(upload_to=_face_path)
@@ -144,3 +145,143 @@ class EnrolmentCode(models.Model):
 
     def __str__(self) -> str:
         return f"enrolment code for {self.employee} (until {self.expires_at:%H:%M})"
+
+
+# --- Nightly learning (recognition/learning*.py) -------------------------------------------------------
+
+def _candidate_path(instance: LearningCandidate, filename: str) -> str:
+    return f"learning/{instance.employee_id}/{uuid.uuid4().hex}.png"
+
+
+def _vectors(blob: bytes, dim: int) -> np.ndarray:
+    return np.frombuffer(bytes(blob), dtype=np.float32).reshape(-1, dim)
+
+
+class LearningCandidate(models.Model):
+    """The views of one accepted, live, safely recognised check-in (no label from anyone: the
+    system's own decision). ``vectors`` are the base embedder's unit vectors of the burst's views
+    (float32, views x dim); ``crop`` is the aligned crop of the middle view. Kept
+    ROLLCALL_LEARN_KEEP_DAYS; the nightly job picks templates and held-out probes from them."""
+
+    employee = models.ForeignKey(Employee, on_delete=models.CASCADE, related_name="learning_candidates")
+    captured_at = models.DateTimeField(db_index=True)
+    source = models.CharField(max_length=40, blank=True)
+    device = models.ForeignKey("portal.Device", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    log_id = models.BigIntegerField(null=True, blank=True, help_text="The RecognitionLog of the check-in.")
+    vectors = models.BinaryField()
+    views = models.PositiveSmallIntegerField()
+    dim = models.PositiveIntegerField()
+    embedder = models.CharField(max_length=40)
+    embedder_version = models.CharField(max_length=500)
+    crop = models.FileField(upload_to=_candidate_path)
+    score = models.FloatField(help_text="Mean score of the recognised person over the views.")
+    gap = models.FloatField(help_text="Score above the second person.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-captured_at"]
+
+    @property
+    def matrix(self) -> np.ndarray:
+        return _vectors(self.vectors, self.dim)
+
+
+class LearningNegative(models.Model):
+    """A learned photo a manager removed: this vector (and any close to it) is never learned
+    again for this employee."""
+
+    employee = models.ForeignKey(Employee, on_delete=models.CASCADE, related_name="learning_negatives")
+    embedding = models.BinaryField()
+    embedder = models.CharField(max_length=40)
+    embedder_version = models.CharField(max_length=500)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    @property
+    def vector(self) -> np.ndarray:
+        return np.frombuffer(bytes(self.embedding), dtype=np.float32)
+
+
+class StrangerSample(models.Model):
+    """The views of a check-in answered "unknown" (no identity, no image): the gate's strangers.
+    Capped at ROLLCALL_LEARN_STRANGERS_KEPT (the oldest go first)."""
+
+    vectors = models.BinaryField()
+    views = models.PositiveSmallIntegerField()
+    dim = models.PositiveIntegerField()
+    embedder = models.CharField(max_length=40)
+    embedder_version = models.CharField(max_length=500)
+    captured_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-captured_at"]
+
+    @property
+    def matrix(self) -> np.ndarray:
+        return _vectors(self.vectors, self.dim)
+
+
+class ModelVersion(models.Model):
+    """A recognition model: the base embedder, an optional projection head over its vectors, and
+    the learned templates in the gallery. Exactly one is active; recognition uses the active one's
+    head, learned photos and threshold (gallery_index)."""
+
+    class State(models.TextChoices):
+        CANDIDATE = "candidate", "Candidate"
+        ACTIVE = "active", "Active"
+        REJECTED = "rejected", "Rejected"
+        RETIRED = "retired", "Retired"
+
+    version = models.CharField(max_length=600)
+    embedder = models.CharField(max_length=40)
+    embedder_version = models.CharField(max_length=500)
+    head_path = models.CharField(max_length=500, blank=True, help_text="Projection head weights (empty: none).")
+    onnx_path = models.CharField(max_length=500, blank=True)
+    checksum = models.CharField(max_length=64, blank=True, help_text="sha256 of the head's weights.")
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children")
+    learned_faces = models.ManyToManyField(FaceImage, blank=True, related_name="model_versions")
+    threshold = models.FloatField(null=True, blank=True, help_text="Re-calibrated for this model and gallery.")
+    data_counts = models.JSONField(default=dict)
+    losses = models.JSONField(default=list)
+    metrics = models.JSONField(default=dict)
+    state = models.CharField(max_length=20, choices=State.choices, default=State.CANDIDATE, db_index=True)
+    reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["state"], condition=models.Q(state="active"),
+                                               name="one_active_model_version")]
+
+    def __str__(self) -> str:
+        return f"{self.version} ({self.state})"
+
+
+class LearningRun(models.Model):
+    """One night's learning (or an admin's "Run now"): what was harvested, what changed, the gate's
+    figures and decision. A running job beats ``heartbeat_at`` (as ReembedJob)."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        FINISHED = "finished", "Finished"
+        FAILED = "failed", "Failed"
+
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
+    trigger = models.CharField(max_length=20, default="schedule")
+    stage = models.CharField(max_length=80, blank=True)
+    progress = models.FloatField(default=0.0)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    harvest = models.JSONField(default=dict)
+    templates_added = models.PositiveIntegerField(default=0)
+    templates_removed = models.PositiveIntegerField(default=0)
+    candidate = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs")
+    decision = models.CharField(max_length=40, blank=True)
+    details = models.JSONField(default=dict, help_text="Gate figures, timings, fine-tuning rows.")
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]

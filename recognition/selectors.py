@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
+from django.db import models
 
 from recognition.engine import cohort_norm, get_pipeline
-from recognition.models import FaceImage, GalleryState
-from recognition.pipeline.matching import CohortNorm, GalleryIndex
+from recognition.models import FaceImage, GalleryState, ModelVersion
+from recognition.pipeline.matching import CohortNorm, Decision, GalleryIndex, Match
+
+logger = logging.getLogger(__name__)
 
 
 def gallery_version() -> tuple[str, int]:
@@ -18,22 +24,111 @@ def gallery_version() -> tuple[str, int]:
     return (state[0], int(state[1])) if state else ("", 0)
 
 
+class Head(Protocol):
+    """A projection head over the base embedder's vectors (recognition.pipeline.finetune.ProjectionHead)."""
+
+    def apply(self, vectors: np.ndarray) -> np.ndarray: ...
+
+
+class ProjectedIndex:
+    """A gallery index under a model version's projection head: the gallery's base vectors and
+    every probe go through the same head, inside the same object, so vectors of two model
+    versions are never compared. Answers as GalleryIndex does (search, decide, decide_burst,
+    scores, score_label); other attributes are the projected index's."""
+
+    def __init__(self, vectors: np.ndarray, labels: list[int] | np.ndarray, *, head: Head, dim: int,
+                 cohort: CohortNorm | None) -> None:
+        self.head = head
+        projected = head.apply(np.asarray(vectors, dtype=np.float32)) if len(labels) else vectors
+        self.inner = GalleryIndex(projected, labels, dim=dim, cohort=cohort)
+
+    def _project(self, queries: np.ndarray) -> np.ndarray:
+        return self.head.apply(np.atleast_2d(np.asarray(queries, dtype=np.float32)))
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def scores(self, queries: np.ndarray) -> np.ndarray:
+        return self.inner.scores(self._project(queries))
+
+    def score_label(self, query: np.ndarray, label: int) -> float | None:
+        return self.inner.score_label(self._project(query)[0], label)
+
+    def search(self, queries: np.ndarray, *, k: int = 5) -> list[list[Match]]:
+        return self.inner.search(self._project(queries), k=k)
+
+    def decide(self, query: np.ndarray, *, threshold: float, k: int = 5) -> Decision:
+        return self.inner.decide(self._project(query)[0], threshold=threshold, k=k)
+
+    def decide_burst(self, queries: np.ndarray, *, threshold: float, k: int = 5) -> Decision:
+        return self.inner.decide_burst(self._project(queries), threshold=threshold, k=k)
+
+
+def build_index(vectors: np.ndarray, labels: list[int] | np.ndarray, *, dim: int, cohort: CohortNorm | None,
+                head: Head | None = None) -> GalleryIndex | ProjectedIndex:
+    """The index recognition uses for these base vectors under ``head`` (the learning gate builds
+    its candidates with this too, so it measures exactly what recognition would answer)."""
+    if head is None:
+        return GalleryIndex(vectors, labels, dim=dim, cohort=cohort)
+    return ProjectedIndex(vectors, labels, head=head, dim=dim, cohort=cohort)
+
+
+def load_head(path: str) -> Head | None:
+    """The projection head stored at ``path`` (empty: none)."""
+    if not path:
+        return None
+    from recognition.pipeline.finetune import ProjectionHead  # only versions with a head need it
+
+    return ProjectionHead.load(Path(path))
+
+
+def active_model_version() -> ModelVersion | None:
+    """The active model version for the current embedder (None: the base embedder alone)."""
+    embedder = get_pipeline().embedder
+    return ModelVersion.objects.filter(state=ModelVersion.State.ACTIVE, embedder=embedder.name,
+                                       embedder_version=embedder.version).first()
+
+
+def gallery_base_vectors(*, version: ModelVersion | None) -> tuple[np.ndarray, list[int], list[int]]:
+    """(base vectors, employee ids, face ids) of the gallery under ``version``: the enrolled photos
+    of active employees for the current embedder, plus the learned photos that version holds."""
+    embedder = get_pipeline().embedder
+    faces = FaceImage.objects.filter(employee__is_active=True, embedder=embedder.name, embedder_version=embedder.version)
+    learned = FaceImage.Source.LEARNED
+    if version is None:
+        faces = faces.exclude(source=learned)
+    else:
+        faces = faces.exclude(models.Q(source=learned) & ~models.Q(model_versions=version))
+    rows = list(faces.order_by("pk").values_list("employee_id", "embedding", "pk"))
+    dim = embedder.dim
+    vectors = (np.array([np.frombuffer(bytes(blob), dtype=np.float32) for _, blob, _ in rows], dtype=np.float32)
+               if rows else np.zeros((0, dim), dtype=np.float32))
+    return vectors, [employee_id for employee_id, _, _ in rows], [pk for _, _, pk in rows]
+
+
 @dataclass(frozen=True)
 class _LoadedIndex:
     version: tuple[str, int]
     embedder_key: str
     cohort: CohortNorm | None
-    index: GalleryIndex
+    index: GalleryIndex | ProjectedIndex
+    model_version_id: int | None = None
+    threshold: float | None = None
 
 
 _lock = threading.Lock()
 _loaded: _LoadedIndex | None = None
 
 
-def gallery_index() -> GalleryIndex:
-    """The gallery of active employees for the current embedder, labelled by employee id.
+def gallery_index() -> GalleryIndex | ProjectedIndex:
+    """The gallery of active employees for the current embedder, labelled by employee id, under
+    the active model version (its learned photos and projection head; probes get the same head).
 
-    Costs one small query when nothing changed; reloads every embedding only after a change.
+    Costs one small query when nothing changed; reloads every embedding only after a change
+    (switching the model version bumps the gallery version, so the cache follows it).
     """
     global _loaded
     embedder = get_pipeline().embedder
@@ -46,12 +141,23 @@ def gallery_index() -> GalleryIndex:
         loaded = _loaded  # another thread may have rebuilt it while this one waited
         if loaded is not None and (loaded.version, loaded.embedder_key, loaded.cohort) == (version, embedder.key, cohort):
             return loaded.index
-        rows = list(
-            FaceImage.objects.filter(
-                employee__is_active=True, embedder=embedder.name, embedder_version=embedder.version
-            ).values_list("employee_id", "embedding")
-        )
-        vectors = np.array([np.frombuffer(bytes(blob), dtype=np.float32) for _, blob in rows], dtype=np.float32)
-        index = GalleryIndex(vectors, [employee_id for employee_id, _ in rows], dim=embedder.dim, cohort=cohort)
-        _loaded = _LoadedIndex(version=version, embedder_key=embedder.key, cohort=cohort, index=index)
+        model = active_model_version()
+        vectors, labels, _ = gallery_base_vectors(version=model)
+        head = None
+        if model is not None and model.head_path:
+            try:
+                head = load_head(model.head_path)
+            except Exception:  # a missing or broken head file: recognise with the base embedder
+                logger.exception("model version %s: its head %s could not be loaded", model.version, model.head_path)
+        index = build_index(vectors, labels, dim=embedder.dim, cohort=cohort, head=head)
+        _loaded = _LoadedIndex(version=version, embedder_key=embedder.key, cohort=cohort, index=index,
+                               model_version_id=model.pk if model else None,
+                               threshold=model.threshold if model else None)
         return index
+
+
+def learned_threshold() -> float | None:
+    """The threshold the active model version was calibrated to (None: the embedder's own), as
+    loaded with the current index (read after gallery_index(), so both belong to one version)."""
+    loaded = _loaded
+    return loaded.threshold if loaded is not None else None

@@ -358,6 +358,9 @@ def erasure_request_carry_out(*, request: ErasureRequest, handled_by: AbstractBa
         faces = list(request.employee.faces.all())
         for face in faces:
             face.delete()  # recognition.signals removes the files on commit and bumps the gallery
+        from recognition.learning import learning_erase
+
+        learning_erase(employee=request.employee)  # the nightly learning's captures of them go too
         request.status = ErasureRequest.Status.DONE
         request.handled_by = handled_by
         request.handled_at = timezone.now()

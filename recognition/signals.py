@@ -8,7 +8,7 @@ from django.db import transaction
 from django.db.models.signals import post_delete
 from django.dispatch import receiver
 
-from recognition.models import FaceImage
+from recognition.models import FaceImage, LearningCandidate
 
 
 @receiver(post_delete, sender=FaceImage)
@@ -17,3 +17,10 @@ def _face_deleted(sender: type[FaceImage], instance: FaceImage, **kwargs: object
 
     gallery_changed()
     transaction.on_commit(lambda: _delete_files(instance))
+
+
+@receiver(post_delete, sender=LearningCandidate)
+def _candidate_deleted(sender: type[LearningCandidate], instance: LearningCandidate, **kwargs: object) -> None:
+    from recognition.learning_harvest import forget_files
+
+    transaction.on_commit(lambda: forget_files(instance))

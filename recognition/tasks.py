@@ -15,7 +15,7 @@ from django.contrib.auth import get_user_model
 from portal.models import Employee
 from recognition import services
 from recognition.jobs import error_result, take_staged
-from recognition.models import ReembedJob
+from recognition.models import LearningRun, ReembedJob
 from recognition.pipeline.errors import PipelineError
 from recognition.serializers_out import face_json, recognized_json
 
@@ -74,6 +74,16 @@ def ping() -> dict[str, bool]:
 def gallery_reembed(*, job_id: int) -> dict[str, Any]:
     job = services.gallery_reembed(job=ReembedJob.objects.get(pk=job_id))
     return {"job_id": job.pk, "done": job.done, "failed": job.failed, "total": job.total}
+
+
+@shared_task(name="recognition.learning_nightly", soft_time_limit=None, time_limit=None)
+def learning_nightly(*, run_id: int | None = None) -> dict[str, Any]:
+    """The nightly learning (django-celery-beat's "Nightly learning", or "Run now")."""
+    from recognition.learning import learning_nightly as nightly
+
+    run = nightly(run=LearningRun.objects.get(pk=run_id) if run_id is not None else None)
+    return {"run_id": run.pk, "status": run.status, "decision": run.decision,
+            "templates_added": run.templates_added, "templates_removed": run.templates_removed}
 
 
 @worker_ready.connect

@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from recognition import views
+from recognition import views, views_learning
 
 urlpatterns = [
     path("faces/<id:pk>/<str:kind>/", views.face_file, name="face-file"),
@@ -11,4 +11,8 @@ urlpatterns = [
     path("people/<id:pk>/enrolment-code/", views.gallery_enrolment_code, name="gallery-enrolment-code"),
     path("recognize/", views.recognize_page, name="recognize"),
     path("gallery/map/", include("recognition.gallery_map_views")),
+    path("learning/", views_learning.learning_page, name="learning"),
+    path("learning/run/", views_learning.learning_run_now, name="learning-run"),
+    path("learning/runs/<id:pk>/progress/", views_learning.learning_progress, name="learning-progress"),
+    path("learning/rollback/", views_learning.learning_rollback_view, name="learning-rollback"),
 ]

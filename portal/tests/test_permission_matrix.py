@@ -446,3 +446,58 @@ def test_gallery_map(world: World, caller: str, url: str) -> None:
     else:
         # The data is a map (200) or, while a worker builds it, pending (202); never a 403/404.
         assert response.status_code in ({200} if url == "/gallery/map/" else {200, 202}), response.content[:300]
+
+
+# --- The nightly learning's page and actions: admins only ---------------------------------------------
+
+def _learning_state() -> list:
+    from recognition.models import LearningRun, ModelVersion
+
+    return [sorted(LearningRun.objects.values_list("pk", "status")), sorted(ModelVersion.objects.values_list("pk", "state"))]
+
+
+def _a_learning_run(world: World) -> int:
+    from recognition.models import LearningRun
+
+    return LearningRun.objects.create(status="finished", progress=1.0).pk
+
+
+def _latest_run() -> int:
+    from recognition.models import LearningRun
+
+    return LearningRun.objects.latest("pk").pk
+
+
+LEARNING = {  # action: (allowed status, changes, send)
+    "learning_page": (200, False, lambda c, w: c.get("/learning/")),
+    "learning_progress": (200, False, lambda c, w: c.get(f"/learning/runs/{_latest_run()}/progress/")),
+    "learning_run_now": (302, True, lambda c, w: c.post("/learning/run/")),
+    "learning_rollback": (302, True, lambda c, w: c.post("/learning/rollback/")),
+}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("caller", CALLERS)
+@pytest.mark.parametrize("action", list(LEARNING))
+def test_learning_action(world: World, caller: str, action: str) -> None:
+    from recognition.models import ModelVersion
+
+    if action == "learning_rollback":
+        parent = ModelVersion.objects.create(version="v1", embedder="x", embedder_version="y", state="retired")
+        ModelVersion.objects.create(version="v2", embedder="x", embedder_version="y", state="active", parent=parent)
+    ok, changes, send = LEARNING[action]
+    client = world.client(caller)
+    if action == "learning_progress":
+        _a_learning_run(world)
+    before = _learning_state()
+    response = send(client, world)
+    after = _learning_state()
+    if caller == "admin":
+        assert response.status_code == ok, response.content[:300]
+        assert (after != before) is changes
+    else:
+        expected = {302} if caller not in PEOPLE_CALLERS else ({403} if _role(caller) == "manager" else {404})
+        assert response.status_code in expected, response.status_code
+        if response.status_code == 302:
+            assert "/accounts/login/" in response["Location"]
+        assert after == before

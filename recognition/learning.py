@@ -1,0 +1,441 @@
+"""Nightly learning: templates from the day's safe check-ins (and, when available, a fine-tuned
+projection head), measured by the gate (recognition.learning_gate) and switched atomically;
+rollback; a manager's removal of a learned photo; erasure of learning data.
+
+The harvest itself happens during the day in the check-in path (recognition.learning_harvest).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.utils import timezone
+
+from portal.models import Employee
+from recognition.engine import cohort_norm, get_pipeline
+from recognition.jobs import send_on_commit
+from recognition.learning_gate import GateFigures, beats, gate_figures
+from recognition.models import (
+    FaceImage,
+    LearningCandidate,
+    LearningNegative,
+    LearningRun,
+    ModelVersion,
+    StrangerSample,
+)
+from recognition.pipeline.embedding import l2_normalise
+from recognition.selectors import Head, active_model_version, build_index, gallery_base_vectors, load_head
+
+logger = logging.getLogger(__name__)
+
+NEGATIVE_SIMILARITY = 0.9  # a candidate this close to a removed learned photo is never learned
+
+
+def finetune_module():  # noqa: ANN201 - recognition.pipeline.finetune, or None where it is absent
+    try:
+        from recognition.pipeline import finetune
+    except ImportError:
+        return None
+    return finetune
+
+
+# --- Run now / schedule -------------------------------------------------------------------------
+
+def learning_run_start(*, trigger: str = "manual") -> LearningRun:
+    """Queue a learning run (the admin's "Run now"); one at a time: a live queued or running run
+    is returned instead. The task starts once this transaction commits."""
+    with transaction.atomic():
+        learning_runs_reap()
+        live = LearningRun.objects.select_for_update().filter(
+            status__in=[LearningRun.Status.QUEUED, LearningRun.Status.RUNNING]).first()
+        if live is not None:
+            return live
+        run = LearningRun.objects.create(trigger=trigger, heartbeat_at=timezone.now())
+        send_on_commit("recognition.learning_nightly", run_id=run.pk)
+    return run
+
+
+def learning_runs_reap() -> int:
+    """Fail, visibly, queued or running runs whose heartbeat stopped (their worker died)."""
+    limit = timezone.now() - dt.timedelta(seconds=settings.ROLLCALL_JOB_HEARTBEAT_TIMEOUT_SECONDS)
+    return LearningRun.objects.filter(status__in=[LearningRun.Status.QUEUED, LearningRun.Status.RUNNING],
+                                      heartbeat_at__lt=limit).update(
+        status=LearningRun.Status.FAILED, last_error="The worker stopped (no heartbeat).", finished_at=timezone.now())
+
+
+def _beat(run: LearningRun, *, stage: str, progress: float) -> None:
+    run.stage, run.progress, run.heartbeat_at = stage, progress, timezone.now()
+    LearningRun.objects.filter(pk=run.pk).update(stage=stage, progress=progress, heartbeat_at=run.heartbeat_at)
+
+
+# --- The nightly job ------------------------------------------------------------------------------
+
+@dataclass
+class _Template:
+    """A learned photo in the making (``candidate``) or kept from the active version (``face``)."""
+
+    employee_id: int
+    vector: np.ndarray
+    candidate: LearningCandidate | None = None
+    face: FaceImage | None = None
+
+
+@dataclass
+class _Plan:
+    heldout: list[tuple[int, np.ndarray]] = field(default_factory=list)
+    templates: dict[int, list[_Template]] = field(default_factory=dict)
+    positives: list[tuple[int, np.ndarray]] = field(default_factory=list)
+
+
+def learning_purge(*, now: dt.datetime | None = None) -> int:
+    """Delete candidates older than ROLLCALL_LEARN_KEEP_DAYS, of another embedder, of days a manager
+    corrected, and of employees without consent or no longer active (files go on commit)."""
+    from attendance.models import AttendanceRecord
+
+    now = now or timezone.now()
+    embedder = get_pipeline().embedder
+    stale = LearningCandidate.objects.filter(captured_at__lt=now - dt.timedelta(days=settings.ROLLCALL_LEARN_KEEP_DAYS))
+    stale = stale | LearningCandidate.objects.exclude(embedder=embedder.name, embedder_version=embedder.version)
+    stale = stale | LearningCandidate.objects.filter(employee__biometric_consent_at__isnull=True)
+    stale = stale | LearningCandidate.objects.filter(employee__is_active=False)
+    doomed = set(stale.values_list("pk", flat=True))
+    corrected = set(AttendanceRecord.objects.filter(corrected=True).values_list("employee_id", "date"))
+    if corrected:
+        for pk, employee_id, at in LearningCandidate.objects.values_list("pk", "employee_id", "captured_at"):
+            if (employee_id, timezone.localdate(at)) in corrected:
+                doomed.add(pk)
+    count = 0
+    with transaction.atomic():
+        for candidate in LearningCandidate.objects.filter(pk__in=doomed):
+            candidate.delete()  # recognition.signals removes the crop on commit
+            count += 1
+    return count
+
+
+def _is_safe(index: object, views: np.ndarray, employee_id: int, threshold: float) -> bool:
+    decision = index.decide_burst(views, threshold=threshold)
+    if not decision.known or decision.best is None or decision.best.label != employee_id:
+        return False
+    second = decision.top[1].score if len(decision.top) > 1 else -1.0
+    return (decision.best.score >= threshold + settings.ROLLCALL_LEARN_MARGIN
+            and decision.best.score - second >= settings.ROLLCALL_LEARN_GAP
+            and all(view and view[0].label == employee_id for view in index.search(views, k=1)))
+
+
+def _plan(*, index: object, threshold: float, vectors: np.ndarray, labels: np.ndarray, face_ids: list[int],
+          model: ModelVersion | None) -> _Plan:
+    """Hold out each person's newest captures; choose up to K learned templates per person among the
+    active version's learned photos and the other captures still safely theirs, preferring the views
+    least like the person's enrolled photos."""
+    embedder = get_pipeline().embedder
+    plan = _Plan()
+    negatives: dict[int, list[np.ndarray]] = {}
+    for negative in LearningNegative.objects.filter(embedder=embedder.name, embedder_version=embedder.version):
+        negatives.setdefault(negative.employee_id, []).append(negative.vector)
+    learned = {face.pk: face for face in FaceImage.objects.filter(pk__in=face_ids, source=FaceImage.Source.LEARNED)}
+    enrolled: dict[int, list[np.ndarray]] = {}
+    pools: dict[int, list[_Template]] = {}
+    for vector, label, face_id in zip(vectors, labels, face_ids, strict=True):
+        if face_id in learned:
+            pools.setdefault(int(label), []).append(_Template(int(label), vector, face=learned[face_id]))
+        else:
+            enrolled.setdefault(int(label), []).append(vector)
+    candidates: dict[int, list[LearningCandidate]] = {}
+    for candidate in LearningCandidate.objects.filter(
+            embedder=embedder.name, embedder_version=embedder.version, employee__is_active=True,
+            employee__biometric_consent_at__isnull=False).order_by("captured_at", "pk"):
+        candidates.setdefault(candidate.employee_id, []).append(candidate)
+    for employee_id, items in candidates.items():
+        held = max(1, len(items) // 3)
+        for candidate in items[-held:]:
+            plan.heldout.append((employee_id, candidate.matrix))
+        for candidate in items[:-held]:
+            views = candidate.matrix
+            if not _is_safe(index, views, employee_id, threshold):
+                continue
+            vector = l2_normalise(views.mean(axis=0, keepdims=True))[0]
+            if any(float(vector @ negative) >= NEGATIVE_SIMILARITY for negative in negatives.get(employee_id, [])):
+                continue
+            plan.positives.extend((employee_id, view) for view in views)
+            pools.setdefault(employee_id, []).append(_Template(employee_id, vector, candidate=candidate))
+    for employee_id, pool in pools.items():
+        plan.templates[employee_id] = _farthest(pool, enrolled.get(employee_id, []), settings.ROLLCALL_LEARN_MAX_TEMPLATES)
+    return plan
+
+
+def _farthest(pool: list[_Template], enrolled: list[np.ndarray], k: int) -> list[_Template]:
+    """Greedy: the template least like the enrolled photos and those chosen so far, k times."""
+    chosen: list[_Template] = []
+    reference = list(enrolled)
+    pool = list(pool)
+    while pool and len(chosen) < k:
+        if reference:
+            stack = np.stack(reference)
+            similarity = [float((stack @ item.vector).max()) for item in pool]
+        else:
+            similarity = [0.0 for _ in pool]
+        best = int(np.argmin(similarity))
+        item = pool.pop(best)
+        chosen.append(item)
+        reference.append(item.vector)
+    return chosen
+
+
+def _gallery_with(plan: _Plan, vectors: np.ndarray, labels: np.ndarray, face_ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    learned = set(FaceImage.objects.filter(pk__in=face_ids, source=FaceImage.Source.LEARNED).values_list("pk", flat=True))
+    keep = [i for i, face_id in enumerate(face_ids) if face_id not in learned]
+    extra = [t for templates in plan.templates.values() for t in templates]
+    new_vectors = np.concatenate([vectors[keep], np.array([t.vector for t in extra], dtype=np.float32).reshape(-1, vectors.shape[1])])
+    new_labels = np.concatenate([labels[keep], np.array([t.employee_id for t in extra], dtype=np.int64)])
+    return new_vectors.astype(np.float32), new_labels
+
+
+def learning_nightly(*, run: LearningRun | None = None, finetune: bool | None = None) -> LearningRun:
+    """The nightly job: purge, plan templates, (fine-tune a head), gate, switch. Idempotent: a
+    second run the same night finds nothing new to learn and changes nothing."""
+    run = run or LearningRun.objects.create(trigger="schedule", heartbeat_at=timezone.now())
+    LearningRun.objects.filter(pk=run.pk).update(status=LearningRun.Status.RUNNING)
+    run.status = LearningRun.Status.RUNNING
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    try:
+        _beat(run, stage="purging old captures", progress=0.05)
+        purged = learning_purge()
+        timings["purge"] = time.perf_counter() - started
+        _beat(run, stage="choosing templates", progress=0.15)
+        result = _learn(run, finetune=settings.ROLLCALL_LEARN_FINETUNE if finetune is None else finetune, timings=timings)
+        run.harvest = {"candidates": LearningCandidate.objects.count(), "purged": purged,
+                       "strangers": StrangerSample.objects.count(), **result.pop("harvest")}
+        for key, value in result.items():
+            setattr(run, key, value)
+        run.status = LearningRun.Status.FINISHED
+    except Exception as exc:
+        logger.exception("learning run %s failed", run.pk)
+        run.status, run.last_error = LearningRun.Status.FAILED, f"{type(exc).__name__}: {exc}"
+    timings["total"] = time.perf_counter() - started
+    run.details = {**run.details, "timings": {key: round(value, 2) for key, value in timings.items()}}
+    run.progress, run.stage, run.finished_at = 1.0, "done", timezone.now()
+    run.save()
+    return run
+
+
+def _learn(run: LearningRun, *, finetune: bool, timings: dict[str, float]) -> dict[str, object]:
+    from recognition.engine import match_threshold
+
+    t0 = time.perf_counter()
+    embedder = get_pipeline().embedder
+    cohort = cohort_norm()
+    active = active_model_version()
+    head = load_head(active.head_path) if active is not None and active.head_path else None
+    vectors, labels_list, face_ids = gallery_base_vectors(version=active)
+    labels = np.asarray(labels_list, dtype=np.int64)
+    index = build_index(vectors, labels, dim=embedder.dim, cohort=cohort, head=head)
+    default = get_pipeline().embedder.threshold if settings.ROLLCALL_MATCH_THRESHOLD is None else match_threshold()
+    threshold = max(default, active.threshold or default) if active is not None else default
+    plan = _plan(index=index, threshold=threshold, vectors=vectors, labels=labels, face_ids=face_ids, model=active)
+    strangers = [sample.matrix for sample in StrangerSample.objects.filter(embedder=embedder.name,
+                                                                          embedder_version=embedder.version)]
+    rate = settings.ROLLCALL_LEARN_STRANGER_RATE
+    new_vectors, new_labels = _gallery_with(plan, vectors, labels, face_ids)
+    timings["plan"] = time.perf_counter() - t0
+
+    def figures(gallery: np.ndarray, gallery_labels: np.ndarray, model_head: Head | None) -> GateFigures:
+        built = build_index(gallery, gallery_labels, dim=embedder.dim, cohort=cohort, head=model_head)
+        return gate_figures(built, heldout=plan.heldout, strangers=strangers, base_vectors=gallery,
+                            labels=gallery_labels, rate=rate, floor=default)
+
+    _beat(run, stage="measuring the active model", progress=0.3)
+    t0 = time.perf_counter()
+    before = figures(vectors, labels, head)
+    current = {t.face.pk for t in _learned_of(plan) if t.face is not None}
+    previous = set(active.learned_faces.values_list("pk", flat=True)) if active is not None else set()
+    added = [t for t in _learned_of(plan) if t.candidate is not None]
+    removed = previous - current
+    harvest = {"heldout": len(plan.heldout), "positives": len(plan.positives)}
+    details: dict[str, object] = {"before": before.as_dict()}
+    if not added and not removed:
+        templates_ok, templates_reason, after = False, "nothing new to learn", before
+    else:
+        after = figures(new_vectors, new_labels, head)
+        templates_ok, templates_reason = beats(after, before, rate=rate, strict=False)
+        details["templates"] = after.as_dict()
+    timings["gate"] = time.perf_counter() - t0
+    chosen_gallery = (new_vectors, new_labels) if templates_ok else (vectors, labels)
+    chosen_figures = after if templates_ok else before
+    tuned = None
+    module = finetune_module() if finetune else None
+    if module is not None and plan.positives:
+        _beat(run, stage="fine-tuning", progress=0.5)
+        t0 = time.perf_counter()
+        tuned = _train(module, chosen_gallery, plan, head)
+        timings["finetune"] = time.perf_counter() - t0
+        tuned_figures = figures(*chosen_gallery, tuned.head)
+        tuned_ok, tuned_reason = beats(tuned_figures, chosen_figures, rate=rate, strict=True)
+        details["finetuned"] = {**tuned_figures.as_dict(), "accepted": tuned_ok, "reason": tuned_reason,
+                                "steps": tuned.steps, "seconds": round(tuned.seconds, 1), "device": tuned.device}
+    _beat(run, stage="switching", progress=0.9)
+    version, decision = _record(run, active=active, plan=plan, templates_ok=templates_ok, templates_reason=templates_reason,
+                                before=before, after=after, tuned=tuned, details=details, added=added)
+    return {"harvest": harvest, "templates_added": len(added) if version and templates_ok else 0,
+            "templates_removed": len(removed) if version and templates_ok else 0, "candidate": version,
+            "decision": decision, "details": details}
+
+
+def _learned_of(plan: _Plan) -> list[_Template]:
+    return [t for templates in plan.templates.values() for t in templates]
+
+
+def _train(module, gallery: tuple[np.ndarray, np.ndarray], plan: _Plan, parent: Head | None):  # noqa: ANN001, ANN202
+    views = np.array([view for _, view in plan.positives], dtype=np.float32)
+    return module.train_head(anchors=gallery[0], anchor_labels=gallery[1], positives=views,
+                             positive_labels=np.array([label for label, _ in plan.positives], dtype=np.int64),
+                             parent=parent if isinstance(parent, module.ProjectionHead) else None,
+                             max_minutes=settings.ROLLCALL_LEARN_MAX_MINUTES, device=settings.ROLLCALL_DEVICE)
+
+
+def _heads_dir() -> Path:
+    path = Path(settings.MEDIA_ROOT) / "learning" / "heads"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _record(run: LearningRun, *, active: ModelVersion | None, plan: _Plan, templates_ok: bool, templates_reason: str,
+            before: GateFigures, after: GateFigures, tuned, details: dict, added: list[_Template]) -> tuple[ModelVersion | None, str]:  # noqa: ANN001
+    """Write the candidate version(s) with their figures; activate the one the gate accepted."""
+    embedder = get_pipeline().embedder
+    tuned_ok = bool(tuned is not None and details["finetuned"]["accepted"])
+    if not templates_ok and tuned is None:
+        return None, "no change" if templates_reason == "nothing new to learn" else "rejected"
+    head_path, onnx_path, checksum = (active.head_path, active.onnx_path, active.checksum) if active else ("", "", "")
+    losses: list[float] = []
+    if tuned is not None:
+        stem = _heads_dir() / f"head-{run.pk}-{int(time.time())}"
+        new_checksum = tuned.head.save(stem.with_suffix(".pt"))
+        try:
+            tuned.head.export_onnx(stem.with_suffix(".onnx"))
+            new_onnx = str(stem.with_suffix(".onnx"))
+        except Exception:  # the ONNX export is for deployment elsewhere; recognition uses the weights
+            logger.exception("ONNX export of the head failed")
+            new_onnx = ""
+        losses = [float(x) for x in tuned.losses]
+        if tuned_ok:
+            head_path, onnx_path, checksum = str(stem.with_suffix(".pt")), new_onnx, new_checksum
+        else:
+            rejected = ModelVersion.objects.create(
+                version=f"{embedder.version}+head:{new_checksum[:8]}", embedder=embedder.name,
+                embedder_version=embedder.version, head_path=str(stem.with_suffix(".pt")), onnx_path=new_onnx,
+                checksum=new_checksum, parent=active, losses=losses, state=ModelVersion.State.REJECTED,
+                reason=details["finetuned"]["reason"], metrics={"before": details.get("templates", details["before"]),
+                                                                  "after": details["finetuned"]},
+                data_counts={"positives": len(plan.positives), "heldout": len(plan.heldout)})
+            details["finetuned"]["version_id"] = rejected.pk
+    if not templates_ok and not tuned_ok:
+        return None, "rejected"
+    final = details["finetuned"] if tuned_ok else after.as_dict()
+    reason = details["finetuned"]["reason"] if tuned_ok else templates_reason
+    with transaction.atomic():
+        version = ModelVersion.objects.create(
+            version=f"{embedder.version}+head:{checksum[:8] if checksum else 'none'}+run:{run.pk}", embedder=embedder.name,
+            embedder_version=embedder.version, head_path=head_path, onnx_path=onnx_path, checksum=checksum, parent=active,
+            losses=losses if tuned_ok else [], metrics={"before": before.as_dict(), "after": final}, reason=reason,
+            threshold=final["threshold"], data_counts={"templates": len(_learned_of(plan)) if templates_ok else 0,
+                                                       "positives": len(plan.positives), "heldout": len(plan.heldout)})
+        faces = [t.face for t in _learned_of(plan) if t.face is not None] if templates_ok else (
+            list(active.learned_faces.all()) if active else [])
+        if templates_ok:
+            faces += [_learned_face(t) for t in added]
+        version.learned_faces.set(faces)
+        model_version_activate(version=version)
+    if tuned is not None and not tuned_ok:
+        return version, "templates accepted, fine-tuning rejected"
+    return version, "accepted" if not tuned_ok else "accepted with fine-tuning"
+
+
+def _learned_face(template: _Template) -> FaceImage:
+    """A chosen capture becomes a learned gallery photo (its crop as image and crop); the capture goes."""
+    candidate = template.candidate
+    embedder = get_pipeline().embedder
+    data = candidate.crop.read() if candidate.crop else b""
+    candidate.crop.close()
+    face = FaceImage(employee_id=candidate.employee_id, content_hash=hashlib.sha256(data).hexdigest(),
+                     embedding=template.vector.astype(np.float32).tobytes(), embedder=embedder.name,
+                     embedder_version=embedder.version, detection_score=1.0, box=[], face_size=0.0, sharpness=0.0,
+                     source=FaceImage.Source.LEARNED)
+    face.image.save("learned.png", ContentFile(data), save=False)
+    face.crop.save("crop.png", ContentFile(data), save=False)
+    face.save()
+    candidate.delete()
+    return face
+
+
+def model_version_activate(*, version: ModelVersion) -> None:
+    """The switch: one transaction retires the active version and activates ``version``; the gallery
+    version is bumped so every process rebuilds its index (base vectors under the new head) on its
+    next recognition. Learned photos no version within one rollback holds are deleted."""
+    from recognition.services import gallery_changed
+
+    with transaction.atomic():
+        ModelVersion.objects.select_for_update().filter(state=ModelVersion.State.ACTIVE).exclude(pk=version.pk).update(
+            state=ModelVersion.State.RETIRED)
+        ModelVersion.objects.filter(pk=version.pk).update(state=ModelVersion.State.ACTIVE, activated_at=timezone.now())
+        gallery_changed()
+        keep = set(version.learned_faces.values_list("pk", flat=True))
+        if version.parent_id:
+            keep |= set(ModelVersion.objects.get(pk=version.parent_id).learned_faces.values_list("pk", flat=True))
+        for face in FaceImage.objects.filter(source=FaceImage.Source.LEARNED).exclude(pk__in=keep):
+            face.delete()  # recognition.signals removes the files on commit
+    version.refresh_from_db()
+
+
+def learning_rollback(*, reason: str = "rolled back") -> ModelVersion | None:
+    """Restore the previous active version at once (the active one's parent; none: the base
+    embedder alone). Returns the version now active."""
+    from recognition.services import gallery_changed
+
+    with transaction.atomic():
+        active = ModelVersion.objects.select_for_update().filter(state=ModelVersion.State.ACTIVE).first()
+        if active is None:
+            return None
+        ModelVersion.objects.filter(pk=active.pk).update(state=ModelVersion.State.RETIRED, reason=reason)
+        parent = active.parent
+        if parent is not None:
+            ModelVersion.objects.filter(pk=parent.pk).update(state=ModelVersion.State.ACTIVE, activated_at=timezone.now())
+            parent.refresh_from_db()
+        gallery_changed()
+    return parent
+
+
+# --- People's actions ------------------------------------------------------------------------------
+
+def learned_face_remove(*, face: FaceImage, removed_by: AbstractBaseUser | None = None) -> None:
+    """A manager removes a learned photo: it leaves the gallery and is remembered as a negative, so
+    this capture (and ones like it) is never learned again for this person."""
+    from recognition.services import face_delete
+
+    with transaction.atomic():
+        if face.source == FaceImage.Source.LEARNED:
+            LearningNegative.objects.create(employee_id=face.employee_id, embedding=bytes(face.embedding),
+                                            embedder=face.embedder, embedder_version=face.embedder_version,
+                                            created_by=removed_by)
+        face_delete(face=face)
+
+
+def learning_erase(*, employee: Employee) -> int:
+    """An employee's erasure: every learning capture and remembered negative of theirs goes
+    (learned photos go with their other photos). Returns how many captures went."""
+    with transaction.atomic():
+        candidates = list(employee.learning_candidates.all())
+        for candidate in candidates:
+            candidate.delete()  # recognition.signals removes the crop on commit
+        employee.learning_negatives.all().delete()
+    return len(candidates)

@@ -1,0 +1,61 @@
+"""Fixtures of the learning tests: a small site of real people (fixture photos and the blink
+video's person), check-ins through the real check-in service at chosen capture times."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import pytest
+from django.utils import timezone
+
+from attendance.services import KioskOutcome, kiosk_check_in
+from conftest import video_frames
+from portal.models import Employee
+from recognition.services import face_enroll
+
+VIDEO = Path(__file__).resolve().parents[3] / "attendance" / "fixtures" / "blink_2s.mp4"
+
+
+def jpeg(frame_bgr) -> bytes:
+    return cv2.imencode(".jpg", frame_bgr)[1].tobytes()
+
+
+@pytest.fixture(scope="session")
+def blink_frames() -> list[bytes]:
+    """The blink burst (48 frames, one real person who blinks), as a kiosk sends it."""
+    return [jpeg(frame) for frame in video_frames(VIDEO)]
+
+
+@pytest.fixture
+def site(people, blink_frames, settings) -> dict[str, Employee]:
+    """Sam (the blink video's person, enrolled from its first frame), Barack, Joe and Alex enrolled
+    from their first photo; everyone consented to biometric processing except ``noconsent``
+    (Kit, enrolled from his first photo). Rose is not enrolled: a stranger."""
+    settings.TIME_ZONE = "UTC"
+    now = timezone.now()
+    staff = {}
+    for code, name, data in [("SAM", "Sam Selfie", blink_frames[0]),
+                             ("OBA", "Barack Example", people["barack_obama"][0].read_bytes()),
+                             ("JOE", "Joe Example", people["joe_biden"][0].read_bytes()),
+                             ("ALX", "Alex Example", people["alex_lacamoire"][0].read_bytes())]:
+        staff[code] = Employee.objects.create(code=code, full_name=name, biometric_consent_at=now)
+        face_enroll(employee=staff[code], data=data)
+    staff["noconsent"] = Employee.objects.create(code="KIT", full_name="Kit Example")
+    face_enroll(employee=staff["noconsent"], data=people["kit_harington"][0].read_bytes())
+    return staff
+
+
+@pytest.fixture
+def check_in() -> Callable[..., KioskOutcome]:
+    """A check-in through the real service, captured ``hours_ago`` hours ago (so the visits of one
+    test are never the same visit)."""
+
+    base = timezone.now()  # fixed: slow machines must not move two captures of one visit apart
+
+    def run(frames: list[bytes], *, hours_ago: float) -> KioskOutcome:
+        return kiosk_check_in(frames=frames, captured_at=base - dt.timedelta(hours=hours_ago), source="kiosk")
+
+    return run
