@@ -257,9 +257,20 @@ ROLLCALL_DEVICE_OFFLINE_SECONDS = int(os.environ.get("ROLLCALL_DEVICE_OFFLINE_SE
 ROLLCALL_DEVICE_MAX_DELAY_SECONDS = int(os.environ.get("ROLLCALL_DEVICE_MAX_DELAY_SECONDS", str(7 * 24 * 3600)))
 # Monitor history (with face thumbnails) older than this is deleted by the nightly job.
 ROLLCALL_MONITOR_KEEP_DAYS = int(os.environ.get("ROLLCALL_MONITOR_KEEP_DAYS", "30"))
-# Optional Firestore mirror of recognition events (a service-account JSON file).
+# Optional Firebase mirror of recognition events (attendance.firebase), off the check-in's path:
+# Cloud Firestore ("firestore", a service-account JSON file) or the Realtime Database ("rtdb", its
+# URL; no credentials needed against an emulator: FIREBASE_DATABASE_EMULATOR_HOST).
+ROLLCALL_FIREBASE_BACKEND = os.environ.get("ROLLCALL_FIREBASE_BACKEND", "firestore")
+if ROLLCALL_FIREBASE_BACKEND not in ("firestore", "rtdb"):
+    raise ImproperlyConfigured("ROLLCALL_FIREBASE_BACKEND must be firestore or rtdb")
 ROLLCALL_FIREBASE_CREDENTIALS = os.environ.get("ROLLCALL_FIREBASE_CREDENTIALS", "")
 ROLLCALL_FIREBASE_COLLECTION = os.environ.get("ROLLCALL_FIREBASE_COLLECTION", "rollcall_events")
+ROLLCALL_FIREBASE_DATABASE_URL = os.environ.get("ROLLCALL_FIREBASE_DATABASE_URL", "")
+ROLLCALL_FIREBASE_PATH = os.environ.get("ROLLCALL_FIREBASE_PATH", "rollcall_events")
+# Each Firebase request's timeout; a failed mirror write is retried this many times with backoff.
+ROLLCALL_FIREBASE_TIMEOUT_SECONDS = float(os.environ.get("ROLLCALL_FIREBASE_TIMEOUT_SECONDS", "10"))
+ROLLCALL_FIREBASE_RETRIES = int(os.environ.get("ROLLCALL_FIREBASE_RETRIES", "5"))
+ROLLCALL_FIREBASE_RETRY_BACKOFF_SECONDS = float(os.environ.get("ROLLCALL_FIREBASE_RETRY_BACKOFF_SECONDS", "1"))
 
 FACE_LOGIN_MAX_FAILURES = int(os.environ.get("FACE_LOGIN_MAX_FAILURES", "5"))
 FACE_LOGIN_WINDOW_SECONDS = int(os.environ.get("FACE_LOGIN_WINDOW_SECONDS", "900"))
