@@ -47,7 +47,8 @@ def _emulated() -> bool:
 def enabled() -> bool:
     """Whether events are mirrored at all."""
     if backend() == "rtdb":
-        return bool(settings.ROLLCALL_FIREBASE_DATABASE_URL) and (bool(settings.ROLLCALL_FIREBASE_CREDENTIALS) or _emulated())
+        has_credentials = bool(settings.ROLLCALL_FIREBASE_CREDENTIALS)
+        return bool(settings.ROLLCALL_FIREBASE_DATABASE_URL) and (has_credentials or _emulated())
     return bool(settings.ROLLCALL_FIREBASE_CREDENTIALS)
 
 
@@ -69,7 +70,8 @@ def _firebase_app() -> Any:
                 pass
         # Without a credentials file the SDK's application-default credential is lazy: against an
         # emulator the Realtime Database client never asks for it (it sends emulator credentials).
-        credential = credentials.Certificate(settings.ROLLCALL_FIREBASE_CREDENTIALS) if settings.ROLLCALL_FIREBASE_CREDENTIALS else None
+        path = settings.ROLLCALL_FIREBASE_CREDENTIALS
+        credential = credentials.Certificate(path) if path else None
         options: dict[str, Any] = {"httpTimeout": settings.ROLLCALL_FIREBASE_TIMEOUT_SECONDS}
         if backend() == "rtdb":
             options["databaseURL"] = settings.ROLLCALL_FIREBASE_DATABASE_URL
@@ -133,7 +135,7 @@ def mirror_in_background(**work: Any) -> None:
     try:
         _queue.put_nowait(work)
     except queue.Full:
-        log.error("the Firebase mirror queue is full; dropped %s", work.get("upsert", {}).get("id") or work.get("delete"))
+        log.error("the Firebase mirror queue is full; dropped %s", _what(work))
         return
     with _thread_lock:
         if _thread is None or not _thread.is_alive():

@@ -184,11 +184,11 @@ def test_fifty_monitors_of_mixed_audiences_each_get_exactly_their_events_once() 
         async def take(socket: WebsocketCommunicator, count: int) -> list[dict]:
             return [await socket.receive_json_from(timeout=20) for _ in range(count)]
 
-        received = await asyncio.gather(*(take(socket, count) for socket, count in zip(sockets, counts)))
+        received = await asyncio.gather(*(take(socket, count) for socket, count in zip(sockets, counts, strict=True)))
         elapsed = time.perf_counter() - started
         extra = await asyncio.gather(*(_drain(socket, quiet=0.2) for socket in sockets))
         delivered = 0
-        for user, events, leftovers in zip(users, received, extra):
+        for user, events, leftovers in zip(users, received, extra, strict=True):
             assert leftovers == [], f"{user.username} got events it may not see or got one twice: {leftovers}"
             got = collections.Counter(e["id"] for e in events if e["kind"] == "recognition")
             assert got == expected[user.username], user.username
