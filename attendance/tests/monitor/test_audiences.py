@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import shutil
+import socket as net
+import subprocess
 import time
 
 import pytest
@@ -132,7 +135,41 @@ SOCKETS = 50
 EVENTS = 60
 
 
-def test_fifty_monitors_of_mixed_audiences_each_get_exactly_their_events_once() -> None:
+@pytest.fixture(params=["in-memory", "redis"])
+def channel_layer(request, settings):
+    """The in-memory layer, and Redis (a redis-server process on a free loopback port, as in
+    production: group membership and fan-out happen in Redis)."""
+    if request.param == "in-memory":
+        settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+        yield request.param
+        return
+    if not shutil.which("redis-server"):
+        pytest.skip("redis-server is not installed (.ci/run installs Debian's redis-server)")
+    with net.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                net.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.1)
+        settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
+                                               "CONFIG": {"hosts": [f"redis://127.0.0.1:{port}/0"]}}}
+        from channels.layers import get_channel_layer
+        assert type(get_channel_layer()).__name__ == "RedisChannelLayer"
+        yield request.param
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def test_fifty_monitors_of_mixed_audiences_each_get_exactly_their_events_once(channel_layer) -> None:
     """50 monitor sockets: admins (some in departments), managers of three departments, managers
     without one; 60 events (employees of each department, those managers themselves, unknown
     faces, device status). Every allowed socket gets each event exactly once, others none."""
@@ -202,6 +239,6 @@ def test_fifty_monitors_of_mixed_audiences_each_get_exactly_their_events_once() 
     elapsed, delivered = async_to_sync(scenario)()
     # Some sockets must have been refused some events for this test to prove anything.
     assert delivered < SOCKETS * EVENTS
-    print(f"\n{SOCKETS} monitor sockets, {EVENTS} events published after commit: {delivered} deliveries "
+    print(f"\n{channel_layer} layer: {SOCKETS} monitor sockets, {EVENTS} events published after commit: {delivered} deliveries "
           f"(of {SOCKETS * EVENTS} to everyone) in {elapsed * 1000:.0f} ms from the first "
           f"publish to the last delivery ({elapsed / EVENTS * 1000:.1f} ms per event, its database write included)")
