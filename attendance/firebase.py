@@ -97,6 +97,8 @@ def mirror_write(*, upsert: dict[str, Any] | None = None, delete: list[int] | No
     events by id; raises when Firebase fails (the caller retries)."""
     if not enabled():
         return {"mirrored": False}
+    if upsert is not None and not _still_kept(int(upsert["id"])):
+        upsert = None  # erased or purged while this write waited (a retry): never bring it back
     timeout = settings.ROLLCALL_FIREBASE_TIMEOUT_SECONDS
     ids = [str(int(pk)) for pk in (delete or [])]
     if backend() == "rtdb":
@@ -118,6 +120,12 @@ def mirror_write(*, upsert: dict[str, Any] | None = None, delete: list[int] | No
                 batch.delete(collection.document(pk))
             batch.commit(timeout=timeout)
     return {"mirrored": True, "upserted": upsert["id"] if upsert else None, "deleted": len(ids)}
+
+
+def _still_kept(entry_id: int) -> bool:
+    from attendance.models import RecognitionLog
+
+    return RecognitionLog.objects.filter(pk=entry_id).exists()
 
 
 # --- The embedded default: one background thread, the same retries as the Celery task ----------

@@ -227,12 +227,20 @@ def test_on_a_worker_the_task_retries_with_celery_then_fails(rtdb, monkeypatch) 
     """The Celery task itself (applied eagerly, as a worker would run it): autoretry_for retries a
     failing write max_retries times, then the task fails; a later success writes the record."""
     monkeypatch.setattr(firebase_mirror, "max_retries", 2)
+    entry = RecognitionLog.objects.create(at=timezone.now(), state="done", outcome="unknown")
+    document = {"id": entry.pk, "kind": "recognition", "outcome": "unknown"}
     rtdb.fail_status = 502
-    result = firebase_mirror.apply(kwargs={"upsert": {"id": 7, "kind": "recognition", "outcome": "unknown"}})
+    result = firebase_mirror.apply(kwargs={"upsert": document})
     assert result.failed() and rtdb.methods() == ["PUT"] * 3
     rtdb.fail_status = None
-    assert firebase_mirror.apply(kwargs={"upsert": {"id": 7, "kind": "recognition", "outcome": "unknown"}}).get()["mirrored"]
-    assert rtdb.get(["rollcall_events", "7"])["outcome"] == "unknown"
+    assert firebase_mirror.apply(kwargs={"upsert": document}).get()["upserted"] == entry.pk
+    assert rtdb.get(["rollcall_events", str(entry.pk)])["outcome"] == "unknown"
+    # A write still retrying when the event is purged or erased never brings it back.
+    pk = entry.pk
+    entry.delete()
+    rtdb.put(["rollcall_events", str(pk)], None)
+    assert firebase_mirror.apply(kwargs={"upsert": document}).get()["upserted"] is None
+    assert not rtdb.get(["rollcall_events"]) and rtdb.methods().count("PUT") == 4
 
 
 def test_a_slow_realtime_database_does_not_delay_the_check_in_answer(rtdb, people, settings) -> None:
