@@ -271,6 +271,11 @@ ROLLCALL_FIREBASE_PATH = os.environ.get("ROLLCALL_FIREBASE_PATH", "rollcall_even
 ROLLCALL_FIREBASE_TIMEOUT_SECONDS = float(os.environ.get("ROLLCALL_FIREBASE_TIMEOUT_SECONDS", "10"))
 ROLLCALL_FIREBASE_RETRIES = int(os.environ.get("ROLLCALL_FIREBASE_RETRIES", "5"))
 ROLLCALL_FIREBASE_RETRY_BACKOFF_SECONDS = float(os.environ.get("ROLLCALL_FIREBASE_RETRY_BACKOFF_SECONDS", "1"))
+# With workers: a Celery queue of its own for the mirror task (run a worker with -Q <queue>), so a
+# slow Firebase never holds a slot that a check-in's recognition needs. Empty: the default queue.
+ROLLCALL_FIREBASE_QUEUE = os.environ.get("ROLLCALL_FIREBASE_QUEUE", "")
+if ROLLCALL_FIREBASE_QUEUE:
+    CELERY_TASK_ROUTES = {"attendance.firebase_mirror": {"queue": ROLLCALL_FIREBASE_QUEUE}}
 
 FACE_LOGIN_MAX_FAILURES = int(os.environ.get("FACE_LOGIN_MAX_FAILURES", "5"))
 FACE_LOGIN_WINDOW_SECONDS = int(os.environ.get("FACE_LOGIN_WINDOW_SECONDS", "900"))
