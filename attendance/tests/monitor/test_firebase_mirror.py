@@ -264,7 +264,6 @@ def test_a_slow_realtime_database_does_not_delay_the_check_in_answer(rtdb, peopl
     assert answer["employee"] == "Ana Example" and answer["outcome"]  # recognised (a repeat within minutes)
     # The proof: when the answer came back, the stand-in had not finished the mirror's write yet.
     assert rtdb.get(["rollcall_events", str(entry.pk)]) is None, "the answer waited for the mirror"
-    assert answered < baseline + rtdb.delay, f"the check-in took {answered:.2f} s (baseline {baseline:.2f} s)"
     started = time.perf_counter()
     assert firebase.wait_idle(30)
     mirrored_after = answered + time.perf_counter() - started

@@ -96,8 +96,9 @@ def test_a_slow_or_failing_firebase_never_delays_a_check_in_on_the_workers(mirro
 
     stand_in.delay = 8.0
     slow = check_in("mirror-slow-0001")
+    # The proof (timings on a shared 2-core machine are noisy): when the answer came back, the
+    # mirror's write had not finished yet.
     assert len(_records(stand_in)) == 2, "the answer waited for the mirror"
-    assert slow < baseline + stand_in.delay
     slow_lag = _wait(lambda: len(_records(stand_in)) == 3)
     stand_in.delay = 0.0
 
