@@ -1,8 +1,9 @@
 """Websockets: the live monitor (managers and admins) and device ingest (device tokens).
 
-Monitor: ``/ws/monitor/``. Session-authenticated managers and admins join the monitor group and
-receive recognition events they may see (admins: all; managers: their department's employees,
-unknown faces, themselves), device online/offline changes and, for one device they choose,
+Monitor: ``/ws/monitor/``. Session-authenticated managers and admins join the groups of their
+audience (attendance.events: admins one group; managers their department's, unknown faces' and
+devices' groups) and so receive only the recognition events they may see (admins: all; managers:
+their department's employees, unknown faces, themselves), device online/offline changes and, for one device they choose,
 its low-rate annotated preview frames. A client message ``{"type": "watch", "device": ID or
 null, "preview": bool}`` sets the device filter.
 
@@ -28,7 +29,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.utils import timezone
 
-from attendance.events import MONITOR_GROUP, device_group, preview_group, preview_published
+from attendance.events import device_group, preview_group, preview_published, viewer_groups
 from attendance.services import BURST_MAX_FRAMES, IDEMPOTENCY_KEY, CaptureTimeError, check_in_submit, device_heartbeat
 from portal.models import Device, Employee
 from portal.permissions import employee_of, is_admin, is_manager
@@ -45,12 +46,11 @@ class Viewer:
     employee_id: int | None
     department_id: int | None
 
-    def may_see(self, event: dict[str, Any]) -> bool:
-        if event.get("kind") != "recognition" or self.admin or event.get("employee_id") is None:
-            return True
-        if event["employee_id"] == self.employee_id:
-            return True
-        return self.department_id is not None and event.get("department_id") == self.department_id
+    @property
+    def groups(self) -> list[str]:
+        """The audience groups this viewer's socket joins: the events sent to them are exactly
+        those it may see (attendance.events picks each event's groups)."""
+        return viewer_groups(admin=self.admin, employee_id=self.employee_id, department_id=self.department_id)
 
 
 def _viewer(user: Any) -> Viewer | None:
@@ -69,13 +69,15 @@ class MonitorConsumer(AsyncJsonWebsocketConsumer):
             return
         self.device_filter: int | None = None
         self.preview_device: int | None = None
-        await self.channel_layer.group_add(MONITOR_GROUP, self.channel_name)
+        for group in self.viewer.groups:
+            await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
         if getattr(self, "viewer", None) is None:
             return
-        await self.channel_layer.group_discard(MONITOR_GROUP, self.channel_name)
+        for group in self.viewer.groups:
+            await self.channel_layer.group_discard(group, self.channel_name)
         if self.preview_device is not None:
             await self.channel_layer.group_discard(preview_group(self.preview_device), self.channel_name)
 
@@ -99,8 +101,6 @@ class MonitorConsumer(AsyncJsonWebsocketConsumer):
 
     async def monitor_event(self, message: dict[str, Any]) -> None:
         event = message["event"]
-        if not self.viewer.may_see(event):
-            return
         if event.get("kind") == "preview":
             if event.get("device_id") != self.preview_device:
                 return

@@ -1,10 +1,21 @@
 """The one place live-monitor events leave from.
 
 Recognition events are sent only after the database transaction that wrote them commits (a
-rolled-back check-in is never shown), to the Channels group every monitor page joins; with
-Redis as the channel layer they reach monitors on every web process. When Firebase is
-configured (ROLLCALL_FIREBASE_CREDENTIALS) the same events are mirrored to Firestore, also
-after commit, and a Firebase failure never affects a check-in.
+rolled-back check-in is never shown), and only to the Channels groups of the audiences allowed
+to see them (``recognition_groups``), so each monitor receives exactly what it may see, once:
+
+- ``monitor.admins``: admins (they join only this group, and every event is sent to it);
+- ``monitor.department.<id>``: the managers of that department (its employees' events);
+- ``monitor.employee.<id>``: a manager without a department (only their own events: a manager
+  sees the people of their department, or only themselves without one);
+- ``monitor.unknown``: every non-admin manager (unknown faces, events naming nobody);
+- ``monitor.devices``: every non-admin manager (device online/offline changes);
+- ``monitor.preview.<device>``: the monitors watching that device's preview frames.
+
+With Redis as the channel layer they reach monitors on every web process. When Firebase is
+configured (``attendance.firebase``) the same events are mirrored to Firestore or the Realtime
+Database by the ``attendance.firebase_mirror`` task, also after commit and never on the
+check-in's path: a slow or failing Firebase never delays or affects an answer.
 """
 
 from __future__ import annotations
@@ -14,7 +25,6 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
 
@@ -23,7 +33,46 @@ from portal.models import Device
 
 log = logging.getLogger(__name__)
 
-MONITOR_GROUP = "monitor"
+ADMINS_GROUP = "monitor.admins"
+UNKNOWN_GROUP = "monitor.unknown"
+DEVICES_GROUP = "monitor.devices"
+
+
+def department_group(department_id: int) -> str:
+    return f"monitor.department.{department_id}"
+
+
+def employee_group(employee_id: int) -> str:
+    return f"monitor.employee.{employee_id}"
+
+
+def viewer_groups(*, admin: bool, employee_id: int | None, department_id: int | None) -> list[str]:
+    """The groups a monitor socket joins (see the module docstring); the counterpart of
+    ``recognition_groups`` / ``DEVICE_EVENT_GROUPS``: together they deliver each event once to
+    every monitor allowed to see it (portal.permissions.visible_employees) and to no other."""
+    if admin:
+        return [ADMINS_GROUP]
+    groups = [UNKNOWN_GROUP, DEVICES_GROUP]
+    if department_id is not None:
+        groups.append(department_group(department_id))
+    elif employee_id is not None:
+        groups.append(employee_group(employee_id))
+    return groups
+
+
+def recognition_groups(event: dict[str, Any]) -> list[str]:
+    """The audiences of one recognition event: admins, plus the managers who see the person
+    named (their department's managers; the person themselves when they are a manager without
+    a department), or every manager for an event naming nobody."""
+    if event.get("employee_id") is None:
+        return [ADMINS_GROUP, UNKNOWN_GROUP]
+    if event.get("department_id") is not None:
+        return [ADMINS_GROUP, department_group(event["department_id"])]
+    return [ADMINS_GROUP, employee_group(event["employee_id"])]
+
+
+# Every monitor (admins and managers) sees the doors' status.
+DEVICE_EVENT_GROUPS = (ADMINS_GROUP, DEVICES_GROUP)
 
 
 def preview_group(device_id: int) -> str:
@@ -82,14 +131,20 @@ def recognition_published(entry: RecognitionLog) -> None:
 
     def send() -> None:
         payload = recognition_payload(entry)
-        _send(MONITOR_GROUP, {"type": "monitor.event", "event": payload})
-        _mirror_to_firebase(payload)
+        for group in recognition_groups(payload):
+            _send(group, {"type": "monitor.event", "event": payload})
+        mirror_published(payload)
 
     transaction.on_commit(send)
 
 
 def device_status_published(device: Device, *, online: bool) -> None:
-    transaction.on_commit(lambda: _send(MONITOR_GROUP, {"type": "monitor.event", "event": device_payload(device, online=online)}))
+    def send() -> None:
+        event = device_payload(device, online=online)
+        for group in DEVICE_EVENT_GROUPS:
+            _send(group, {"type": "monitor.event", "event": event})
+
+    transaction.on_commit(send)
 
 
 def device_disconnect_published(device_id: int, *, reason: str) -> None:
@@ -104,21 +159,35 @@ def preview_published(device: Device, *, jpeg_base64: str, faces: list[dict[str,
         "kind": "preview", "device_id": device.pk, "image": jpeg_base64, "faces": faces}})
 
 
-_firebase_app = None
+def mirror_published(payload: dict[str, Any]) -> None:
+    """Mirror one recognition event to Firebase (when configured), without waiting for it: the
+    ``attendance.firebase_mirror`` task goes to a worker, or in the embedded default to the
+    mirror's own background thread (best effort after the answer). Called after commit."""
+    from attendance import firebase
 
-
-def _mirror_to_firebase(payload: dict[str, Any]) -> None:
-    credentials_path = settings.ROLLCALL_FIREBASE_CREDENTIALS
-    if not credentials_path:
+    if not firebase.enabled():
         return
-    global _firebase_app
-    try:
-        import firebase_admin
-        from firebase_admin import credentials, firestore
+    document = {key: value for key, value in payload.items() if key != "thumbnail"}  # faces stay on the portal
+    _send_mirror_task(upsert=document)
 
-        if _firebase_app is None:
-            _firebase_app = firebase_admin.initialize_app(credentials.Certificate(credentials_path), name="rollcall")
-        document = {key: value for key, value in payload.items() if key != "thumbnail"}  # faces stay on the portal
-        firestore.client(_firebase_app).collection(settings.ROLLCALL_FIREBASE_COLLECTION).document(str(payload["id"])).set(document)
-    except Exception:
-        log.exception("could not mirror recognition %s to Firebase", payload.get("id"))
+
+def mirror_deletes_published(entry_ids: list[int]) -> None:
+    """Remove these monitor events from the Firebase mirror once the current transaction commits
+    (the history purge, an employee's erasure); a rolled-back delete removes nothing."""
+    from attendance import firebase
+
+    ids = sorted({int(pk) for pk in entry_ids})
+    if not ids or not firebase.enabled():
+        return
+    for start in range(0, len(ids), firebase.DELETE_BATCH):
+        chunk = ids[start:start + firebase.DELETE_BATCH]
+        transaction.on_commit(lambda chunk=chunk: _send_mirror_task(delete=chunk))
+
+
+def _send_mirror_task(**kwargs: Any) -> None:
+    from recognition.jobs import send_on_commit
+
+    try:
+        send_on_commit("attendance.firebase_mirror", **kwargs)  # outside a transaction: at once
+    except Exception:  # a mirror that cannot be reached must never fail the work behind it
+        log.exception("could not send the Firebase mirror task")

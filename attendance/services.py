@@ -357,9 +357,14 @@ def device_heartbeat(*, device: Device, dead_letters: int | None = None,
 
 
 def recognition_log_purge(*, older_than: dt.datetime) -> int:
-    """Delete monitor history (and its face thumbnails) captured before ``older_than``."""
-    count = 0
+    """Delete monitor history (and its face thumbnails) captured before ``older_than``; the
+    Firebase mirror (when configured) loses the same events."""
+    from attendance.events import mirror_deletes_published
+
+    deleted: list[int] = []
     for entry in RecognitionLog.objects.filter(at__lt=older_than).iterator():
+        pk = entry.pk
         entry.delete()
-        count += 1
-    return count
+        deleted.append(pk)
+    mirror_deletes_published(deleted)
+    return len(deleted)

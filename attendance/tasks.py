@@ -48,3 +48,21 @@ def kiosk_check_in(*, staged_frames: list[str], source: str = "kiosk", fps: floa
                               challenge=challenge))
     except PipelineError as exc:
         return error_result(exc)
+
+
+@shared_task(bind=True, name="attendance.firebase_mirror", ignore_result=True, autoretry_for=(Exception,),
+             retry_backoff=True, retry_backoff_max=300, retry_jitter=True, max_retries=settings.ROLLCALL_FIREBASE_RETRIES,
+             soft_time_limit=settings.ROLLCALL_FIREBASE_TIMEOUT_SECONDS * 3,
+             time_limit=settings.ROLLCALL_FIREBASE_TIMEOUT_SECONDS * 3 + 10)
+def firebase_mirror(self, *, upsert: dict[str, object] | None = None,
+                    delete: list[int] | None = None) -> dict[str, object]:
+    """Mirror one monitor event to Firebase and/or remove events from it (attendance.firebase).
+    On a worker a failure is retried with backoff and the task gives up after max_retries; in
+    the embedded default (called directly) the work goes to the mirror's background thread so
+    the check-in that sent it never waits for Firebase."""
+    from attendance.firebase import mirror_in_background, mirror_write
+
+    if self.request.called_directly:
+        mirror_in_background(upsert=upsert, delete=delete)
+        return {"queued": True}
+    return mirror_write(upsert=upsert, delete=delete)

@@ -86,8 +86,12 @@ def device_gone(*, device: Device) -> None:
 
 
 def employee_delete(*, employee: Employee) -> None:
-    """Erase an employee: their face photos, crops and embeddings go with them (see recognition.signals)."""
+    """Erase an employee: their face photos, crops and embeddings go with them (see recognition.signals),
+    and their monitor history with its copy in the Firebase mirror."""
+    from attendance.events import mirror_deletes_published
+
     with transaction.atomic():
+        mirror_deletes_published(list(employee.recognitions.values_list("pk", flat=True)))
         employee.delete()
 
 

@@ -275,9 +275,25 @@ ROLLCALL_LEARN_STRANGER_RATE = float(os.environ.get("ROLLCALL_LEARN_STRANGER_RAT
 ROLLCALL_LEARN_STRANGERS_KEPT = int(os.environ.get("ROLLCALL_LEARN_STRANGERS_KEPT", "2000"))
 ROLLCALL_LEARN_FINETUNE = env_bool("ROLLCALL_LEARN_FINETUNE", True)
 ROLLCALL_LEARN_MAX_MINUTES = float(os.environ.get("ROLLCALL_LEARN_MAX_MINUTES", "30"))
-# Optional Firestore mirror of recognition events (a service-account JSON file).
+# Optional Firebase mirror of recognition events (attendance.firebase), off the check-in's path:
+# Cloud Firestore ("firestore", a service-account JSON file) or the Realtime Database ("rtdb", its
+# URL; no credentials needed against an emulator: FIREBASE_DATABASE_EMULATOR_HOST).
+ROLLCALL_FIREBASE_BACKEND = os.environ.get("ROLLCALL_FIREBASE_BACKEND", "firestore")
+if ROLLCALL_FIREBASE_BACKEND not in ("firestore", "rtdb"):
+    raise ImproperlyConfigured("ROLLCALL_FIREBASE_BACKEND must be firestore or rtdb")
 ROLLCALL_FIREBASE_CREDENTIALS = os.environ.get("ROLLCALL_FIREBASE_CREDENTIALS", "")
 ROLLCALL_FIREBASE_COLLECTION = os.environ.get("ROLLCALL_FIREBASE_COLLECTION", "rollcall_events")
+ROLLCALL_FIREBASE_DATABASE_URL = os.environ.get("ROLLCALL_FIREBASE_DATABASE_URL", "")
+ROLLCALL_FIREBASE_PATH = os.environ.get("ROLLCALL_FIREBASE_PATH", "rollcall_events")
+# Each Firebase request's timeout; a failed mirror write is retried this many times with backoff.
+ROLLCALL_FIREBASE_TIMEOUT_SECONDS = float(os.environ.get("ROLLCALL_FIREBASE_TIMEOUT_SECONDS", "10"))
+ROLLCALL_FIREBASE_RETRIES = int(os.environ.get("ROLLCALL_FIREBASE_RETRIES", "5"))
+ROLLCALL_FIREBASE_RETRY_BACKOFF_SECONDS = float(os.environ.get("ROLLCALL_FIREBASE_RETRY_BACKOFF_SECONDS", "1"))
+# With workers: a Celery queue of its own for the mirror task (run a worker with -Q <queue>), so a
+# slow Firebase never holds a slot that a check-in's recognition needs. Empty: the default queue.
+ROLLCALL_FIREBASE_QUEUE = os.environ.get("ROLLCALL_FIREBASE_QUEUE", "")
+if ROLLCALL_FIREBASE_QUEUE:
+    CELERY_TASK_ROUTES = {"attendance.firebase_mirror": {"queue": ROLLCALL_FIREBASE_QUEUE}}
 
 FACE_LOGIN_MAX_FAILURES = int(os.environ.get("FACE_LOGIN_MAX_FAILURES", "5"))
 FACE_LOGIN_WINDOW_SECONDS = int(os.environ.get("FACE_LOGIN_WINDOW_SECONDS", "900"))

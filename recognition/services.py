@@ -351,10 +351,14 @@ def erasure_request_create(*, employee: Employee, note: str = "") -> ErasureRequ
 
 
 def erasure_request_carry_out(*, request: ErasureRequest, handled_by: AbstractBaseUser) -> int:
-    """Delete every photo, crop and embedding of the employee; returns how many photos went."""
+    """Delete every photo, crop and embedding of the employee, and their events' copies in the
+    Firebase mirror (outside this machine); returns how many photos went."""
     from django.utils import timezone
 
+    from attendance.events import mirror_deletes_published
+
     with transaction.atomic():
+        mirror_deletes_published(list(request.employee.recognitions.values_list("pk", flat=True)))
         faces = list(request.employee.faces.all())
         for face in faces:
             face.delete()  # recognition.signals removes the files on commit and bumps the gallery
