@@ -26,12 +26,13 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.contrib.auth.models import AnonymousUser
 from django.utils import timezone
 
 from attendance.events import MONITOR_GROUP, device_group, preview_group, preview_published
 from attendance.services import BURST_MAX_FRAMES, IDEMPOTENCY_KEY, CaptureTimeError, check_in_submit, device_heartbeat
 from portal.models import Device, Employee
-from portal.permissions import employee_of, is_admin, is_manager
+from portal.permissions import check_in_answer_for, employee_of, is_admin, is_manager
 from portal.services import device_connected, device_gone
 from recognition.pipeline.errors import PipelineError
 
@@ -146,7 +147,8 @@ def _check_in(device: Device, content: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(fps, (int, float)) or not 1 <= fps <= 120:
         raise MessageError("fps must be a number from 1 to 120.")
     try:
-        return check_in_submit(frames=_frames(content), fps=float(fps), device=device, key=key, captured_at=captured_at)
+        answer = check_in_submit(frames=_frames(content), fps=float(fps), device=device, key=key, captured_at=captured_at)
+        return check_in_answer_for(AnonymousUser(), answer, device=True)
     except CaptureTimeError as exc:
         raise MessageError(str(exc), code=exc.code) from None
 
