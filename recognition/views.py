@@ -26,6 +26,7 @@ from portal.permissions import (
 from recognition import workers
 from recognition.models import ErasureRequest, FaceImage
 from recognition.pipeline.errors import PipelineError
+from recognition.serializers_out import recognized_for
 from recognition.services import enrolment_code_issue, erasure_request_carry_out, face_delete, face_set_primary
 
 
@@ -124,12 +125,12 @@ def recognize_page(request: HttpRequest) -> HttpResponse:
             except PipelineError as exc:
                 context["error"] = exc.detail
             else:
-                # Names only of people this caller may see; anyone else is shown as not recognised.
+                # Names only of people this caller may see; anyone else is not recognised, with no
+                # similarity that would tell the caller they are enrolled.
                 names = recognition_names(request.user)
                 context["results"] = [
-                    {**r, "employee": {"full_name": names[r["employee_id"]]}} if r["employee_id"] in names
-                    else {**r, "known": False, "employee": None, "employee_id": None}
-                    for r in results]
+                    {**shown, "employee": {"full_name": names[shown["employee_id"]]} if shown["employee_id"] in names else None}
+                    for shown in (recognized_for(r, names) for r in results)]
     return render(request, "recognition/recognize.html", context)
 
 
