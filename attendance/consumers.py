@@ -214,6 +214,21 @@ class DeviceConsumer(AsyncJsonWebsocketConsumer):
                               "detail": f"This device's access was revoked ({reason}); reconnect with a valid token."})
         await self.close(code=CLOSE_DEVICE_REVOKED)
 
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
+        """Each message is one JSON object in a text frame; anything else (a binary frame, text that
+        is not JSON) is answered with a bad_request error and the connection stays up."""
+        if text_data is None:
+            await self.send_json({"type": "error", "key": None, "code": "bad_request",
+                                  "detail": "Send each message as JSON in a text frame (binary frames are not read)."})
+            return
+        try:
+            content = await self.decode_json(text_data)
+        except ValueError:  # json.JSONDecodeError, and text that is not valid UTF-8 JSON
+            await self.send_json({"type": "error", "key": None, "code": "bad_request",
+                                  "detail": "The message is not JSON."})
+            return
+        await self.receive_json(content, **kwargs)
+
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         kind = content.get("type") if isinstance(content, dict) else None
         key = content.get("key") if isinstance(content, dict) else None
