@@ -412,7 +412,8 @@ def enrolment_code_claim(*, device_name: str, code: str, key: str = "") -> Enrol
         tries = cache.incr(failures_key)
     if tries > ENROLMENT_CODE_MAX_FAILURES:
         _give_back_try(failures_key)
-        raise EnrolmentCodeRejected("Too many wrong enrolment codes from this device; wait 15 minutes.", code="too_many_attempts")
+        raise EnrolmentCodeRejected("Too many wrong enrolment codes from this device; wait 15 minutes.",
+                                    code="too_many_attempts")
     now = timezone.now()
     entry = EnrolmentCode.objects.filter(code_hash=_code_hash(code), used_at__isnull=True, expires_at__gt=now).first()
     # The conditional update is the claim: of requests racing with one code, exactly one wins.

@@ -128,9 +128,10 @@ def recognize_page(request: HttpRequest) -> HttpResponse:
                 # Names only of people this caller may see; anyone else is not recognised, with no
                 # similarity that would tell the caller they are enrolled.
                 names = recognition_names(request.user)
+                shown = [recognized_for(r, names) for r in results]
                 context["results"] = [
-                    {**shown, "employee": {"full_name": names[shown["employee_id"]]} if shown["employee_id"] in names else None}
-                    for shown in (recognized_for(r, names) for r in results)]
+                    {**r, "employee": {"full_name": names[r["employee_id"]]} if r["employee_id"] in names else None}
+                    for r in shown]
     return render(request, "recognition/recognize.html", context)
 
 

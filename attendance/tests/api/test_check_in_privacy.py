@@ -123,7 +123,8 @@ def test_the_device_websocket_decision_hides_the_person_on_liveness_failed(world
 
 
 def test_a_capture_time_without_a_zone_is_refused_over_rest_as_over_the_websocket(world, people) -> None:
-    naive = _post(world["door"], _frames(people["joe_biden"][1], 3), key="naive-time-1", captured_at="2026-11-30T10:00:00")
+    naive = _post(world["door"], _frames(people["joe_biden"][1], 3), key="naive-time-1",
+                  captured_at="2026-11-30T10:00:00")
     assert naive.status_code == 400 and naive.json()["code"] == "captured_at_invalid", naive.json()
     aware = _post(world["door"], _frames(people["alex_lacamoire"][0], 3), key="aware-time-1",
                   captured_at=timezone.now().isoformat())

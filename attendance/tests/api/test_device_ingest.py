@@ -205,7 +205,8 @@ def test_concurrent_wrong_enrolment_codes_get_no_more_tries_than_the_limit(door,
             handle.name = "photo.jpg"
             client = APIClient(HTTP_AUTHORIZATION=token_header)
             barrier.wait()
-            response = client.post("/api/v1/device/enrol", {"code": f"99{number:04d}", "photo": handle}, format="multipart")
+            response = client.post("/api/v1/device/enrol", {"code": f"99{number:04d}", "photo": handle},
+                                   format="multipart")
             answers.append((response.status_code, response.json()["code"]))
         finally:
             connection.close()
