@@ -22,6 +22,7 @@ from attendance.services import BURST_MAX_FRAMES, IDEMPOTENCY_KEY, CaptureTimeEr
 from portal.api import Pagination, id_field, page_of
 from portal.authentication import IsDeviceOrManager, IsManager
 from portal.models import Department, Device
+from portal.permissions import check_in_answer_for
 from recognition.api import read_upload
 
 
@@ -37,6 +38,14 @@ class EventRefused(APIException):
 def _check_department(department_id: int | None) -> None:
     if department_id is not None and not Department.objects.filter(pk=department_id).exists():
         raise serializers.ValidationError({"department": ["No department with this id."]})
+
+
+class OffsetDateTimeField(serializers.DateTimeField):
+    """An ISO 8601 time that must carry its offset: DRF would read a naive one in the server's
+    zone, while the service (and the websocket) refuse it as ``captured_at_invalid``."""
+
+    def enforce_timezone(self, value):
+        return value if timezone.is_naive(value) else super().enforce_timezone(value)
 
 
 class CheckInOutput(serializers.Serializer):
@@ -63,7 +72,7 @@ class CheckInApi(APIView):
             IDEMPOTENCY_KEY, required=False,
             help_text="Devices: a unique key per captured event (or the Idempotency-Key header). A repeated key "
                       "gets the first answer and is stored once.")
-        captured_at = serializers.DateTimeField(
+        captured_at = OffsetDateTimeField(
             required=False, help_text="Devices: when the burst was captured (ISO 8601 with offset); a queued "
                                       "event delivered late counts at this time.")
         challenge = serializers.CharField(
@@ -86,7 +95,7 @@ class CheckInApi(APIView):
                                      challenge=data.validated_data.get("challenge"))
         except CaptureTimeError as exc:
             raise EventRefused(detail=str(exc), code=exc.code) from None
-        return Response(answer)
+        return Response(check_in_answer_for(request.user, answer, device=device is not None))
 
 
 class RecordOutput(serializers.Serializer):

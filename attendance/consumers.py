@@ -27,12 +27,13 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.contrib.auth.models import AnonymousUser
 from django.utils import timezone
 
 from attendance.events import device_group, preview_group, preview_published, viewer_groups
 from attendance.services import BURST_MAX_FRAMES, IDEMPOTENCY_KEY, CaptureTimeError, check_in_submit, device_heartbeat
 from portal.models import Device, Employee
-from portal.permissions import employee_of, is_admin, is_manager
+from portal.permissions import check_in_answer_for, employee_of, is_admin, is_manager
 from portal.services import device_connected, device_gone
 from recognition.pipeline.errors import PipelineError
 
@@ -146,7 +147,8 @@ def _check_in(device: Device, content: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(fps, (int, float)) or not 1 <= fps <= 120:
         raise MessageError("fps must be a number from 1 to 120.")
     try:
-        return check_in_submit(frames=_frames(content), fps=float(fps), device=device, key=key, captured_at=captured_at)
+        answer = check_in_submit(frames=_frames(content), fps=float(fps), device=device, key=key, captured_at=captured_at)
+        return check_in_answer_for(AnonymousUser(), answer, device=True)
     except CaptureTimeError as exc:
         raise MessageError(str(exc), code=exc.code) from None
 
@@ -211,6 +213,21 @@ class DeviceConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json({"type": "error", "key": None, "code": "device_revoked",
                               "detail": f"This device's access was revoked ({reason}); reconnect with a valid token."})
         await self.close(code=CLOSE_DEVICE_REVOKED)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
+        """Each message is one JSON object in a text frame; anything else (a binary frame, text that
+        is not JSON) is answered with a bad_request error and the connection stays up."""
+        if text_data is None:
+            await self.send_json({"type": "error", "key": None, "code": "bad_request",
+                                  "detail": "Send each message as JSON in a text frame (binary frames are not read)."})
+            return
+        try:
+            content = await self.decode_json(text_data)
+        except ValueError:  # json.JSONDecodeError, and text that is not valid UTF-8 JSON
+            await self.send_json({"type": "error", "key": None, "code": "bad_request",
+                                  "detail": "The message is not JSON."})
+            return
+        await self.receive_json(content, **kwargs)
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         kind = content.get("type") if isinstance(content, dict) else None

@@ -25,6 +25,7 @@ from portal.permissions import (
     visible_employees,
 )
 from portal.services import (
+    EmployeeCodeTaken,
     device_create,
     device_delete,
     device_rotate_token,
@@ -115,7 +116,10 @@ class EmployeeDetailApi(APIView):
         data = EmployeeInput(employee, data=request.data, partial=True)
         data.is_valid(raise_exception=True)
         _check_edit(request, employee, dict(data.validated_data))
-        employee_update(employee=employee, **data.validated_data)
+        try:
+            employee_update(employee=employee, **data.validated_data)
+        except EmployeeCodeTaken:
+            raise serializers.ValidationError({"code": ["An employee with this code exists."]}) from None
         return Response(EmployeeOutput(_employees(request).get(pk=pk)).data)
 
     @extend_schema(responses={204: None})

@@ -33,18 +33,44 @@ def _limits(request: HttpRequest, username: str) -> list[tuple[str, int]]:
             (f"face-login:addr:{client_ip(request)}", settings.FACE_LOGIN_MAX_FAILURES_PER_ADDRESS)]
 
 
-def _blocked(limits: list[tuple[str, int]]) -> bool:
-    return any(cache.get(key, 0) >= limit for key, limit in limits)
+def _reserve(limits: list[tuple[str, int]]) -> bool:
+    """Count this attempt against every counter before it runs (an atomic add + incr, so requests
+    arriving together each take their own try): at most the limit of attempts run however many
+    arrive at once. False, with nothing taken, when a counter has no try left."""
+    taken: list[str] = []
+    for key, limit in limits:
+        cache.add(key, 0, settings.FACE_LOGIN_WINDOW_SECONDS)
+        try:
+            count = cache.incr(key)
+        except ValueError:  # the window ran out between add and incr
+            cache.add(key, 0, settings.FACE_LOGIN_WINDOW_SECONDS)
+            count = cache.incr(key)
+        taken.append(key)
+        if count > limit:
+            _give_back(taken)
+            return False
+    return True
+
+
+def _give_back(keys: list[str]) -> None:
+    for key in keys:
+        try:
+            cache.decr(key)
+        except ValueError:  # already expired: nothing to give back
+            pass
 
 
 def _fail(limits: list[tuple[str, int]], message: str, status: int = 400) -> JsonResponse:
-    for key, _ in limits:
-        cache.add(key, 0, settings.FACE_LOGIN_WINDOW_SECONDS)
-        try:
-            cache.incr(key)
-        except ValueError:
-            cache.set(key, 1, settings.FACE_LOGIN_WINDOW_SECONDS)
+    """A failed attempt: its try was taken by _reserve and stays counted."""
     return JsonResponse({"ok": False, "detail": message}, status=status)
+
+
+def _fps(value: str) -> float | None:
+    try:
+        fps = float(value)
+    except ValueError:
+        return None
+    return fps if 1 <= fps <= 120 else None  # NaN fails the comparison too
 
 
 @require_http_methods(["GET", "POST"])
@@ -54,7 +80,7 @@ def face_login(request: HttpRequest):
     username = request.POST.get("username", "").strip()
     frames = request.FILES.getlist("frames")
     keys = _limits(request, username)
-    if _blocked(keys):
+    if not _reserve(keys):
         minutes = max(1, round(settings.FACE_LOGIN_WINDOW_SECONDS / 60))
         response = JsonResponse({"ok": False, "code": "too_many_attempts",
                                  "detail": f"Too many failed attempts; use your password or wait {minutes} minutes."},
@@ -67,6 +93,9 @@ def face_login(request: HttpRequest):
         return _fail(keys, "Face login is not enabled for this account.")
     if not frames or len(frames) > 48:
         return _fail(keys, "Send between 1 and 48 camera frames.")
+    fps = _fps(request.POST.get("fps", "12"))
+    if fps is None:
+        return _fail(keys, "fps must be a number from 1 to 120.")
     try:
         for frame in frames:
             check_upload_size(frame.size)
@@ -84,13 +113,14 @@ def face_login(request: HttpRequest):
             probe = images[min((i for i, p in enumerate(points) if p is not None), key=lambda i: abs(head_yaw(points[i])))]
         verdict = face_verify(image=probe, employee=employee)
         if settings.ROLLCALL_LIVENESS == "blink":
-            live = get_liveness_checker().check(images, float(request.POST.get("fps", 12)))
+            live = get_liveness_checker().check(images, fps)
             if not live.live:
                 return _fail(keys, "Liveness check failed — please blink and try again.")
     except PipelineError as exc:
         return _fail(keys, exc.detail)
     if not verdict.same:
         return _fail(keys, "Face not recognised for this account.", status=401)
-    cache.delete(keys[0][0])  # the account's count; the address keeps its own
+    cache.delete(keys[0][0])  # the account's count starts again
+    _give_back([keys[1][0]])  # the address counts failures only: this try is returned
     login(request, user, backend="django.contrib.auth.backends.ModelBackend")
     return JsonResponse({"ok": True, "next": resolve_url(settings.LOGIN_REDIRECT_URL)})

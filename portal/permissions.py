@@ -192,6 +192,30 @@ def has_admin_model_permission(actor: User) -> bool:
     return is_admin(actor)
 
 
+RECORDED_CHECK_IN_OUTCOMES = frozenset({"checked_in", "checked_out", "repeated"})
+
+
+def check_in_answer_for(actor: User, answer: dict, *, device: bool) -> dict:
+    """What a check-in answer (REST or websocket, fresh or a key's stored answer) may tell its
+    caller. A recorded outcome keeps its greeting: the person is at the kiosk. An answer in which
+    nothing was recorded (liveness_failed, unknown) names no one and shows no similarity unless
+    the caller may see that employee; a device (a kiosk, not a person) never sees them there
+    (its hint stays, nameless). For unknown the similarity is the closest enrolled person's, whom
+    only an admin may see."""
+    if answer.get("outcome") in RECORDED_CHECK_IN_OUTCOMES:
+        return answer
+    employee_id = answer.get("employee_id")
+    if device:
+        visible = False
+    elif employee_id is None:
+        visible = is_admin(actor)
+    else:
+        visible = visible_employees(actor).filter(pk=employee_id).exists()
+    if visible:
+        return answer
+    return {**answer, "employee_id": None, "employee": None, "similarity": None}
+
+
 def recognition_names(actor: User) -> dict[int, str]:
     """Employee id -> name for the people a recognition answer may name to ``actor``."""
     return dict(visible_employees(actor).values_list("pk", "full_name"))

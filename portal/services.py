@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from portal.models import Department, Device, Employee
@@ -95,17 +95,35 @@ def employee_delete(*, employee: Employee) -> None:
         employee.delete()
 
 
+class EmployeeCodeTaken(ValueError):
+    """Another employee has this code (employee codes are unique in the organisation)."""
+
+
 def employee_update(*, employee: Employee, **fields: object) -> Employee:
-    """Change an employee; deactivating one takes them out of every process's gallery index."""
+    """Change an employee; deactivating one takes them out of every process's gallery index and
+    deactivates their login (password, API token, sessions), reactivating restores it. A code
+    another employee has is refused with EmployeeCodeTaken (also when a concurrent change took
+    it between the caller's check and this write)."""
+    from django.contrib.auth import get_user_model
+
     from recognition.services import gallery_changed
 
-    with transaction.atomic():
-        was_active = employee.is_active
-        for name, value in fields.items():
-            setattr(employee, name, value)
-        employee.save()
-        if employee.is_active != was_active:
-            gallery_changed()
+    try:
+        with transaction.atomic():
+            was_active = employee.is_active
+            for name, value in fields.items():
+                setattr(employee, name, value)
+            employee.save()
+            if employee.user_id is not None:
+                # The login follows the employee, both ways.
+                get_user_model().objects.filter(pk=employee.user_id).exclude(is_active=employee.is_active).update(
+                    is_active=employee.is_active)
+            if employee.is_active != was_active:
+                gallery_changed()
+    except IntegrityError:
+        if Employee.objects.filter(code=employee.code).exclude(pk=employee.pk).exists():
+            raise EmployeeCodeTaken(f"Another employee has the code {employee.code!r}.") from None
+        raise
     return employee
 
 
@@ -150,7 +168,8 @@ def employee_create(*, code: str, full_name: str, department_id: int | None = No
     with transaction.atomic():
         user = None
         if username:
-            user = get_user_model().objects.create_user(username=username, password=password or None)
+            user = get_user_model().objects.create_user(username=username, password=password or None,
+                                                        is_active=is_active)
         return Employee.objects.create(code=code.strip(), full_name=full_name.strip(), department_id=department_id,
                                        role=role, is_active=is_active, biometric_consent_at=biometric_consent_at,
                                        user=user)
@@ -162,7 +181,8 @@ def employee_set_password(*, employee: Employee, username: str, password: str) -
 
     with transaction.atomic():
         if employee.user is None:
-            employee.user = get_user_model().objects.create_user(username=username, password=password)
+            employee.user = get_user_model().objects.create_user(username=username, password=password,
+                                                                 is_active=employee.is_active)
             employee.save(update_fields=["user"])
         else:
             employee.user.set_password(password)

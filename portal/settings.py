@@ -24,6 +24,18 @@ def env_bool(name: str, default: bool) -> bool:
     return default if value is None else value.strip().lower() in ("1", "true", "yes", "on")
 
 
+def env_int(name: str, default: int) -> int:
+    """An integer setting from the environment; a value that is not a whole number stops start-up
+    with the setting's name instead of a bare ValueError."""
+    value = os.environ.get(name)
+    if value is None or not value.strip():
+        return default
+    try:
+        return int(value.strip())
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number (got {value!r}).") from None
+
+
 def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
@@ -45,13 +57,16 @@ DEBUG = env_bool("DEBUG", False)
 
 
 def _refuse_weak_secret_key(key: str) -> None:
-    """Outside DEBUG a guessable key signs sessions, password resets and liveness tokens: refuse it
-    (Django's own bar from `check --deploy`: 50+ characters, 5+ distinct, not a generated
-    'django-insecure-' placeholder, and none of the usual stand-ins)."""
+    """Outside DEBUG a guessable key signs sessions, password resets and liveness tokens: refuse it.
+    Stricter than Django's `check --deploy` bar: 50+ characters, 10+ distinct, not a repetition of
+    a shorter string ("secret" * 9), no whitespace or angle brackets (a pasted "<your key here>"),
+    not a generated 'django-insecure-' placeholder, and none of the usual stand-ins."""
     placeholders = {"changeme", "change-me", "secret", "secret-key", "your-secret-key", "...", "dev", "test"}
     weak = (
         len(key) < 50
-        or len(set(key)) < 5
+        or len(set(key)) < 10
+        or key in (key + key)[1:-1]  # a shorter string repeated
+        or any(char.isspace() or char in "<>" for char in key)
         or key.startswith("django-insecure-")
         or key.strip().lower() in placeholders
     )
@@ -295,15 +310,18 @@ ROLLCALL_FIREBASE_QUEUE = os.environ.get("ROLLCALL_FIREBASE_QUEUE", "")
 if ROLLCALL_FIREBASE_QUEUE:
     CELERY_TASK_ROUTES = {"attendance.firebase_mirror": {"queue": ROLLCALL_FIREBASE_QUEUE}}
 
-FACE_LOGIN_MAX_FAILURES = int(os.environ.get("FACE_LOGIN_MAX_FAILURES", "5"))
-FACE_LOGIN_WINDOW_SECONDS = int(os.environ.get("FACE_LOGIN_WINDOW_SECONDS", "900"))
+FACE_LOGIN_MAX_FAILURES = env_int("FACE_LOGIN_MAX_FAILURES", 5)
+FACE_LOGIN_WINDOW_SECONDS = env_int("FACE_LOGIN_WINDOW_SECONDS", 900)
 
 # --- REST API ------------------------------------------------------------------------------
 REST_FRAMEWORK = {
+    # Token schemes first: DRF answers an unauthenticated call with the first class's
+    # WWW-Authenticate, so a missing or bad token is a 401 (SessionAuthentication has no header
+    # and would make it a 403). The pages' JS still authenticates with the session cookie.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
         "portal.authentication.DeviceTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -353,7 +371,7 @@ SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = ROLLCALL_HTTPS or bool(os.environ.g
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "Lax"
 # HSTS: a year by default over HTTPS (SECURE_HSTS_SECONDS=0 turns it off, e.g. while trying HTTPS out).
-SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", str(31536000 if ROLLCALL_HTTPS else 0)))
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if ROLLCALL_HTTPS else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -422,5 +440,5 @@ AXES_HANDLER = os.environ.get("AXES_HANDLER", "axes.handlers.database.AxesDataba
 # Face login: failures count against the claimed account (FACE_LOGIN_MAX_FAILURES) and, with a
 # higher limit, the client address (FACE_LOGIN_MAX_FAILURES_PER_ADDRESS), within
 # FACE_LOGIN_WINDOW_SECONDS: one person failing locks only their account, not a shared kiosk.
-FACE_LOGIN_MAX_FAILURES_PER_ADDRESS = int(os.environ.get("FACE_LOGIN_MAX_FAILURES_PER_ADDRESS", "30"))
+FACE_LOGIN_MAX_FAILURES_PER_ADDRESS = env_int("FACE_LOGIN_MAX_FAILURES_PER_ADDRESS", 30)
 AXES_VERBOSE = env_bool("AXES_VERBOSE", False)  # lockouts are still logged; every login is not

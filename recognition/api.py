@@ -27,6 +27,7 @@ from portal.permissions import (
 from recognition import workers
 from recognition.jobs import check_upload_size
 from recognition.models import FaceImage
+from recognition.serializers_out import recognized_for
 from recognition.services import (
     CHALLENGE_PROMPTS,
     enrolment_code_issue,
@@ -188,13 +189,8 @@ class RecognizeApi(APIView):
         data = self.RecognizeInput(data=request.data)
         data.is_valid(raise_exception=True)
         faces = workers.recognize(data=read_upload(data.validated_data["image"]), k=data.validated_data["k"])
-        visible = recognition_names(request.user)
-        for face in faces:
-            # Names only of people this caller may see; others are "someone else".
-            face["employee"] = visible.get(face["employee_id"]) if face["known"] else None
-            if face["employee_id"] not in visible:
-                face["employee_id"] = None
-            face["top"] = [m for m in face["top"] if m["employee_id"] in visible]
+        names = recognition_names(request.user)
+        faces = [recognized_for(face, names) for face in faces]
         return Response({"faces": faces})
 
 

@@ -28,3 +28,14 @@ def recognized_json(result: Any) -> dict[str, Any]:
         "threshold": result.threshold,
         "top": [{"employee_id": m.label, "similarity": round(float(m.score), 4)} for m in result.top],
     }
+
+
+def recognized_for(face: dict[str, Any], names: dict[int, str]) -> dict[str, Any]:
+    """A recognised face as its caller may see it (``names``: portal.permissions.recognition_names):
+    a best match the caller may not see comes back as unknown, with no similarity or distance
+    that would tell them the person is enrolled, and top-k keeps only visible people."""
+    top = [m for m in face["top"] if m["employee_id"] in names]
+    if face["employee_id"] in names:
+        return {**face, "employee": names[face["employee_id"]] if face["known"] else None, "top": top}
+    return {**face, "known": False, "employee_id": None, "employee": None, "similarity": None, "distance": None,
+            "top": top}

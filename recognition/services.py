@@ -373,7 +373,8 @@ def erasure_request_carry_out(*, request: ErasureRequest, handled_by: AbstractBa
 
 
 ENROLMENT_CODE_MINUTES = 10
-ENROLMENT_CODE_MAX_FAILURES = 5
+ENROLMENT_CODE_MAX_FAILURES = 5  # wrong codes per device within ENROLMENT_CODE_LOCKOUT_SECONDS
+ENROLMENT_CODE_LOCKOUT_SECONDS = 15 * 60
 
 
 class EnrolmentCodeRejected(PipelineError):
@@ -408,23 +409,41 @@ def enrolment_code_claim(*, device_name: str, code: str, key: str = "") -> Enrol
         if done is not None:
             return done
     failures_key = "enrolment-code-failures:" + hashlib.sha256(device_name.encode()).hexdigest()[:32]
-    if cache.get(failures_key, 0) >= ENROLMENT_CODE_MAX_FAILURES:
-        raise EnrolmentCodeRejected("Too many wrong enrolment codes from this device; wait 15 minutes.", code="too_many_attempts")
+    # A try is taken before the lookup (atomic add + incr), so requests arriving together cannot
+    # all pass a check made before any of them counted: at most the limit of lookups run.
+    cache.add(failures_key, 0, timeout=ENROLMENT_CODE_LOCKOUT_SECONDS)
+    try:
+        tries = cache.incr(failures_key)
+    except ValueError:  # the window ran out between add and incr
+        cache.add(failures_key, 0, timeout=ENROLMENT_CODE_LOCKOUT_SECONDS)
+        tries = cache.incr(failures_key)
+    if tries > ENROLMENT_CODE_MAX_FAILURES:
+        _give_back_try(failures_key)
+        raise EnrolmentCodeRejected("Too many wrong enrolment codes from this device; wait 15 minutes.",
+                                    code="too_many_attempts")
     now = timezone.now()
     entry = EnrolmentCode.objects.filter(code_hash=_code_hash(code), used_at__isnull=True, expires_at__gt=now).first()
     # The conditional update is the claim: of requests racing with one code, exactly one wins.
     if entry is not None and EnrolmentCode.objects.filter(pk=entry.pk, used_at__isnull=True).update(
             used_at=now, used_by_device=device_name, request_key=key):
         entry.used_at, entry.used_by_device, entry.request_key = now, device_name, key
+        _give_back_try(failures_key)
         return entry
+    # Only a code that never existed keeps its try: losing a race for a real code (or sending one
+    # already used) reveals nothing a guesser could use.
+    if EnrolmentCode.objects.filter(code_hash=_code_hash(code)).exists():
+        _give_back_try(failures_key)
     if key and EnrolmentCode.objects.filter(code_hash=_code_hash(code), used_by_device=device_name, request_key=key,
                                             face__isnull=True, used_at__isnull=False).exists():
         raise RecognitionUnavailable("This enrolment is still being processed; try again shortly.")
-    # Only a code that never existed counts towards the lockout: losing a race for a real code
-    # (or sending one already used) reveals nothing a guesser could use.
-    if not EnrolmentCode.objects.filter(code_hash=_code_hash(code)).exists():
-        cache.set(failures_key, cache.get(failures_key, 0) + 1, timeout=15 * 60)
     raise EnrolmentCodeRejected("The enrolment code is wrong, used or expired; ask a manager for a new one.")
+
+
+def _give_back_try(failures_key: str) -> None:
+    try:
+        cache.decr(failures_key)
+    except ValueError:  # the window ran out: nothing to give back
+        pass
 
 
 def enrolment_code_release(*, entry: EnrolmentCode) -> FaceImage | None:

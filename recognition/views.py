@@ -30,6 +30,7 @@ from recognition import workers
 from recognition.learning import learned_face_remove
 from recognition.models import ErasureRequest, FaceImage
 from recognition.pipeline.errors import PipelineError
+from recognition.serializers_out import recognized_for
 from recognition.services import enrolment_code_issue, erasure_request_carry_out, face_set_primary
 
 
@@ -149,12 +150,13 @@ def recognize_page(request: HttpRequest) -> HttpResponse:
             except PipelineError as exc:
                 context["error"] = exc.detail
             else:
-                # Names only of people this caller may see; anyone else is shown as not recognised.
+                # Names only of people this caller may see; anyone else is not recognised, with no
+                # similarity that would tell the caller they are enrolled.
                 names = recognition_names(request.user)
+                shown = [recognized_for(r, names) for r in results]
                 context["results"] = [
-                    {**r, "employee": {"full_name": names[r["employee_id"]]}} if r["employee_id"] in names
-                    else {**r, "known": False, "employee": None, "employee_id": None}
-                    for r in results]
+                    {**r, "employee": {"full_name": names[r["employee_id"]]} if r["employee_id"] in names else None}
+                    for r in shown]
                 context["picture"] = _annotated_picture(data, context["results"])
     return render(request, "recognition/recognize.html", context)
 

@@ -51,11 +51,32 @@ def test_check_deploy_flags_plain_http_when_https_is_turned_off(tmp_path: Path) 
         assert warning in out.stderr + out.stdout
 
 
-@pytest.mark.parametrize("key", ["changeme", "django-insecure-" + "x" * 60, "a" * 80, secrets.token_urlsafe(20)])
+@pytest.mark.parametrize("key", [
+    "changeme", "django-insecure-" + "x" * 60, "a" * 80, secrets.token_urlsafe(20),
+    "secret" * 9,  # 54 characters, 5 distinct
+    "1234567890" * 5,  # 10 distinct, but a repetition
+    "your-secret-key" * 4,  # a placeholder repeated
+    "<put a long random secret key here, at least fifty chars>",  # whitespace and angle brackets
+    secrets.token_urlsafe(50)[:40] + " " + secrets.token_urlsafe(20),
+], ids=["changeme", "insecure", "one-char", "short", "secret*9", "digits*5", "placeholder*4",
+        "template", "space"])
 def test_weak_secret_key_is_refused_when_debug_is_off(tmp_path: Path, key: str) -> None:
     out = _manage(tmp_path, "check", **_production(tmp_path, SECRET_KEY=key))
     assert out.returncode != 0
     assert "SECRET_KEY is too weak" in out.stderr
+
+
+@pytest.mark.parametrize("key", [secrets.token_urlsafe(50) for _ in range(3)])
+def test_generated_secret_key_is_accepted(tmp_path: Path, key: str) -> None:
+    """The key the README suggests (and the embedded default generates) passes the stricter bar."""
+    out = _manage(tmp_path, "check", **_production(tmp_path, SECRET_KEY=key))
+    assert out.returncode == 0, out.stderr
+
+
+def test_integer_setting_that_is_not_a_number_names_the_setting(tmp_path: Path) -> None:
+    out = _manage(tmp_path, "check", **_production(tmp_path, SECURE_HSTS_SECONDS="abc"))
+    assert out.returncode != 0
+    assert "ImproperlyConfigured: SECURE_HSTS_SECONDS must be a whole number (got 'abc')" in out.stderr
 
 
 def test_weak_secret_key_is_allowed_for_local_debugging(tmp_path: Path) -> None:

@@ -102,3 +102,63 @@ def test_face_login_in_the_challenge_mode_needs_the_asked_head_turn(settings) ->
     assert wrong.status_code == 400 and "turn your head" in wrong.json()["detail"]
     right = client.post("/accounts/face-login/", {"username": "pat", "frames": burst(), "challenge": challenge("right")})
     assert right.status_code == 200 and right.json()["ok"], right.content
+
+
+def test_fps_that_is_not_a_number_is_a_counted_400(ana, people, settings) -> None:
+    settings.FACE_LOGIN_MAX_FAILURES = 2
+    Employee.objects.filter(user=ana).update(face_login=True)
+    client = Client()
+    for fps in ("abc", "nan"):
+        bad = client.post("/accounts/face-login/", {"username": "ana", "fps": fps,
+                                                    "frames": _frames(people["joe_biden"][1], 3)})
+        assert bad.status_code == 400 and bad.json() == {"ok": False, "detail": "fps must be a number from 1 to 120."}
+    blocked = client.post("/accounts/face-login/", {"username": "ana", "frames": _frames(people["joe_biden"][1], 3)})
+    assert blocked.status_code == 429
+
+
+def test_concurrent_attempts_get_no_more_tries_than_the_limit(ana, people, settings) -> None:
+    """Eight wrong faces sent at once against a limit of five: at most five are verified, the
+    rest are refused before verification; a right face afterwards is refused too (locked)."""
+    import threading
+
+    from django.db import connection
+
+    settings.FACE_LOGIN_MAX_FAILURES = 5
+    settings.ROLLCALL_LIVENESS = "off"
+    Employee.objects.filter(user=ana).update(face_login=True)
+    wrong = people["alex_lacamoire"][0].read_bytes()
+    barrier = threading.Barrier(8)
+    codes: list[int] = []
+
+    def attempt() -> None:
+        try:
+            frame = io.BytesIO(wrong)
+            frame.name = "f.jpg"
+            barrier.wait()
+            codes.append(Client().post("/accounts/face-login/", {"username": "ana", "frames": [frame]}).status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=attempt) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(codes) == [401] * 5 + [429] * 3, codes
+    right = Client().post("/accounts/face-login/", {"username": "ana", "frames": _frames(people["joe_biden"][1], 1)})
+    assert right.status_code == 429
+
+
+def test_a_success_gives_the_account_its_tries_back(ana, people, settings) -> None:
+    settings.FACE_LOGIN_MAX_FAILURES = 2
+    settings.ROLLCALL_LIVENESS = "off"
+    Employee.objects.filter(user=ana).update(face_login=True)
+
+    def attempt(person: str, index: int) -> int:
+        frames = _frames(people[person][index], 1)
+        return Client().post("/accounts/face-login/", {"username": "ana", "frames": frames}).status_code
+
+    assert attempt("alex_lacamoire", 0) == 401
+    assert attempt("joe_biden", 1) == 200
+    assert [attempt("alex_lacamoire", 0) for _ in range(2)] == [401, 401]
+    assert attempt("joe_biden", 1) == 429

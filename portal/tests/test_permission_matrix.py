@@ -311,10 +311,16 @@ def test_recognition_names_only_visible_people(world: World, surface: str, calle
         named = face["employee"] == employee.full_name and face["employee_id"] == employee.pk
         assert named is sees(caller, target_name), face
         if not sees(caller, target_name):
-            assert face["employee"] is None and face["employee_id"] is None
+            # Hidden people come back as unknown: nothing says "this person is enrolled".
+            assert face["employee"] is None and face["employee_id"] is None and face["known"] is False
+            assert face["similarity"] is None and face["distance"] is None
             assert all(match["employee_id"] != employee.pk for match in face["top"])
+        else:
+            assert face["known"] is True and face["similarity"] >= face["threshold"]
     else:
-        assert (employee.full_name in response.content.decode()) is sees(caller, target_name)
+        page = response.content.decode()
+        assert (employee.full_name in page) is sees(caller, target_name)
+        assert ("similarity" in page) is sees(caller, target_name), page
 
 
 # --- Actions without a target employee: creating people, departments, devices --------------------------

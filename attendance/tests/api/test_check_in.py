@@ -13,7 +13,7 @@ from PIL import Image
 from rest_framework.test import APIClient
 
 from attendance.models import AttendanceEvent, AttendanceRecord
-from portal.models import Employee
+from portal.models import Department, Employee
 from portal.services import device_create
 from recognition.services import face_enroll
 
@@ -42,7 +42,9 @@ def manager() -> APIClient:
 
 
 def test_a_still_photo_burst_is_refused_and_writes_nothing(manager: APIClient, people) -> None:
-    ana = Employee.objects.create(code="A", full_name="Ana Example")
+    team = Department.objects.create(name="Team")
+    Employee.objects.filter(user__username="boss").update(department=team)  # Ana is hers to see
+    ana = Employee.objects.create(code="A", full_name="Ana Example", department=team)
     face_enroll(employee=ana, data=people["joe_biden"][0].read_bytes())
     still = np.asarray(Image.open(people["joe_biden"][1]).convert("RGB"))
     answer = _post(manager, [still] * 12).json()

@@ -184,3 +184,37 @@ def test_a_manager_issues_a_door_enrolment_code_from_the_gallery_page(people) ->
     page.force_login(worker)
     assert page.post(f"/people/{rose.pk}/enrolment-code/").status_code == 404
     assert EnrolmentCode.objects.count() == 1
+
+
+def test_concurrent_wrong_enrolment_codes_get_no_more_tries_than_the_limit(door, people) -> None:
+    """Eight wrong codes sent at once from one device against a limit of five: five lookups run
+    (403 invalid_code), the other three are refused before looking (429)."""
+    import threading
+
+    from django.db import connection
+
+    _, device = door
+    token_header = door[0]._credentials["HTTP_AUTHORIZATION"]
+    photo = people["rose_leslie"][0].read_bytes()
+    barrier = threading.Barrier(8)
+    answers: list[tuple[int, str]] = []
+
+    def attempt(number: int) -> None:
+        try:
+            handle = io.BytesIO(photo)
+            handle.name = "photo.jpg"
+            client = APIClient(HTTP_AUTHORIZATION=token_header)
+            barrier.wait()
+            response = client.post("/api/v1/device/enrol", {"code": f"99{number:04d}", "photo": handle},
+                                   format="multipart")
+            answers.append((response.status_code, response.json()["code"]))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=attempt, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(answers) == [(403, "invalid_code")] * 5 + [(429, "too_many_attempts")] * 3, answers
+    assert FaceImage.objects.count() == 0

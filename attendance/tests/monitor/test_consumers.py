@@ -229,3 +229,21 @@ def test_device_filter_and_preview_frames_reach_only_watchers() -> None:
         await everyone.disconnect()
 
     async_to_sync(scenario)()
+
+
+def test_device_socket_answers_non_json_and_binary_frames_and_stays_open() -> None:
+    _, token = device_create(name="Side door")
+
+    async def scenario() -> None:
+        communicator = _device_socket(token)
+        assert (await communicator.connect())[0]
+        assert (await communicator.receive_json_from(timeout=5))["type"] == "hello"
+        for frame in ({"text_data": "{not json"}, {"text_data": "[1, 2"}, {"bytes_data": b"\x00\x01binary"}):
+            await communicator.send_to(**frame)
+            reply = await communicator.receive_json_from(timeout=5)
+            assert reply["type"] == "error" and reply["code"] == "bad_request", (frame, reply)
+        await communicator.send_json_to({"type": "heartbeat"})  # still connected, still served
+        assert (await communicator.receive_json_from(timeout=5))["type"] == "heartbeat"
+        await communicator.disconnect()
+
+    async_to_sync(scenario)()

@@ -182,6 +182,9 @@ def test_permissions_on_faces_and_recognition(org, people) -> None:
     # a manager recognising someone from another department learns nothing about them
     seen_by_boss = post_image(boss, "/api/v1/recognize", people["rose_leslie"][1]).json()["faces"][0]
     assert seen_by_boss["employee"] is None and seen_by_boss["employee_id"] is None and seen_by_boss["top"] == []
+    assert seen_by_boss["known"] is False and seen_by_boss["similarity"] is None and seen_by_boss["distance"] is None
+    # nor by verifying against them: someone they may not see is not found
+    assert post_image(boss, "/api/v1/verify", people["rose_leslie"][1], employee=org["olga"].pk).status_code == 404
     assert post_image(admin, "/api/v1/recognize", people["rose_leslie"][1]).json()["faces"][0]["employee"] == "Olga"
 
 

@@ -332,9 +332,11 @@ def _cases(world: dict[str, Any]) -> list[tuple[str, str, dict[str, Any], tuple[
         "who": "boss", "method": "post", "url": "/api/v1/check-ins", "format": "multipart",
         "data": {"frames": "FACE", "key": "a-valid-looking-key"}}, (400, "invalid")))
     # Unreadable times are field errors; readable ones older than a device may deliver are refused
-    # for good with their own code (the edge client dead-letters them instead of retrying).
+    # for good with their own code (the edge client dead-letters them instead of retrying); a time
+    # without a zone is refused as over the websocket (captured_at_invalid), not read as server time.
     for value, code in (("yesterday", "invalid"), ("2024-13-01T09:00:00Z", "invalid"),
-                        ("2024-01-01T09:00:00", "captured_at_too_old"), ("0001-01-01T00:00:00Z", "captured_at_too_old")):
+                        ("2024-01-01T09:00:00", "captured_at_invalid"), ("2024-01-01T09:00:00Z", "captured_at_too_old"),
+                        ("0001-01-01T00:00:00Z", "captured_at_too_old")):
         cases.append(("bad_captured_at", f"device check-in captured_at={value}", {
             "who": "params_door", "method": "post", "url": "/api/v1/check-ins", "format": "multipart",
             "data": {"frames": "FACE", "key": _key(), "captured_at": value}}, (400, code)))

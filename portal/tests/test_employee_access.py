@@ -1,0 +1,99 @@
+"""Employee edits through the REST API and the manage pages: a taken code is a 400, a deactivated
+employee loses their login and token (and gets them back when reactivated), and unauthenticated
+API calls are told to authenticate (401 with WWW-Authenticate)."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from portal.models import Department, Employee
+from portal.services import EmployeeCodeTaken, employee_update
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture()
+def org() -> dict[str, Employee]:
+    sales = Department.objects.create(name="Sales")
+    people = {}
+    for username, role in [("admin", "admin"), ("boss", "manager"), ("ana", "employee"), ("bob", "employee")]:
+        user = User.objects.create_user(username, password="pw-" + username + "-long")
+        people[username] = Employee.objects.create(user=user, code=username.upper(), full_name=username.title(),
+                                                   department=sales, role=role)
+    return people
+
+
+def _token_client(username: str) -> APIClient:
+    token, _ = Token.objects.get_or_create(user=User.objects.get(username=username))
+    return APIClient(HTTP_AUTHORIZATION=f"Token {token.key}")
+
+
+def test_patching_a_code_another_employee_has_is_a_field_error(org) -> None:
+    response = _token_client("admin").patch(f"/api/v1/employees/{org['ana'].pk}", {"code": "BOB"}, format="json")
+    assert response.status_code == 400, response.content
+    assert response.json() == {"code": "invalid", "detail": {"code": ["An employee with this code exists."]}}
+    assert Employee.objects.get(pk=org["ana"].pk).code == "ANA"
+    assert _token_client("admin").patch(f"/api/v1/employees/{org['ana'].pk}", {"code": "ANA-2"},
+                                        format="json").json()["code"] == "ANA-2"
+
+
+def test_the_service_turns_a_unique_clash_into_employee_code_taken(org) -> None:
+    """The race: no check ahead of the write, the database's unique index decides."""
+    with pytest.raises(EmployeeCodeTaken):
+        employee_update(employee=Employee.objects.get(pk=org["ana"].pk), code="BOB")
+    assert Employee.objects.get(pk=org["ana"].pk).code == "ANA"
+
+
+def test_a_deactivated_employee_can_neither_log_in_nor_use_their_token(org) -> None:
+    ana_api = _token_client("ana")
+    session = Client()
+    assert session.login(username="ana", password="pw-ana-long")
+    assert ana_api.get("/api/v1/employees").status_code == 200
+    assert _token_client("admin").patch(f"/api/v1/employees/{org['ana'].pk}", {"is_active": False},
+                                        format="json").status_code == 200
+    assert User.objects.get(username="ana").is_active is False
+    refused = ana_api.get("/api/v1/employees")
+    assert refused.status_code == 401 and refused.json()["code"] == "authentication_failed"
+    assert not Client().login(username="ana", password="pw-ana-long")
+    assert session.get("/me/").status_code == 302  # the open session ends too
+    login_page = Client().post("/accounts/login/", {"username": "ana", "password": "pw-ana-long"})
+    assert login_page.status_code == 200 and "_auth_user_id" not in login_page.client.session
+    # Reactivated (on the manage page this time): the login and the token work again.
+    admin = Client()
+    admin.force_login(User.objects.get(username="admin"))
+    assert admin.post(f"/manage/people/{org['ana'].pk}/active/", {"active": "on"}).status_code == 302
+    assert User.objects.get(username="ana").is_active is True
+    assert ana_api.get("/api/v1/employees").status_code == 200
+    assert Client().login(username="ana", password="pw-ana-long")
+
+
+def test_the_manage_page_deactivation_ends_the_login(org) -> None:
+    admin = Client()
+    admin.force_login(User.objects.get(username="admin"))
+    response = admin.post(f"/manage/people/{org['bob'].pk}/active/", {"active": ""})
+    assert response.status_code in (302, 303), response.status_code
+    assert Employee.objects.get(pk=org["bob"].pk).is_active is False
+    assert User.objects.get(username="bob").is_active is False
+    assert _token_client("bob").get("/api/v1/employees").status_code == 401
+
+
+@pytest.mark.parametrize("authorization", [None, "Token not-a-real-token", "Token", "Device wrong-token"])
+def test_unauthenticated_api_calls_get_401_with_www_authenticate(org, authorization: str | None) -> None:
+    client = APIClient(HTTP_AUTHORIZATION=authorization) if authorization else APIClient()
+    for path in ("/api/v1/employees", "/api/v1/departments"):
+        response = client.get(path)
+        assert response.status_code == 401, (path, response.status_code, response.content)
+        assert response["WWW-Authenticate"] in ("Token", "Device")
+        assert response.json()["code"] in ("not_authenticated", "authentication_failed")
+
+
+def test_the_pages_session_still_authenticates_the_api(org) -> None:
+    client = APIClient(enforce_csrf_checks=True)
+    assert client.login(username="boss", password="pw-boss-long")
+    assert client.get("/api/v1/employees").status_code == 200
+    # A write with the session alone still needs the CSRF token (SessionAuthentication's rule).
+    assert client.patch(f"/api/v1/employees/{org['ana'].pk}", {"full_name": "X"}, format="json").status_code == 403
