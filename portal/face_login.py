@@ -19,7 +19,7 @@ from django.views.decorators.http import require_http_methods
 
 from portal.models import Employee
 from portal.permissions import may_face_login_as
-from portal.throttling import client_ip
+from portal.throttling import CACHE_DOWN, client_ip
 from recognition.engine import get_liveness_checker
 from recognition.jobs import check_upload_size
 from recognition.pipeline.errors import PipelineError
@@ -80,7 +80,12 @@ def face_login(request: HttpRequest):
     username = request.POST.get("username", "").strip()
     frames = request.FILES.getlist("frames")
     keys = _limits(request, username)
-    if not _reserve(keys):
+    try:
+        reserved = _reserve(keys)
+    except CACHE_DOWN:  # without the counts there is no lockout: refuse clearly, the password login remains
+        return JsonResponse({"ok": False, "code": "face_login_unavailable",
+                             "detail": "Face login is unavailable right now; use your password."}, status=503)
+    if not reserved:
         minutes = max(1, round(settings.FACE_LOGIN_WINDOW_SECONDS / 60))
         response = JsonResponse({"ok": False, "code": "too_many_attempts",
                                  "detail": f"Too many failed attempts; use your password or wait {minutes} minutes."},

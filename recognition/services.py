@@ -21,6 +21,7 @@ from django.utils import timezone
 from PIL import Image
 
 from portal.models import Employee
+from portal.throttling import CACHE_DOWN
 from recognition.engine import get_pipeline, match_threshold
 from recognition.jobs import RecognitionUnavailable, check_upload_size, send_on_commit
 from recognition.models import EnrolmentCode, ErasureRequest, FaceImage, GalleryState, ReembedJob
@@ -411,12 +412,15 @@ def enrolment_code_claim(*, device_name: str, code: str, key: str = "") -> Enrol
     failures_key = "enrolment-code-failures:" + hashlib.sha256(device_name.encode()).hexdigest()[:32]
     # A try is taken before the lookup (atomic add + incr), so requests arriving together cannot
     # all pass a check made before any of them counted: at most the limit of lookups run.
-    cache.add(failures_key, 0, timeout=ENROLMENT_CODE_LOCKOUT_SECONDS)
     try:
-        tries = cache.incr(failures_key)
-    except ValueError:  # the window ran out between add and incr
         cache.add(failures_key, 0, timeout=ENROLMENT_CODE_LOCKOUT_SECONDS)
-        tries = cache.incr(failures_key)
+        try:
+            tries = cache.incr(failures_key)
+        except ValueError:  # the window ran out between add and incr
+            cache.add(failures_key, 0, timeout=ENROLMENT_CODE_LOCKOUT_SECONDS)
+            tries = cache.incr(failures_key)
+    except CACHE_DOWN as exc:  # no count, no guessing: refuse clearly until the cache is back
+        raise RecognitionUnavailable("Enrolment is unavailable right now (the shared cache is down); try again shortly.") from exc
     if tries > ENROLMENT_CODE_MAX_FAILURES:
         _give_back_try(failures_key)
         raise EnrolmentCodeRejected("Too many wrong enrolment codes from this device; wait 15 minutes.",
