@@ -101,6 +101,7 @@ class Monitor:
         cookie = "; ".join(f"{c.name}={c.value}" for c in session.cookies)
         self.socket = websocket.create_connection(f"ws://127.0.0.1:{portal.port}/ws/monitor/", cookie=cookie,
                                                   origin=portal.url, timeout=10)
+        self.socket.settimeout(None)  # events may be far apart (visits are 10 s apart); close() ends the reader
         self.events: list[dict] = []
         self.thread = threading.Thread(target=self._read, daemon=True)
         self.thread.start()

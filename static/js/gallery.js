@@ -27,9 +27,12 @@ askBeforeDeleting(document);
       say("Starting the camera…", "busy");
       try {
         stream = await navigator.mediaDevices.getUserMedia({ video: { width: { ideal: 640 }, height: { ideal: 480 } } });
+        // The button comes on with the first frame: before it there is nothing to take.
+        video.addEventListener("playing", () => {
+          capture.disabled = false;
+          say("Look at the camera, face lit from the front, then take the photo.");
+        }, { once: true });
         video.srcObject = stream;
-        capture.disabled = false;
-        say("Look at the camera, face lit from the front, then take the photo.");
       } catch (err) {
         say("The camera is unavailable: " + err.message, "bad");
       }

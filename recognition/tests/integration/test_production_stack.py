@@ -219,7 +219,8 @@ def test_device_events_from_the_worker_reach_the_monitor_through_redis(stack: di
     first = requests.post(f"{url}/api/v1/check-ins", headers={"Authorization": f"Device {token}"}, timeout=120,
                           data={"key": "prod-event-0001"}, files=[("frames", ("f.jpg", photo, "image/jpeg"))] * 3)
     assert first.status_code == 200, first.text
-    assert first.json()["outcome"] == "liveness_failed" and first.json()["employee"] == "Paula Prod"
+    # Nothing was recorded, so the door is told no name; the manager's monitor below still is.
+    assert first.json()["outcome"] == "liveness_failed" and first.json()["employee"] is None
     events = []
     while not any(e.get("kind") == "recognition" for e in events):
         events.append(json.loads(monitor.recv()))
