@@ -30,6 +30,7 @@ from portal.services import (
     device_delete,
     device_rotate_token,
     device_update,
+    employee_create,
     employee_delete,
     employee_update,
 )
@@ -97,9 +98,10 @@ class EmployeeListApi(APIView):
             values.setdefault("department_id", employee_of(request.user).department_id)
         if not may_create_employee(request.user, department_id=values.get("department_id"), role=values["role"]):
             raise PermissionDenied("Managers create employees (role employee) in their own department only.")
-        if Employee.objects.filter(code=values["code"]).exists():
-            raise serializers.ValidationError({"code": ["An employee with this code exists."]})
-        employee = Employee.objects.create(**values)
+        try:
+            employee = employee_create(**values)
+        except EmployeeCodeTaken:
+            raise serializers.ValidationError({"code": ["An employee with this code exists."]}) from None
         return Response(EmployeeOutput(_employees(request).get(pk=employee.pk)).data, status=status.HTTP_201_CREATED)
 
 

@@ -160,19 +160,26 @@ def employee_create(*, code: str, full_name: str, department_id: int | None = No
                     biometric_consent_at: dt.datetime | None = None, username: str = "",
                     password: str = "") -> Employee:
     """A new employee, with a login when ``username`` is given (``password`` then sets it; without
-    one the login has an unusable password until someone sets it)."""
+    one the login has an unusable password until someone sets it). A code another employee has is
+    refused with EmployeeCodeTaken, also when a concurrent request took it after the caller's check."""
     from django.contrib.auth import get_user_model
 
     if biometric_consent_at is not None and timezone.is_naive(biometric_consent_at):
         raise ValueError("biometric_consent_at must be timezone-aware")
-    with transaction.atomic():
-        user = None
-        if username:
-            user = get_user_model().objects.create_user(username=username, password=password or None,
-                                                        is_active=is_active)
-        return Employee.objects.create(code=code.strip(), full_name=full_name.strip(), department_id=department_id,
-                                       role=role, is_active=is_active, biometric_consent_at=biometric_consent_at,
-                                       user=user)
+    code = code.strip()
+    try:
+        with transaction.atomic():
+            user = None
+            if username:
+                user = get_user_model().objects.create_user(username=username, password=password or None,
+                                                            is_active=is_active)
+            return Employee.objects.create(code=code, full_name=full_name.strip(), department_id=department_id,
+                                           role=role, is_active=is_active, biometric_consent_at=biometric_consent_at,
+                                           user=user)
+    except IntegrityError:
+        if Employee.objects.filter(code=code).exists():
+            raise EmployeeCodeTaken(f"Another employee has the code {code!r}.") from None
+        raise
 
 
 def employee_set_password(*, employee: Employee, username: str, password: str) -> Employee:

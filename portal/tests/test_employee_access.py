@@ -11,7 +11,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from portal.models import Department, Employee
-from portal.services import EmployeeCodeTaken, employee_update
+from portal.services import EmployeeCodeTaken, employee_create, employee_update
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -46,6 +46,18 @@ def test_the_service_turns_a_unique_clash_into_employee_code_taken(org) -> None:
     with pytest.raises(EmployeeCodeTaken):
         employee_update(employee=Employee.objects.get(pk=org["ana"].pk), code="BOB")
     assert Employee.objects.get(pk=org["ana"].pk).code == "ANA"
+
+
+def test_creating_with_a_taken_code_leaves_nothing_half_written(org) -> None:
+    """Two creations racing for one code: the unique index decides, the loser's login is rolled back."""
+    with pytest.raises(EmployeeCodeTaken):
+        employee_create(code="BOB", full_name="Another Bob", username="bob2", password="pw-bob2-long")
+    assert not User.objects.filter(username="bob2").exists()
+    response = _token_client("admin").post("/api/v1/employees", {"code": "ANA", "full_name": "Ana Again"},
+                                           format="json")
+    assert response.status_code == 400, response.content
+    assert response.json() == {"code": "invalid", "detail": {"code": ["An employee with this code exists."]}}
+    assert Employee.objects.filter(code="ANA").count() == 1
 
 
 def test_a_deactivated_employee_can_neither_log_in_nor_use_their_token(org) -> None:
