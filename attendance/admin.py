@@ -159,3 +159,13 @@ class RecognitionLogAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+    def delete_model(self, request, obj: RecognitionLog) -> None:
+        from attendance.services import recognition_logs_delete  # its thumbnail and Firebase copy go too
+
+        recognition_logs_delete(entries=RecognitionLog.objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request, queryset) -> None:
+        from attendance.services import recognition_logs_delete
+
+        recognition_logs_delete(entries=queryset)

@@ -19,7 +19,7 @@ import numpy as np
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 
 # The attendance rules (attendance.days), exposed to callers of this module.
@@ -34,7 +34,7 @@ from attendance.days import (
     is_working_day,  # noqa: F401
     shift_for,  # noqa: F401
 )
-from attendance.events import recognition_published
+from attendance.events import mirror_deletes_published, recognition_published
 from attendance.models import AttendanceEvent, RecognitionLog
 from portal.models import Device, Employee
 from portal.services import device_seen
@@ -359,12 +359,17 @@ def device_heartbeat(*, device: Device, dead_letters: int | None = None,
 def recognition_log_purge(*, older_than: dt.datetime) -> int:
     """Delete monitor history (and its face thumbnails) captured before ``older_than``; the
     Firebase mirror (when configured) loses the same events."""
-    from attendance.events import mirror_deletes_published
+    return recognition_logs_delete(entries=RecognitionLog.objects.filter(at__lt=older_than))
 
+
+def recognition_logs_delete(*, entries: models.QuerySet[RecognitionLog]) -> int:
+    """Delete these monitor history rows (the purge, an admin's delete): their face thumbnails go
+    once the transaction commits (attendance.signals) and so do their copies in the Firebase mirror."""
     deleted: list[int] = []
-    for entry in RecognitionLog.objects.filter(at__lt=older_than).iterator():
-        pk = entry.pk
-        entry.delete()
-        deleted.append(pk)
-    mirror_deletes_published(deleted)
+    with transaction.atomic():
+        for entry in entries.iterator():
+            pk = entry.pk
+            entry.delete()
+            deleted.append(pk)
+        mirror_deletes_published(deleted)
     return len(deleted)

@@ -374,3 +374,22 @@ def test_no_mirror_without_configuration(settings) -> None:
     assert not firebase.enabled()
     _publish(None)
     assert firebase.wait_idle(5) and firebase._queue.unfinished_tasks == 0
+
+
+def test_deleting_monitor_rows_in_the_django_admin_removes_their_mirrored_copies(rtdb) -> None:
+    from django.test import Client
+
+    entries = [_publish(None) for _ in range(3)]
+    assert firebase.wait_idle(30)
+    assert set(rtdb.get(["rollcall_events"])) == {str(e.pk) for e in entries}
+    admin = Client()
+    admin.force_login(User.objects.create_superuser("root"))
+    # One row from its own page, then the rest through the list's bulk "delete selected" action.
+    assert admin.post(f"/admin/attendance/recognitionlog/{entries[0].pk}/delete/", {"post": "yes"}).status_code == 302
+    assert firebase.wait_idle(30)
+    assert set(rtdb.get(["rollcall_events"])) == {str(e.pk) for e in entries[1:]}
+    response = admin.post("/admin/attendance/recognitionlog/", {
+        "action": "delete_selected", "post": "yes", "_selected_action": [str(e.pk) for e in entries[1:]]})
+    assert response.status_code == 302
+    assert firebase.wait_idle(30)
+    assert not RecognitionLog.objects.exists() and not rtdb.get(["rollcall_events"])
