@@ -108,7 +108,8 @@ class Stack:
         while (self.logs / f"{name}.log").read_bytes().count(b"ready") <= before:
             process = self.processes[name]
             if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError(f"{name} did not start: " + (self.logs / f"{name}.log").read_text(errors="replace")[-2000:])
+                log = (self.logs / f"{name}.log").read_text(errors="replace")
+                raise RuntimeError(f"{name} did not start: {log[-2000:]}")
             time.sleep(0.5)
 
     def start_worker(self, name: str, options: tuple[str, ...] | None = None, wait: bool = True) -> subprocess.Popen:
@@ -143,8 +144,11 @@ class Stack:
 
     def shell(self, code: str, timeout: float = 600) -> str:
         """Run Python in ``manage.py shell`` against the stack's database; its stdout."""
-        return subprocess.run([*self.manage, "shell", "-c", code], env=self.env, capture_output=True, text=True,
-                              check=True, cwd=ROOT, timeout=timeout).stdout
+        done = subprocess.run([*self.manage, "shell", "-c", code], env=self.env, capture_output=True, text=True,
+                              cwd=ROOT, timeout=timeout)
+        if done.returncode != 0:
+            raise RuntimeError(f"manage.py shell failed ({done.returncode}): {done.stderr[-3000:]}")
+        return done.stdout
 
     def pids(self) -> dict[str, int]:
         return {name: process.pid for name, process in self.processes.items() if process.poll() is None}
