@@ -107,7 +107,7 @@ for candidate in spec["candidates"]:
     i = len(people)
     # Person 0 is a manager without a department (sees only themselves and unknown faces); the
     # others are spread over the departments, every (K+1)-th without one.
-    slot = i % (len(departments) + 1)
+    slot = (i - 1) % (len(departments) + 1)
     employee = Employee.objects.create(code=f"P{i:05d}", full_name=candidate["name"].replace("_", " "),
                                        department=None if i == 0 or slot == len(departments) else departments[slot],
                                        role="manager" if i == 0 else "employee")
