@@ -351,7 +351,7 @@ class MemorySampler(threading.Thread):
 
     def sample(self) -> None:
         for name, process in list(self.stack.processes.items()):
-            if name.startswith(("web", "worker")) and process.poll() is None:
+            if name.startswith(("web", "worker", "redis", "postgres")) and process.poll() is None:
                 value = rss_mib(process.pid)
                 self.last[name] = value
                 self.peak[name] = max(self.peak.get(name, 0.0), value)
@@ -370,7 +370,7 @@ class Monitor(threading.Thread):
         self.url, self.session, self.role = url, session, role
         self.recognitions: list[int] = []
         self.devices: list[tuple] = []
-        self.lag: list[float] = []  # capture time -> received here, seconds
+        self.received_at: dict[int, float] = {}  # event id -> when it first arrived here (time.time())
         self.other: list[dict[str, Any]] = []
         self.error: str | None = None
         self.stop = threading.Event()
@@ -392,8 +392,7 @@ class Monitor(threading.Thread):
             self.last_event = time.monotonic()
             if event.get("kind") == "recognition":
                 self.recognitions.append(event["id"])
-                at = dt.datetime.fromisoformat(event["at"])
-                self.lag.append((dt.datetime.now(dt.timezone.utc) - at).total_seconds())
+                self.received_at.setdefault(event["id"], time.time())
             elif event.get("kind") == "device":
                 self.devices.append((event["device_id"], event["online"], event["last_seen_at"]))
             else:
@@ -415,6 +414,8 @@ class Result:
     error: str | None = None
     outcome: str | None = None
     correct: bool | None = None
+    key: str = ""
+    answered_at: float = 0.0  # time.time() when the decision arrived
 
 
 @dataclass
@@ -425,6 +426,28 @@ class Door:
     results: list[Result] = field(default_factory=list)
     sent: int = 0
     late: int = 0
+    last_active: float = field(default_factory=time.monotonic)
+    heartbeat_errors: int = 0
+
+
+class Heartbeats(threading.Thread):
+    """An idle door sends a heartbeat every ``every`` seconds, as the edge client does (it keeps the
+    websocket answering the server's pings while no check-in is under way)."""
+
+    def __init__(self, door: Door, every: float) -> None:
+        super().__init__(daemon=True)
+        self.door, self.every = door, every
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(1.0):
+            if time.monotonic() - self.door.last_active < self.every:
+                continue
+            try:
+                self.door.client.heartbeat()
+            except (Unreachable, Rejected):
+                self.door.heartbeat_errors += 1
+            self.door.last_active = time.monotonic()
 
 
 def run_phase(doors: list[Door], bursts: list[Burst], *, seconds: float, interval: float | None,
@@ -456,9 +479,11 @@ def run_phase(doors: list[Door], bursts: list[Burst], *, seconds: float, interva
             try:
                 answer = door.client.deliver("check_in", key, captured, {"fps": burst.fps, "frames": burst.frames})
                 result = Result(started, time.monotonic() - started, outcome=answer.get("outcome"),
-                                correct=answer.get("employee_id") == burst.employee_id)
+                                correct=answer.get("employee_id") == burst.employee_id, key=key,
+                                answered_at=time.time())
             except (Unreachable, Rejected) as exc:
                 result = Result(started, time.monotonic() - started, error=str(exc)[:200])
+            door.last_active = time.monotonic()
             with lock:
                 results.append(result)
             next_at = (next_at + interval) if interval else max(started + 1.0 / door_rate, time.monotonic())
@@ -538,6 +563,7 @@ def main(argv: list[str] | None = None) -> int:
     base = Path(tempfile.mkdtemp(prefix="rollcall-load-"))
     monitors: list[Monitor] = []
     doors: list[Door] = []
+    heartbeats: list[Heartbeats] = []
     sampler: MemorySampler | None = None
     notes = [
         "liveness off (ROLLCALL_LIVENESS=off): bursts are still photos, no blink videos of the gallery's people",
@@ -546,6 +572,7 @@ def main(argv: list[str] | None = None) -> int:
         "sustained rate: closed loop (each door sends its next burst when answered, "
         f"at most {args.door_rate}/s per door); then paced at 80% of it",
         "latency: door-side, from sending the burst over the websocket to the decision message",
+        "an idle door sends a heartbeat every heartbeat_seconds (30 s), as the edge client does",
     ]
     report: dict[str, Any] = {"config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
                               "notes": notes, "runs": []}
@@ -597,10 +624,15 @@ def main(argv: list[str] | None = None) -> int:
                 client = PortalClient(stack.urls[d % len(stack.urls)], device["token"], transport="websocket",
                                       timeout=180)
                 doors.append(Door(d, client, device["id"]))
+            for door in doors:
+                beats = Heartbeats(door, config.heartbeat_seconds)
+                heartbeats.append(beats)
+                beats.start()
             sampler = MemorySampler(stack)
             sampler.start()
 
             running = list(range(worker_counts[0]))
+            measured: list[Result] = []
             for count in worker_counts:
                 for i in range(len(running), count):
                     name = f"worker{i + 1}"
@@ -614,6 +646,7 @@ def main(argv: list[str] | None = None) -> int:
                 results, seconds = run_phase(doors, bursts, seconds=args.seconds, interval=None, door_rate=args.door_rate,
                                              label=f"{count} worker(s), saturated", tag=f"s{count}")
                 saturated = summarise(results, seconds)
+                measured += results
                 memory_saturated = dict(sampler.peak)
                 rate = saturated["per_s"]
                 at_80 = None
@@ -624,6 +657,7 @@ def main(argv: list[str] | None = None) -> int:
                                                  door_rate=args.door_rate, label=f"{count} worker(s), at 80%",
                                                  tag=f"e{count}")
                     at_80 = summarise(results, seconds, offered)
+                    measured += results
                     at_80["late_sends"] = sum(d.late for d in doors)
                     for door in doors:
                         door.late = 0
@@ -632,6 +666,10 @@ def main(argv: list[str] | None = None) -> int:
                                        "memory_peak_saturated_mib": {k: round(v, 1) for k, v in sorted(memory_saturated.items())}})
 
             # The doors leave (offline events), then every monitor event is accounted for.
+            for beats in heartbeats:
+                beats.stop.set()
+                beats.join(30)
+            report["heartbeat_errors"] = sum(d.heartbeat_errors for d in doors)
             for door in doors:
                 door.client.close()
             user_ids = [m.user_id for m in monitors]  # type: ignore[attr-defined]
@@ -654,12 +692,17 @@ def main(argv: list[str] | None = None) -> int:
                 monitor.close()
             delivery = recognition_accounting(rows, viewers, [m.recognitions for m in monitors])
             devices = device_accounting([m.devices for m in monitors], [d.device_id for d in doors])
-            lags = [lag for m in monitors for lag in m.lag]
+            # Each measured check-in's monitor event, against the moment its door had the answer.
+            answered = {r.key: r.answered_at for r in measured if r.error is None}
+            key_of = {row["id"]: row["key"] for row in rows}
+            lags = [at - answered[key_of[event]] for m in monitors for event, at in m.received_at.items()
+                    if key_of.get(event) in answered]
             report["monitors"] = {
                 "count": len(monitors), "roles": dict(Counter(m.role for m in monitors)),
                 "over_web_processes": len(stack.urls),
                 "recognition": delivery, "device": devices,
-                "lag_p50_s": _round(percentile(lags, 50)), "lag_p95_s": _round(percentile(lags, 95)),
+                "after_answer_p50_s": _round(percentile(lags, 50)), "after_answer_p95_s": _round(percentile(lags, 95)),
+                "after_answer_max_s": _round(max(lags) if lags else None),
                 "per_monitor": [{"role": m.role, "received": len(m.recognitions), "devices": len(m.devices),
                                  "allowed": sum(may_see(v, r["employee_id"]) for r in rows), "error": m.error}
                                 for m, v in zip(monitors, viewers, strict=True)],
@@ -677,7 +720,8 @@ def main(argv: list[str] | None = None) -> int:
         failed = (any(r["saturated"]["errors"] or (r["at_80"] or {}).get("errors") for r in report["runs"])
                   or report["monitors"]["recognition"]["lost"] or report["monitors"]["recognition"]["duplicated"]
                   or report["monitors"]["recognition"]["misdelivered"] or report["monitors"]["device"]["lost"]
-                  or report["monitors"]["device"]["duplicated"])
+                  or report["monitors"]["device"]["duplicated"] or report["monitors"]["dropped_sockets"]
+                  or report.get("heartbeat_errors"))
         return 1 if failed else 0
     except KeyboardInterrupt:
         print("\ninterrupted: stopping every process ...", file=sys.stderr, flush=True)
@@ -688,6 +732,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if sampler is not None:
             sampler.stop.set()
+        for beats in heartbeats:
+            beats.stop.set()
         for door in doors:
             door.client.close()
         for monitor in monitors:
@@ -714,6 +760,7 @@ def print_table(report: dict[str, Any]) -> None:
         print(f"{'':>7} memory peak MiB: " + ", ".join(f"{k} {v:.0f}" for k, v in run["memory_peak_mib"].items()))
     if "scaling_ratio" in report:
         print(f"scaling ratio ({report['runs'][-1]['workers']} vs {report['runs'][0]['workers']} workers): {report['scaling_ratio']}")
+    print(f"door heartbeat errors: {report.get('heartbeat_errors', 0)}")
     mon = report.get("monitors")
     if mon:
         rec, dev = mon["recognition"], mon["device"]
@@ -721,7 +768,9 @@ def print_table(report: dict[str, Any]) -> None:
               f"recognition events {rec['events']}: expected deliveries {rec['expected']}, delivered {rec['delivered']}, "
               f"lost {rec['lost']}, duplicated {rec['duplicated']}, misdelivered {rec['misdelivered']}; "
               f"device events {dev['events']}: lost {dev['lost']}, duplicated {dev['duplicated']}; "
-              f"capture->monitor lag p50 {mon['lag_p50_s']} s, p95 {mon['lag_p95_s']} s; dropped sockets {mon['dropped_sockets']}")
+              f"monitor event after the door's answer: p50 {mon['after_answer_p50_s']} s, "
+              f"p95 {mon['after_answer_p95_s']} s, max {mon['after_answer_max_s']} s; "
+              f"dropped sockets {mon['dropped_sockets']}")
 
 
 if __name__ == "__main__":

@@ -81,6 +81,7 @@ def test_tiny_load_run_delivers_every_monitor_event_exactly_once_and_cleans_up(t
     assert rec["events"] == report["recognition_logs"]["done"] >= 2 and report["recognition_logs"]["pending"] == 0
     assert (rec["lost"], rec["duplicated"], rec["misdelivered"]) == (0, 0, 0), rec["problems"]
     assert rec["delivered"] == rec["expected"] > 0
+    assert monitors["after_answer_p95_s"] is not None and report["heartbeat_errors"] == 0
     admin = next(m for m in monitors["per_monitor"] if m["role"] == "admin")
     assert admin["received"] == rec["events"]  # an admin sees every event
     assert all(m["received"] == m["allowed"] for m in monitors["per_monitor"])
