@@ -1,6 +1,6 @@
 """Load through the production stack: doors speaking the edge client's protocol, managers' monitors.
 
-    .venv/bin/python bench/load.py [--json FILE] [--doors 8] [--monitors 12] [--seconds 60]
+    .venv/bin/python bench/load.py [--json FILE] [--doors 8] [--monitors 50] [--seconds 60]
                                    [--workers 1,2] [--people 50] [--data ../shared/data]
 
 Starts on this machine, loopback only (portal/testing/stack.py): a throw-away PostgreSQL cluster,
@@ -542,7 +542,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", type=Path)
     parser.add_argument("--doors", type=int, default=8)
-    parser.add_argument("--monitors", type=int, default=12)
+    parser.add_argument("--monitors", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=60.0, help="length of each measured phase")
     parser.add_argument("--workers", default="1,2", help="worker counts to measure, e.g. 1,2")
     parser.add_argument("--people", type=int, default=50)
