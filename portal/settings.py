@@ -193,7 +193,11 @@ CELERY_TIMEZONE = os.environ.get("TIME_ZONE", "UTC")
 CHANNEL_REDIS_URL = os.environ.get("CHANNEL_REDIS_URL", REDIS_URL)
 if CHANNEL_REDIS_URL:
     CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [CHANNEL_REDIS_URL]}}
+        # Each idle websocket waits in a 5 s blocking pop (channels_redis); redis-py's default read
+        # timeout is also 5 s (redis 6+), so a slightly late answer on a busy host raised
+        # TimeoutError and closed the socket. Reads wait longer than the pop; connects stay short.
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [
+            {"address": CHANNEL_REDIS_URL, "socket_timeout": 30, "socket_connect_timeout": 5}]}}
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}

@@ -5,12 +5,8 @@ installs them). Enrolment and recognition go through the HTTP API; the worker do
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import socket
 import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,34 +14,12 @@ from pathlib import Path
 import pytest
 import requests
 
-ROOT = Path(__file__).resolve().parents[3]
-PG_BIN = sorted(Path("/usr/lib/postgresql").glob("*/bin"))[-1] if Path("/usr/lib/postgresql").is_dir() else None
+from portal.testing.stack import ROOT, StackUnavailable
+from portal.testing.stack import free_port as _free_port  # noqa: F401 - other suites import these from here
+from portal.testing.stack import production_stack as _stack
+from portal.testing.stack import wait_port as _wait_port  # noqa: F401
 
 pytestmark = pytest.mark.integration
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_port(port: int, timeout: float, process: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"process exited with {process.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise TimeoutError(f"nothing listens on port {port} after {timeout} s")
-
-
-def _as_postgres(command: list[str]) -> list[str]:
-    """PostgreSQL refuses to run as root: run its programs as the 'postgres' user then."""
-    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
 
 
 @pytest.fixture(scope="module")
@@ -55,103 +29,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object
 
 def production_stack(base: Path, *, extra_env: dict[str, str] | None = None,
                      worker_options: tuple[str, ...] = ("--pool", "solo")) -> Iterator[dict[str, object]]:
-    """Start the stack in ``base`` and yield what tests need (the body of the ``stack`` fixture;
-    other suites start their own with other settings or a worker pool)."""
-    if not shutil.which("redis-server"):
-        pytest.skip("redis-server is not installed (.ci/run installs Debian's redis-server)")
-    if PG_BIN is None or not (PG_BIN / "postgres").exists():
-        pytest.skip("PostgreSQL server binaries are not installed (.ci/run installs Debian's postgresql)")
-    os.chmod(base, 0o777)
-    processes: dict[str, subprocess.Popen] = {}
-    cleanup: list[Path] = []
-    logs = base / "logs"
-    logs.mkdir()
-
-    commands: dict[str, tuple[list[str], dict[str, str] | None]] = {}
-
-    def start(name: str, command: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
-        commands[name] = (command, env)
-        log = open(logs / f"{name}.log", "ab")
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
-        processes[name] = process
-        return process
-
+    """Start the stack in ``base`` (portal.testing.stack) and yield what tests need (the body of
+    the ``stack`` fixture; other suites start their own with other settings or a worker pool)."""
     try:
-        redis_port = _free_port()
-        start("redis", ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
-                        "--appendonly", "no"])
-        _wait_port(redis_port, 20, processes["redis"])
-
-        # pytest's temporary folders are private to root; PostgreSQL's user needs its own.
-        pg_home = Path(tempfile.mkdtemp(prefix="rollcall-pg-"))
-        cleanup.append(pg_home)
-        pg_data, pg_port = pg_home / "data", _free_port()
-        if os.geteuid() == 0:
-            shutil.chown(pg_home, "postgres", "postgres")
-        subprocess.run(_as_postgres([str(PG_BIN / "initdb"), "-D", str(pg_data), "-U", "rollcall", "--auth=trust",
-                                     "-E", "UTF8"]), check=True, capture_output=True)
-        start("postgres", _as_postgres([str(PG_BIN / "postgres"), "-D", str(pg_data), "-p", str(pg_port),
-                                        "-k", str(pg_home), "-c", "listen_addresses=127.0.0.1"]))
-        _wait_port(pg_port, 30, processes["postgres"])
-        subprocess.run(_as_postgres([str(PG_BIN.parent / "bin" / "createdb"), "-h", "127.0.0.1", "-p", str(pg_port),
-                                     "-U", "rollcall", "rollcall"]), check=True, capture_output=True)
-
-        media = base / "media"
-        media.mkdir()
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("CELERY_", "DJANGO_"))},
-            "DATABASE_URL": f"postgres://rollcall@127.0.0.1:{pg_port}/rollcall",
-            "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
-            "MEDIA_ROOT": str(media),
-            "ROLLCALL_VAR_DIR": str(base / "var"),
-            "ROLLCALL_TASK_WAIT_SECONDS": "8",
-            "ROLLCALL_HTTPS": "0",  # plain HTTP on loopback
-            "DJANGO_SUPERUSER_PASSWORD": "integration-pw-1",
-            **(extra_env or {}),
-        }
-        python = sys.executable
-        manage = [python, str(ROOT / "manage.py")]
-        subprocess.run([*manage, "migrate", "--noinput", "-v0"], env=env, check=True, cwd=ROOT)
-        subprocess.run([*manage, "createsuperuser", "--noinput", "--username", "admin", "--email", "a@example.com"],
-                       env=env, check=True, cwd=ROOT, capture_output=True)
-        token = subprocess.run([*manage, "drf_create_token", "admin"], env=env, check=True, cwd=ROOT,
-                               capture_output=True, text=True).stdout.split()[2]
-        start("worker", [python, "-m", "celery", "-A", "portal", "worker", *worker_options, "-l", "info",
-                         "-n", "integration@%h"], env)
-        web_port = _free_port()
-        start("web", [python, "-m", "daphne", "-b", "127.0.0.1", "-p", str(web_port), "portal.asgi:application"], env)
-        _wait_port(web_port, 60, processes["web"])
-        deadline = time.monotonic() + 120
-        while b"ready" not in (logs / "worker.log").read_bytes():
-            if time.monotonic() > deadline or processes["worker"].poll() is not None:
-                raise RuntimeError("the celery worker did not start: " + (logs / "worker.log").read_text()[-2000:])
-            time.sleep(0.5)
-        def restart(name: str) -> None:
-            before = (logs / f"{name}.log").read_bytes().count(b"ready")
-            start(name, *commands[name])
-            if name == "redis":
-                _wait_port(redis_port, 20, processes["redis"])
-                return
-            deadline = time.monotonic() + 120
-            while (logs / f"{name}.log").read_bytes().count(b"ready") <= before:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{name} did not come back")
-                time.sleep(0.5)
-
-        yield {"url": f"http://127.0.0.1:{web_port}", "token": token, "restart": restart, "env": env, "media": media, "logs": logs,
-               "processes": processes, "manage": manage}
-    finally:
-        for process in reversed(list(processes.values())):
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in processes.values():
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-        for path in cleanup:
-            shutil.rmtree(path, ignore_errors=True)
+        with _stack(base, extra_env=extra_env, worker_options=worker_options) as started:
+            yield {"url": started.url, "token": started.token, "restart": started.restart, "env": started.env,
+                   "media": started.media, "logs": started.logs, "processes": started.processes,
+                   "manage": started.manage}
+    except StackUnavailable as exc:
+        pytest.skip(str(exc))
 
 
 def _api(stack: dict[str, object]) -> requests.Session:

@@ -1,0 +1,1 @@
+"""Helpers for tests and benchmarks that run RollCall's real processes (no Django imports here)."""
