@@ -246,6 +246,7 @@ def _learn(run: LearningRun, *, finetune: bool, timings: dict[str, float]) -> di
     strangers = [sample.matrix for sample in StrangerSample.objects.filter(embedder=embedder.name,
                                                                           embedder_version=embedder.version)]
     rate = settings.ROLLCALL_LEARN_STRANGER_RATE
+    tolerance = settings.ROLLCALL_LEARN_MARGIN_TOLERANCE
     new_vectors, new_labels = _gallery_with(plan, vectors, labels, face_ids)
     timings["plan"] = time.perf_counter() - t0
 
@@ -262,13 +263,14 @@ def _learn(run: LearningRun, *, finetune: bool, timings: dict[str, float]) -> di
     added = [t for t in _learned_of(plan) if t.candidate is not None]
     removed = previous - current
     harvest = {"heldout": len(plan.heldout), "positives": len(plan.positives)}
-    details: dict[str, object] = {"before": before.as_dict()}
+    details: dict[str, object] = {"before": before.as_dict(), "margin_tolerance": tolerance}
     if not added and not removed:
         templates_ok, templates_reason, after = False, "nothing new to learn", before
     else:
         after = figures(new_vectors, new_labels, head)
-        templates_ok, templates_reason = beats(after, before, rate=rate, strict=False)
+        templates_ok, templates_reason = beats(after, before, rate=rate, strict=False, tolerance=tolerance)
         details["templates"] = after.as_dict()
+        details["templates_gate"] = {"accepted": templates_ok, "reason": templates_reason}
     timings["gate"] = time.perf_counter() - t0
     chosen_gallery = (new_vectors, new_labels) if templates_ok else (vectors, labels)
     chosen_figures = after if templates_ok else before
@@ -280,7 +282,7 @@ def _learn(run: LearningRun, *, finetune: bool, timings: dict[str, float]) -> di
         tuned = _train(module, chosen_gallery, plan, head)
         timings["finetune"] = time.perf_counter() - t0
         tuned_figures = figures(*chosen_gallery, tuned.head)
-        tuned_ok, tuned_reason = beats(tuned_figures, chosen_figures, rate=rate, strict=True)
+        tuned_ok, tuned_reason = beats(tuned_figures, chosen_figures, rate=rate, strict=True, tolerance=tolerance)
         details["finetuned"] = {**tuned_figures.as_dict(), "accepted": tuned_ok, "reason": tuned_reason,
                                 "steps": tuned.steps, "seconds": round(tuned.seconds, 1), "device": tuned.device}
     _beat(run, stage="switching", progress=0.9)
@@ -314,8 +316,22 @@ def _record(run: LearningRun, *, active: ModelVersion | None, plan: _Plan, templ
     """Write the candidate version(s) with their figures; activate the one the gate accepted."""
     embedder = get_pipeline().embedder
     tuned_ok = bool(tuned is not None and details["finetuned"]["accepted"])
+    tolerance = details.get("margin_tolerance")
+    refused = None
+    if not templates_ok and templates_reason != "nothing new to learn":
+        # The refused templates are kept as a rejected version: its figures and the reason show on the Learning page.
+        refused = ModelVersion.objects.create(
+            version=f"{embedder.version}+templates+run:{run.pk}", embedder=embedder.name,
+            embedder_version=embedder.version, head_path=active.head_path if active else "",
+            onnx_path=active.onnx_path if active else "", checksum=active.checksum if active else "", parent=active,
+            state=ModelVersion.State.REJECTED, reason=templates_reason, threshold=after.threshold,
+            metrics={"before": before.as_dict(), "after": after.as_dict(),
+                     "gate": {"accepted": False, "reason": templates_reason, "margin_tolerance": tolerance}},
+            data_counts={"templates": len(_learned_of(plan)), "positives": len(plan.positives),
+                         "heldout": len(plan.heldout)})
+        details["templates_gate"]["version_id"] = refused.pk
     if not templates_ok and tuned is None:
-        return None, "no change" if templates_reason == "nothing new to learn" else "rejected"
+        return refused, "no change" if templates_reason == "nothing new to learn" else "rejected"
     head_path, onnx_path, checksum = (active.head_path, active.onnx_path, active.checksum) if active else ("", "", "")
     losses: list[float] = []
     if tuned is not None:
@@ -336,18 +352,23 @@ def _record(run: LearningRun, *, active: ModelVersion | None, plan: _Plan, templ
                 embedder_version=embedder.version, head_path=str(stem.with_suffix(".pt")), onnx_path=new_onnx,
                 checksum=new_checksum, parent=active, losses=losses, state=ModelVersion.State.REJECTED,
                 reason=details["finetuned"]["reason"], metrics={"before": details.get("templates", details["before"]),
-                                                                  "after": details["finetuned"]},
+                                                                  "after": details["finetuned"],
+                                                                  "gate": {"accepted": False,
+                                                                           "reason": details["finetuned"]["reason"],
+                                                                           "margin_tolerance": tolerance}},
                 data_counts={"positives": len(plan.positives), "heldout": len(plan.heldout)})
             details["finetuned"]["version_id"] = rejected.pk
     if not templates_ok and not tuned_ok:
-        return None, "rejected"
+        return refused, "rejected"
     final = details["finetuned"] if tuned_ok else after.as_dict()
     reason = details["finetuned"]["reason"] if tuned_ok else templates_reason
     with transaction.atomic():
         version = ModelVersion.objects.create(
             version=f"{embedder.version}+head:{checksum[:8] if checksum else 'none'}+run:{run.pk}", embedder=embedder.name,
             embedder_version=embedder.version, head_path=head_path, onnx_path=onnx_path, checksum=checksum, parent=active,
-            losses=losses if tuned_ok else [], metrics={"before": before.as_dict(), "after": final}, reason=reason,
+            losses=losses if tuned_ok else [], reason=reason,
+            metrics={"before": before.as_dict(), "after": final,
+                     "gate": {"accepted": True, "reason": reason, "margin_tolerance": tolerance}},
             threshold=final["threshold"], data_counts={"templates": len(_learned_of(plan)) if templates_ok else 0,
                                                        "positives": len(plan.positives), "heldout": len(plan.heldout)})
         faces = [t.face for t in _learned_of(plan) if t.face is not None] if templates_ok else (
