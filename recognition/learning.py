@@ -1,6 +1,7 @@
 """Nightly learning: templates from the day's safe check-ins (and, when available, a fine-tuned
 projection head), measured by the gate (recognition.learning_gate) and switched atomically;
-rollback; a manager's removal of a learned photo; erasure of learning data.
+rollback; erasure of learning data. (A manager's removal of a learned photo, remembered as a
+negative, is recognition.services.face_delete: every removal path goes through it.)
 
 The harvest itself happens during the day in the check-in path (recognition.learning_harvest).
 """
@@ -16,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
 from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
@@ -437,19 +437,6 @@ def learning_rollback(*, reason: str = "rolled back") -> ModelVersion | None:
 
 
 # --- People's actions ------------------------------------------------------------------------------
-
-def learned_face_remove(*, face: FaceImage, removed_by: AbstractBaseUser | None = None) -> None:
-    """A manager removes a learned photo: it leaves the gallery and is remembered as a negative, so
-    this capture (and ones like it) is never learned again for this person."""
-    from recognition.services import face_delete
-
-    with transaction.atomic():
-        if face.source == FaceImage.Source.LEARNED:
-            LearningNegative.objects.create(employee_id=face.employee_id, embedding=bytes(face.embedding),
-                                            embedder=face.embedder, embedder_version=face.embedder_version,
-                                            created_by=removed_by)
-        face_delete(face=face)
-
 
 def learning_erase(*, employee: Employee) -> int:
     """An employee's erasure: every learning capture and remembered negative of theirs goes
