@@ -122,6 +122,28 @@ def learning_purge(*, now: dt.datetime | None = None) -> int:
     return count
 
 
+def stranger_samples_purge(*, now: dt.datetime | None = None) -> int:
+    """Delete stranger samples older than ROLLCALL_LEARN_KEEP_DAYS or of another embedder (their
+    vectors no longer compare with the gallery's)."""
+    now = now or timezone.now()
+    embedder = get_pipeline().embedder
+    stale = StrangerSample.objects.filter(captured_at__lt=now - dt.timedelta(days=settings.ROLLCALL_LEARN_KEEP_DAYS))
+    stale = stale | StrangerSample.objects.exclude(embedder=embedder.name, embedder_version=embedder.version)
+    count, _ = StrangerSample.objects.filter(pk__in=list(stale.values_list("pk", flat=True))).delete()
+    return count
+
+
+def learning_housekeeping(*, now: dt.datetime | None = None) -> dict[str, int]:
+    """The nightly job's purges: learning captures (learning_purge), stranger samples, and cached
+    gallery maps of galleries no longer current (the newest map of each model version stays: the
+    map's before/after switch)."""
+    from recognition.gallery_map import gallery_maps_purge
+
+    now = now or timezone.now()
+    return {"purged": learning_purge(now=now), "strangers_purged": stranger_samples_purge(now=now),
+            "maps_purged": gallery_maps_purge(older_than=now - dt.timedelta(hours=1))}
+
+
 def _is_safe(index: object, views: np.ndarray, employee_id: int, threshold: float) -> bool:
     decision = index.decide_burst(views, threshold=threshold)
     if not decision.known or decision.best is None or decision.best.label != employee_id:
@@ -210,11 +232,11 @@ def learning_nightly(*, run: LearningRun | None = None, finetune: bool | None = 
     started = time.perf_counter()
     try:
         _beat(run, stage="purging old captures", progress=0.05)
-        purged = learning_purge()
+        purged = learning_housekeeping()
         timings["purge"] = time.perf_counter() - started
         _beat(run, stage="choosing templates", progress=0.15)
         result = _learn(run, finetune=settings.ROLLCALL_LEARN_FINETUNE if finetune is None else finetune, timings=timings)
-        run.harvest = {"candidates": LearningCandidate.objects.count(), "purged": purged,
+        run.harvest = {"candidates": LearningCandidate.objects.count(), **purged,
                        "strangers": StrangerSample.objects.count(), **result.pop("harvest")}
         for key, value in result.items():
             setattr(run, key, value)
