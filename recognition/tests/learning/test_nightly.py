@@ -152,8 +152,10 @@ def test_erasure_removes_learning_captures_learned_photos_and_negatives(site, bl
     sam = site["SAM"]
     _sam_visits(blink_frames[1:], check_in, later=3)
     LearningNegative.objects.create(employee=sam, embedding=sam.faces.first().embedding, embedder="x", embedder_version="y")
+    learned = list(sam.faces.filter(source=FaceImage.Source.LEARNED))
+    assert learned and sam.learning_candidates.exists()
     files = [c.crop.name for c in sam.learning_candidates.all()] + [
-        f.image.name for f in sam.faces.filter(source=FaceImage.Source.LEARNED)]
+        name for f in learned for name in (f.image.name, f.crop.name)]
     assert files and all(default_storage.exists(name) for name in files)
     admin = Employee.objects.get(code="JOE")  # whoever carries it out; only the record of it matters here
     from django.contrib.auth.models import User
@@ -162,4 +164,6 @@ def test_erasure_removes_learning_captures_learned_photos_and_negatives(site, bl
     admin.user = user
     erasure_request_carry_out(request=ErasureRequest.objects.create(employee=sam), handled_by=user)
     assert not sam.learning_candidates.exists() and not sam.faces.exists() and not sam.learning_negatives.exists()
+    assert not FaceImage.objects.filter(pk__in=[f.pk for f in learned]).exists()
+    assert not LearningCandidate.objects.filter(employee_id=sam.pk).exists()
     assert not any(default_storage.exists(name) for name in files)
