@@ -6,8 +6,9 @@ cached as a JSON file in the media storage, one per audience (the set of employe
 see), model (the embedder, and the learned model version when one is active: its learned photos
 and its projection head) and gallery version:
 ``gallery_maps/<audience>/<model>/<epoch>-<version>.json``. Maps of earlier model versions stay
-cached, which gives the page its before/after switch (a nightly learning's version against its parent). The cache holds ids, never names: names
-are added per request for the people the caller may see.
+cached, which gives the page its before/after switch (a nightly learning's version against its
+parent). The cache holds ids, never names: names are added per request for the people the caller
+may see.
 """
 
 from __future__ import annotations

@@ -31,7 +31,8 @@ pytestmark = [
 
 RECORD_VIOLATIONS = """
 window.__violations = [];
-document.addEventListener('securitypolicyviolation', (e) => window.__violations.push(e.violatedDirective + ' ' + e.blockedURI));
+document.addEventListener('securitypolicyviolation',
+    (e) => window.__violations.push(e.violatedDirective + ' ' + e.blockedURI));
 """
 
 

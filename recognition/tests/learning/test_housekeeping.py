@@ -65,7 +65,8 @@ def test_the_scheduled_nightly_job_purges_old_captures_strangers_and_stale_maps(
     assert scheduler.run_due(since=timezone.now()) == ["Nightly learning"]
     run = LearningRun.objects.get()
     assert run.status == LearningRun.Status.FINISHED, run.last_error
-    assert (run.harvest["purged"], run.harvest["strangers_purged"], run.harvest["maps_purged"]) == (1, 2, 1), run.harvest
+    purged = (run.harvest["purged"], run.harvest["strangers_purged"], run.harvest["maps_purged"])
+    assert purged == (1, 2, 1), run.harvest
     assert not LearningCandidate.objects.filter(pk=candidates[0].pk).exists()
     assert not default_storage.exists(candidates[0].crop.name)  # the crop file went with it
     assert list(StrangerSample.objects.values_list("pk", flat=True)) == [strangers[2].pk]
