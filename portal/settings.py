@@ -294,6 +294,9 @@ ROLLCALL_LEARN_STRANGER_RATE = float(os.environ.get("ROLLCALL_LEARN_STRANGER_RAT
 ROLLCALL_LEARN_STRANGERS_KEPT = int(os.environ.get("ROLLCALL_LEARN_STRANGERS_KEPT", "2000"))
 ROLLCALL_LEARN_FINETUNE = env_bool("ROLLCALL_LEARN_FINETUNE", True)
 ROLLCALL_LEARN_MAX_MINUTES = float(os.environ.get("ROLLCALL_LEARN_MAX_MINUTES", "30"))
+# How far the gate lets the held-out captures' margins above a candidate's threshold shrink
+# (median and 10th percentile) versus the active model's.
+ROLLCALL_LEARN_MARGIN_TOLERANCE = float(os.environ.get("ROLLCALL_LEARN_MARGIN_TOLERANCE", "0.01"))
 # Optional Firebase mirror of recognition events (attendance.firebase), off the check-in's path:
 # Cloud Firestore ("firestore", a service-account JSON file) or the Realtime Database ("rtdb", its
 # URL; no credentials needed against an emulator: FIREBASE_DATABASE_EMULATOR_HOST).

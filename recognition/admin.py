@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.db import transaction
 from django.urls import reverse
 from django.utils.html import format_html
 
@@ -29,6 +30,19 @@ class FaceImageAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         # Photos are added through the enrolment service (quality gate, embedding): see Employees.
         return False
+
+    # Removals go through the one service (a learned photo is remembered as a negative).
+    def delete_model(self, request, obj: FaceImage) -> None:  # noqa: ANN001
+        from recognition.services import face_delete
+
+        face_delete(face=obj, removed_by=request.user)
+
+    def delete_queryset(self, request, queryset) -> None:  # noqa: ANN001
+        from recognition.services import face_delete
+
+        with transaction.atomic():
+            for face in queryset:
+                face_delete(face=face, removed_by=request.user)
 
 
 @admin.register(ReembedJob)

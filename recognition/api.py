@@ -128,7 +128,7 @@ class FaceDetailApi(APIView):
     def delete(self, request: Request, pk: int) -> Response:
         face = self._face(request, pk)
         _managed_employee(request, face.employee_id)
-        face_delete(face=face)
+        face_delete(face=face, removed_by=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -3,10 +3,12 @@ under the wrong person and the pairs of people whose photos overlap.
 
 A map is computed by a task (``recognition.gallery_map_build``, through the dispatch seam) and
 cached as a JSON file in the media storage, one per audience (the set of employees a caller may
-see), embedder key (model version) and gallery version:
+see), model (the embedder, and the learned model version when one is active: its learned photos
+and its projection head) and gallery version:
 ``gallery_maps/<audience>/<model>/<epoch>-<version>.json``. Maps of earlier model versions stay
-cached, which gives the page its before/after switch. The cache holds ids, never names: names
-are added per request for the people the caller may see.
+cached, which gives the page its before/after switch (a nightly learning's version against its
+parent). The cache holds ids, never names: names are added per request for the people the caller
+may see.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from typing import Any
 import numpy as np
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from django.db.models import Q
 from django.utils import timezone
 
-from recognition.models import FaceImage
+from recognition.models import FaceImage, ModelVersion
 from recognition.pipeline.embedding import l2_normalise
 from recognition.selectors import gallery_version
 
@@ -44,16 +47,19 @@ def gallery_map_audience(employee_ids: list[int]) -> str:
 @dataclass(frozen=True)
 class MapKey:
     """Which map: whose gallery (``employee_ids``), which vectors (``embedder`` name and
-    ``embedder_version``) and which state of the gallery (``gallery``: epoch, version)."""
+    ``embedder_version``; ``model_version``: the learned ModelVersion's id, None for the base
+    embedder alone) and which state of the gallery (``gallery``: epoch, version)."""
 
     employee_ids: tuple[int, ...]
     embedder: str
     embedder_version: str
     gallery: tuple[str, int]
+    model_version: int | None = None
 
     @property
     def model(self) -> str:
-        return f"{self.embedder}@{self.embedder_version}"
+        base = f"{self.embedder}@{self.embedder_version}"
+        return f"{base}+model:{self.model_version}" if self.model_version else base
 
     @property
     def folder(self) -> str:
@@ -65,15 +71,22 @@ class MapKey:
         return f"{self.folder}/{epoch or 'none'}-{version}.json"
 
 
-def gallery_map_versions(*, employee_ids: list[int], current: tuple[str, str]) -> list[dict[str, Any]]:
+def gallery_map_versions(*, employee_ids: list[int], current: tuple[str, str],
+                         model_version: int | None = None) -> list[dict[str, Any]]:
     """The model versions a map can be shown for, oldest first: those whose vectors the gallery of
-    these employees holds, and those with a cached map (earlier models). ``current`` is the active
-    embedder's (name, version); it is always listed."""
+    these employees holds, and those with a cached map (earlier models, earlier learned model
+    versions). ``current`` is the active embedder's (name, version) and ``model_version`` the
+    active learned version's id (None: none); it is always listed."""
     models: dict[str, dict[str, Any]] = {}
     rows = (FaceImage.objects.filter(employee_id__in=employee_ids).values_list("embedder", "embedder_version")
             .distinct())
-    for name, version in [*rows, current]:
-        models[f"{name}@{version}"] = {"embedder": name, "embedder_version": version, "built_at": None}
+    for name, version in rows:
+        if (name, version) != tuple(current):
+            models[f"{name}@{version}"] = {"embedder": name, "embedder_version": version, "model_version": None,
+                                           "built_at": None}
+    current_key = MapKey((), current[0], current[1], ("", 0), model_version).model
+    models[current_key] = {"embedder": current[0], "embedder_version": current[1], "model_version": model_version,
+                           "built_at": None}
     audience = f"{MAP_DIR}/{gallery_map_audience(employee_ids)}"
     try:
         folders, _ = default_storage.listdir(audience)
@@ -82,10 +95,11 @@ def gallery_map_versions(*, employee_ids: list[int], current: tuple[str, str]) -
     for folder in folders:
         newest = _newest_map(f"{audience}/{folder}")
         if newest is not None:
-            key = f"{newest['embedder']}@{newest['embedder_version']}"
-            models.setdefault(key, {"embedder": newest["embedder"], "embedder_version": newest["embedder_version"]})
+            entry = {"embedder": newest["embedder"], "embedder_version": newest["embedder_version"],
+                     "model_version": newest.get("model_version")}
+            key = MapKey((), entry["embedder"], entry["embedder_version"], ("", 0), entry["model_version"]).model
+            models.setdefault(key, entry)
             models[key]["built_at"] = newest["built_at"]
-    current_key = f"{current[0]}@{current[1]}"
     listed = [{"key": key, "current": key == current_key, **entry} for key, entry in models.items()]
     return sorted(listed, key=lambda v: (v["current"], v["built_at"] or ""))
 
@@ -111,8 +125,9 @@ def _read(path: str) -> dict[str, Any] | None:
     return data if isinstance(data, dict) and data.get("format") == FORMAT else None
 
 
-def gallery_map_key(*, employee_ids: list[int], embedder: str, embedder_version: str) -> MapKey:
-    return MapKey(tuple(sorted(set(employee_ids))), embedder, embedder_version, gallery_version())
+def gallery_map_key(*, employee_ids: list[int], embedder: str, embedder_version: str,
+                    model_version: int | None = None) -> MapKey:
+    return MapKey(tuple(sorted(set(employee_ids))), embedder, embedder_version, gallery_version(), model_version)
 
 
 def gallery_map_cached(*, key: MapKey) -> dict[str, Any] | None:
@@ -121,6 +136,9 @@ def gallery_map_cached(*, key: MapKey) -> dict[str, Any] | None:
     found = _read(key.path)
     if found is not None:
         return found
+    if key.model_version is not None and not ModelVersion.objects.filter(
+            pk=key.model_version, state=ModelVersion.State.ACTIVE).exists():
+        return _newest_map(key.folder)  # an earlier learned version: as it was mapped
     if not FaceImage.objects.filter(employee_id__in=key.employee_ids, embedder=key.embedder,
                                     embedder_version=key.embedder_version).exists():
         return _newest_map(key.folder)
@@ -128,19 +146,31 @@ def gallery_map_cached(*, key: MapKey) -> dict[str, Any] | None:
 
 
 def gallery_map_build(*, employee_ids: list[int], embedder: str, embedder_version: str,
-                      threshold: float) -> dict[str, Any]:
+                      threshold: float, model_version: int | None = None) -> dict[str, Any]:
     """Compute and cache the map of these employees' photos with these vectors; returns it.
 
     ``threshold``: the cosine at or above which two photos would be taken for the same person
-    (a pair of people with photos that close is listed as look-alikes).
+    (a pair of people with photos that close is listed as look-alikes). ``model_version``: the
+    learned ModelVersion mapped (its learned photos only, its projection head applied), None:
+    the base embedder alone (no learned photo).
     """
+    from recognition.selectors import load_head
+
     started = time.monotonic()
-    key = gallery_map_key(employee_ids=employee_ids, embedder=embedder, embedder_version=embedder_version)
-    rows = list(FaceImage.objects.filter(employee_id__in=key.employee_ids, embedder=embedder,
-                                         embedder_version=embedder_version)
-                .order_by("employee_id", "pk").values_list("pk", "employee_id", "source", "embedding"))
+    key = gallery_map_key(employee_ids=employee_ids, embedder=embedder, embedder_version=embedder_version,
+                          model_version=model_version)
+    version = ModelVersion.objects.filter(pk=model_version).first() if model_version else None
+    faces = FaceImage.objects.filter(employee_id__in=key.employee_ids, embedder=embedder,
+                                     embedder_version=embedder_version)
+    learned = FaceImage.Source.LEARNED
+    faces = (faces.exclude(Q(source=learned) & ~Q(model_versions=version)) if version is not None
+             else faces.exclude(source=learned))
+    rows = list(faces.order_by("employee_id", "pk").values_list("pk", "employee_id", "source", "embedding"))
     vectors = (l2_normalise(np.array([np.frombuffer(bytes(blob), dtype=np.float32) for *_, blob in rows]))
                if rows else np.zeros((0, 0), dtype=np.float32))
+    head = load_head(version.head_path) if version is not None and version.head_path and rows else None
+    if head is not None:
+        vectors = l2_normalise(head.apply(vectors))
     labels = np.array([employee for _, employee, _, _ in rows], dtype=np.int64)
     layout = layout_2d(vectors)
     suspects = wrong_person_suspects(vectors, labels)
@@ -150,6 +180,8 @@ def gallery_map_build(*, employee_ids: list[int], embedder: str, embedder_versio
         "format": FORMAT,
         "embedder": embedder,
         "embedder_version": embedder_version,
+        "model_version": model_version,
+        "model_version_name": version.version if version is not None else "",
         "gallery": list(key.gallery),
         "built_at": timezone.now().isoformat(),
         "threshold": threshold,
@@ -273,6 +305,14 @@ def overlapping_people(vectors: np.ndarray, labels: np.ndarray, *, threshold: fl
             first, second = (i, j) if int(labels[i]) == a else (j, i)
             best[(a, b)] = {"a": a, "b": b, "similarity": round(value, 4), "index_a": first, "index_b": second}
     return sorted(best.values(), key=lambda pair: -pair["similarity"])
+
+
+def current_model_version() -> int | None:
+    """The active learned model version's id (None: the base embedder alone)."""
+    from recognition.selectors import active_model_version
+
+    active = active_model_version()
+    return active.pk if active is not None else None
 
 
 def current_model() -> tuple[str, str, float]:

@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET
 from portal.permissions import may_view_gallery_map, visible_employees
 from recognition.gallery_map import (
     current_model,
+    current_model_version,
     gallery_map_cached,
     gallery_map_key,
     gallery_map_versions,
@@ -47,20 +48,22 @@ def gallery_map_data(request: HttpRequest) -> JsonResponse:
     names = dict(visible_employees(request.user).values_list("pk", "full_name"))
     employee_ids = sorted(names)
     name, version, threshold = current_model()
-    versions = gallery_map_versions(employee_ids=employee_ids, current=(name, version))
+    versions = gallery_map_versions(employee_ids=employee_ids, current=(name, version),
+                                    model_version=current_model_version())
     wanted = next((v for v in versions if v["key"] == request.GET.get("version")), None)
     wanted = wanted or next(v for v in versions if v["current"])
     key = gallery_map_key(employee_ids=employee_ids, embedder=wanted["embedder"],
-                          embedder_version=wanted["embedder_version"])
+                          embedder_version=wanted["embedder_version"], model_version=wanted["model_version"])
     data = gallery_map_cached(key=key)
     if data is None and cache.add(f"gallery-map-building:{key.path}", True, BUILD_LOCK_SECONDS):
         send_on_commit("recognition.gallery_map_build", employee_ids=employee_ids, embedder=key.embedder,
-                       embedder_version=key.embedder_version, threshold=threshold)
+                       embedder_version=key.embedder_version, threshold=threshold, model_version=key.model_version)
         data = gallery_map_cached(key=key)  # built already when tasks run in this process
         if data is not None:
             cache.delete(f"gallery-map-building:{key.path}")
     answer = {"versions": [{"key": v["key"], "embedder": v["embedder"], "current": v["current"],
-                            "built_at": v["built_at"]} for v in versions], "version": key.model}
+                            "model_version": v["model_version"], "built_at": v["built_at"]} for v in versions],
+              "version": key.model}
     if data is None:
         return JsonResponse({"status": "pending", **answer}, status=202)
     points = [p for p in data["points"] if p["person"] in names]

@@ -1,6 +1,7 @@
 """Nightly learning: templates from the day's safe check-ins (and, when available, a fine-tuned
 projection head), measured by the gate (recognition.learning_gate) and switched atomically;
-rollback; a manager's removal of a learned photo; erasure of learning data.
+rollback; erasure of learning data. (A manager's removal of a learned photo, remembered as a
+negative, is recognition.services.face_delete: every removal path goes through it.)
 
 The harvest itself happens during the day in the check-in path (recognition.learning_harvest).
 """
@@ -16,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
 from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
@@ -122,6 +122,28 @@ def learning_purge(*, now: dt.datetime | None = None) -> int:
     return count
 
 
+def stranger_samples_purge(*, now: dt.datetime | None = None) -> int:
+    """Delete stranger samples older than ROLLCALL_LEARN_KEEP_DAYS or of another embedder (their
+    vectors no longer compare with the gallery's)."""
+    now = now or timezone.now()
+    embedder = get_pipeline().embedder
+    stale = StrangerSample.objects.filter(captured_at__lt=now - dt.timedelta(days=settings.ROLLCALL_LEARN_KEEP_DAYS))
+    stale = stale | StrangerSample.objects.exclude(embedder=embedder.name, embedder_version=embedder.version)
+    count, _ = StrangerSample.objects.filter(pk__in=list(stale.values_list("pk", flat=True))).delete()
+    return count
+
+
+def learning_housekeeping(*, now: dt.datetime | None = None) -> dict[str, int]:
+    """The nightly job's purges: learning captures (learning_purge), stranger samples, and cached
+    gallery maps of galleries no longer current (the newest map of each model version stays: the
+    map's before/after switch)."""
+    from recognition.gallery_map import gallery_maps_purge
+
+    now = now or timezone.now()
+    return {"purged": learning_purge(now=now), "strangers_purged": stranger_samples_purge(now=now),
+            "maps_purged": gallery_maps_purge(older_than=now - dt.timedelta(hours=1))}
+
+
 def _is_safe(index: object, views: np.ndarray, employee_id: int, threshold: float) -> bool:
     decision = index.decide_burst(views, threshold=threshold)
     if not decision.known or decision.best is None or decision.best.label != employee_id:
@@ -210,11 +232,11 @@ def learning_nightly(*, run: LearningRun | None = None, finetune: bool | None = 
     started = time.perf_counter()
     try:
         _beat(run, stage="purging old captures", progress=0.05)
-        purged = learning_purge()
+        purged = learning_housekeeping()
         timings["purge"] = time.perf_counter() - started
         _beat(run, stage="choosing templates", progress=0.15)
         result = _learn(run, finetune=settings.ROLLCALL_LEARN_FINETUNE if finetune is None else finetune, timings=timings)
-        run.harvest = {"candidates": LearningCandidate.objects.count(), "purged": purged,
+        run.harvest = {"candidates": LearningCandidate.objects.count(), **purged,
                        "strangers": StrangerSample.objects.count(), **result.pop("harvest")}
         for key, value in result.items():
             setattr(run, key, value)
@@ -246,6 +268,7 @@ def _learn(run: LearningRun, *, finetune: bool, timings: dict[str, float]) -> di
     strangers = [sample.matrix for sample in StrangerSample.objects.filter(embedder=embedder.name,
                                                                           embedder_version=embedder.version)]
     rate = settings.ROLLCALL_LEARN_STRANGER_RATE
+    tolerance = settings.ROLLCALL_LEARN_MARGIN_TOLERANCE
     new_vectors, new_labels = _gallery_with(plan, vectors, labels, face_ids)
     timings["plan"] = time.perf_counter() - t0
 
@@ -262,13 +285,14 @@ def _learn(run: LearningRun, *, finetune: bool, timings: dict[str, float]) -> di
     added = [t for t in _learned_of(plan) if t.candidate is not None]
     removed = previous - current
     harvest = {"heldout": len(plan.heldout), "positives": len(plan.positives)}
-    details: dict[str, object] = {"before": before.as_dict()}
+    details: dict[str, object] = {"before": before.as_dict(), "margin_tolerance": tolerance}
     if not added and not removed:
         templates_ok, templates_reason, after = False, "nothing new to learn", before
     else:
         after = figures(new_vectors, new_labels, head)
-        templates_ok, templates_reason = beats(after, before, rate=rate, strict=False)
+        templates_ok, templates_reason = beats(after, before, rate=rate, strict=False, tolerance=tolerance)
         details["templates"] = after.as_dict()
+        details["templates_gate"] = {"accepted": templates_ok, "reason": templates_reason}
     timings["gate"] = time.perf_counter() - t0
     chosen_gallery = (new_vectors, new_labels) if templates_ok else (vectors, labels)
     chosen_figures = after if templates_ok else before
@@ -280,7 +304,7 @@ def _learn(run: LearningRun, *, finetune: bool, timings: dict[str, float]) -> di
         tuned = _train(module, chosen_gallery, plan, head)
         timings["finetune"] = time.perf_counter() - t0
         tuned_figures = figures(*chosen_gallery, tuned.head)
-        tuned_ok, tuned_reason = beats(tuned_figures, chosen_figures, rate=rate, strict=True)
+        tuned_ok, tuned_reason = beats(tuned_figures, chosen_figures, rate=rate, strict=True, tolerance=tolerance)
         details["finetuned"] = {**tuned_figures.as_dict(), "accepted": tuned_ok, "reason": tuned_reason,
                                 "steps": tuned.steps, "seconds": round(tuned.seconds, 1), "device": tuned.device}
     _beat(run, stage="switching", progress=0.9)
@@ -314,8 +338,22 @@ def _record(run: LearningRun, *, active: ModelVersion | None, plan: _Plan, templ
     """Write the candidate version(s) with their figures; activate the one the gate accepted."""
     embedder = get_pipeline().embedder
     tuned_ok = bool(tuned is not None and details["finetuned"]["accepted"])
+    tolerance = details.get("margin_tolerance")
+    refused = None
+    if not templates_ok and templates_reason != "nothing new to learn":
+        # The refused templates are kept as a rejected version: its figures and the reason show on the Learning page.
+        refused = ModelVersion.objects.create(
+            version=f"{embedder.version}+templates+run:{run.pk}", embedder=embedder.name,
+            embedder_version=embedder.version, head_path=active.head_path if active else "",
+            onnx_path=active.onnx_path if active else "", checksum=active.checksum if active else "", parent=active,
+            state=ModelVersion.State.REJECTED, reason=templates_reason, threshold=after.threshold,
+            metrics={"before": before.as_dict(), "after": after.as_dict(),
+                     "gate": {"accepted": False, "reason": templates_reason, "margin_tolerance": tolerance}},
+            data_counts={"templates": len(_learned_of(plan)), "positives": len(plan.positives),
+                         "heldout": len(plan.heldout)})
+        details["templates_gate"]["version_id"] = refused.pk
     if not templates_ok and tuned is None:
-        return None, "no change" if templates_reason == "nothing new to learn" else "rejected"
+        return refused, "no change" if templates_reason == "nothing new to learn" else "rejected"
     head_path, onnx_path, checksum = (active.head_path, active.onnx_path, active.checksum) if active else ("", "", "")
     losses: list[float] = []
     if tuned is not None:
@@ -336,18 +374,23 @@ def _record(run: LearningRun, *, active: ModelVersion | None, plan: _Plan, templ
                 embedder_version=embedder.version, head_path=str(stem.with_suffix(".pt")), onnx_path=new_onnx,
                 checksum=new_checksum, parent=active, losses=losses, state=ModelVersion.State.REJECTED,
                 reason=details["finetuned"]["reason"], metrics={"before": details.get("templates", details["before"]),
-                                                                  "after": details["finetuned"]},
+                                                                  "after": details["finetuned"],
+                                                                  "gate": {"accepted": False,
+                                                                           "reason": details["finetuned"]["reason"],
+                                                                           "margin_tolerance": tolerance}},
                 data_counts={"positives": len(plan.positives), "heldout": len(plan.heldout)})
             details["finetuned"]["version_id"] = rejected.pk
     if not templates_ok and not tuned_ok:
-        return None, "rejected"
+        return refused, "rejected"
     final = details["finetuned"] if tuned_ok else after.as_dict()
     reason = details["finetuned"]["reason"] if tuned_ok else templates_reason
     with transaction.atomic():
         version = ModelVersion.objects.create(
             version=f"{embedder.version}+head:{checksum[:8] if checksum else 'none'}+run:{run.pk}", embedder=embedder.name,
             embedder_version=embedder.version, head_path=head_path, onnx_path=onnx_path, checksum=checksum, parent=active,
-            losses=losses if tuned_ok else [], metrics={"before": before.as_dict(), "after": final}, reason=reason,
+            losses=losses if tuned_ok else [], reason=reason,
+            metrics={"before": before.as_dict(), "after": final,
+                     "gate": {"accepted": True, "reason": reason, "margin_tolerance": tolerance}},
             threshold=final["threshold"], data_counts={"templates": len(_learned_of(plan)) if templates_ok else 0,
                                                        "positives": len(plan.positives), "heldout": len(plan.heldout)})
         faces = [t.face for t in _learned_of(plan) if t.face is not None] if templates_ok else (
@@ -416,19 +459,6 @@ def learning_rollback(*, reason: str = "rolled back") -> ModelVersion | None:
 
 
 # --- People's actions ------------------------------------------------------------------------------
-
-def learned_face_remove(*, face: FaceImage, removed_by: AbstractBaseUser | None = None) -> None:
-    """A manager removes a learned photo: it leaves the gallery and is remembered as a negative, so
-    this capture (and ones like it) is never learned again for this person."""
-    from recognition.services import face_delete
-
-    with transaction.atomic():
-        if face.source == FaceImage.Source.LEARNED:
-            LearningNegative.objects.create(employee_id=face.employee_id, embedding=bytes(face.embedding),
-                                            embedder=face.embedder, embedder_version=face.embedder_version,
-                                            created_by=removed_by)
-        face_delete(face=face)
-
 
 def learning_erase(*, employee: Employee) -> int:
     """An employee's erasure: every learning capture and remembered negative of theirs goes

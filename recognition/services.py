@@ -24,7 +24,7 @@ from portal.models import Employee
 from portal.throttling import CACHE_DOWN
 from recognition.engine import get_pipeline, match_threshold
 from recognition.jobs import RecognitionUnavailable, check_upload_size, send_on_commit
-from recognition.models import EnrolmentCode, ErasureRequest, FaceImage, GalleryState, ReembedJob
+from recognition.models import EnrolmentCode, ErasureRequest, FaceImage, GalleryState, LearningNegative, ReembedJob
 from recognition.pipeline.detection import Face
 from recognition.pipeline.errors import PipelineError
 from recognition.pipeline.image import MIN_SIDE, content_hash, format_suffix, image_format, load_image
@@ -131,9 +131,15 @@ def face_enroll(
     return face
 
 
-def face_delete(*, face: FaceImage) -> None:
-    """Remove a photo, its crop and its embedding; the files go once the deletion commits."""
+def face_delete(*, face: FaceImage, removed_by: AbstractBaseUser | None = None) -> None:
+    """A person removes a photo (the gallery page, the API, the admin): the photo, its crop and its
+    embedding go, the files once the deletion commits. A learned photo is remembered as a negative
+    (recognition.learning: this capture, and any near it, is never learned again for this person)."""
     with transaction.atomic():
+        if face.source == FaceImage.Source.LEARNED:
+            LearningNegative.objects.create(employee_id=face.employee_id, embedding=bytes(face.embedding),
+                                            embedder=face.embedder, embedder_version=face.embedder_version,
+                                            created_by=removed_by)
         face.delete()  # recognition.signals removes the files on commit and bumps the gallery
 
 

@@ -95,8 +95,9 @@ def _reembed_when_the_embedder_changed(**kwargs: Any) -> None:
 
 @shared_task(name="recognition.gallery_map_build", soft_time_limit=None, time_limit=None)
 def gallery_map_build(*, employee_ids: list[int], embedder: str, embedder_version: str,
-                      threshold: float) -> dict[str, Any]:
+                      threshold: float, model_version: int | None = None) -> dict[str, Any]:
     from recognition.gallery_map import gallery_map_build as build
 
-    data = build(employee_ids=employee_ids, embedder=embedder, embedder_version=embedder_version, threshold=threshold)
+    data = build(employee_ids=employee_ids, embedder=embedder, embedder_version=embedder_version, threshold=threshold,
+                 model_version=model_version)
     return {"points": len(data["points"]), "seconds": data["seconds"]}

@@ -27,11 +27,10 @@ from portal.permissions import (
     visible_employees,
 )
 from recognition import workers
-from recognition.learning import learned_face_remove
 from recognition.models import ErasureRequest, FaceImage
 from recognition.pipeline.errors import PipelineError
 from recognition.serializers_out import recognized_for
-from recognition.services import enrolment_code_issue, erasure_request_carry_out, face_set_primary
+from recognition.services import enrolment_code_issue, erasure_request_carry_out, face_delete, face_set_primary
 
 
 @login_required
@@ -120,7 +119,7 @@ def gallery_erase(request: HttpRequest, pk: int, request_pk: int) -> HttpRespons
 @require_POST
 def gallery_delete(request: HttpRequest, pk: int, face_pk: int) -> HttpResponse:
     employee = _managed(request, pk)
-    learned_face_remove(face=get_object_or_404(FaceImage, pk=face_pk, employee=employee), removed_by=request.user)
+    face_delete(face=get_object_or_404(FaceImage, pk=face_pk, employee=employee), removed_by=request.user)
     messages.success(request, "Photo deleted, with its crop and embedding.")
     return redirect("gallery", pk=employee.pk)
 

@@ -133,3 +133,44 @@ def test_suspects_and_lookalikes_on_plain_vectors() -> None:
     pairs = overlapping_people(vectors, labels, threshold=0.9)
     assert [(p["a"], p["b"]) for p in pairs] == [(0, 1)]
     assert overlapping_people(vectors, labels, threshold=0.999) == []
+
+
+def test_a_learned_model_version_is_mapped_under_its_head_and_its_parent_stays_selectable(site: dict, people,
+                                                                                        tmp_path: Path) -> None:
+    from recognition.engine import get_pipeline
+    from recognition.learning import model_version_activate
+    from recognition.models import ModelVersion
+    from recognition.pipeline.finetune import ProjectionHead
+
+    manager, employees = site["manager"], site["employees"]
+    code, base = _data(manager)
+    assert code == 200 and [(v["current"], v["model_version"]) for v in base["versions"]] == [(True, None)]
+    # A learned photo of Kit's that no version holds yet stays off the map, as off the gallery.
+    learned = face_enroll(employee=employees["kit_harington"], data=people["kit_harington"][2].read_bytes(),
+                          source=FaceImage.Source.LEARNED)
+    _, unchanged = _data(manager)
+    assert learned.pk not in {p["face"] for p in unchanged["points"]}
+    # A learned version holding that photo, with a head that squeezes every face towards one direction.
+    embedder = get_pipeline().embedder
+    dim = embedder.dim
+    bias = np.zeros(dim, dtype=np.float32)
+    bias[0] = 1.0
+    head = tmp_path / "head.pt"
+    ProjectionHead(np.eye(dim, dtype=np.float32) * 0.01, bias).save(head)
+    version = ModelVersion.objects.create(version="test+head", embedder=embedder.name,
+                                          embedder_version=embedder.version, head_path=str(head))
+    version.learned_faces.set([learned])
+    model_version_activate(version=version)
+
+    code, after = _data(manager)
+    assert code == 200
+    assert [(v["current"], v["model_version"]) for v in after["versions"]] == [(False, None), (True, version.pk)]
+    points = {p["face"]: p for p in after["points"]}
+    assert len(points) == len(base["points"]) + 1 and points[learned.pk]["source"] == "learned"
+    assert len(after["lookalikes"]) == 6  # under the head every pair of the four people overlaps
+    assert len(base["lookalikes"]) < 6
+    # Before: the base model's map, as it was (no learned photo).
+    earlier = next(v["key"] for v in after["versions"] if not v["current"])
+    code, before = _data(manager, version=earlier)
+    assert code == 200 and before["version"] == earlier
+    assert {p["face"] for p in before["points"]} == {p["face"] for p in base["points"]}

@@ -152,7 +152,8 @@
     list.forEach((v, i) => {
       const option = document.createElement("option");
       option.value = v.key;
-      option.textContent = (v.current ? "current: " : "earlier: ") + v.embedder + " #" + (i + 1) +
+      option.textContent = (v.current ? "current: " : "earlier: ") + v.embedder +
+        (v.model_version ? " · learned model version " + v.model_version : " · base model") + " #" + (i + 1) +
         (v.built_at ? " (map of " + v.built_at.slice(0, 10) + ")" : "");
       option.title = v.key;
       option.selected = v.key === current;

@@ -152,8 +152,10 @@ def test_erasure_removes_learning_captures_learned_photos_and_negatives(site, bl
     sam = site["SAM"]
     _sam_visits(blink_frames[1:], check_in, later=3)
     LearningNegative.objects.create(employee=sam, embedding=sam.faces.first().embedding, embedder="x", embedder_version="y")
+    learned = list(sam.faces.filter(source=FaceImage.Source.LEARNED))
+    assert learned and sam.learning_candidates.exists()
     files = [c.crop.name for c in sam.learning_candidates.all()] + [
-        f.image.name for f in sam.faces.filter(source=FaceImage.Source.LEARNED)]
+        name for f in learned for name in (f.image.name, f.crop.name)]
     assert files and all(default_storage.exists(name) for name in files)
     admin = Employee.objects.get(code="JOE")  # whoever carries it out; only the record of it matters here
     from django.contrib.auth.models import User
@@ -162,4 +164,29 @@ def test_erasure_removes_learning_captures_learned_photos_and_negatives(site, bl
     admin.user = user
     erasure_request_carry_out(request=ErasureRequest.objects.create(employee=sam), handled_by=user)
     assert not sam.learning_candidates.exists() and not sam.faces.exists() and not sam.learning_negatives.exists()
+    assert not FaceImage.objects.filter(pk__in=[f.pk for f in learned]).exists()
+    assert not LearningCandidate.objects.filter(employee_id=sam.pk).exists()
+    assert not any(default_storage.exists(name) for name in files)
+
+
+def test_deleting_an_employee_removes_their_learning_captures_and_learned_photos_with_files(site, blink_frames,
+                                                                                            check_in, settings) -> None:
+    from django.contrib.auth.models import User
+    from rest_framework.test import APIClient
+
+    settings.ROLLCALL_LIVENESS = "off"
+    _sam_visits(blink_frames, check_in)
+    assert learning_nightly(finetune=False).templates_added >= 1
+    sam = site["SAM"]
+    _sam_visits(blink_frames[1:], check_in, later=3)
+    learned = list(sam.faces.filter(source=FaceImage.Source.LEARNED))
+    files = [c.crop.name for c in sam.learning_candidates.all()] + [
+        name for f in learned for name in (f.image.name, f.crop.name)]
+    assert learned and sam.learning_candidates.exists() and all(default_storage.exists(name) for name in files)
+    api = APIClient()
+    api.force_authenticate(User.objects.create_superuser("boss", "b@example.com", "pw-12345678"))
+    assert api.delete(f"/api/v1/employees/{sam.pk}").status_code == 204
+    assert not LearningCandidate.objects.filter(employee_id=sam.pk).exists()
+    assert not FaceImage.objects.filter(pk__in=[f.pk for f in learned]).exists()
+    assert not LearningNegative.objects.exists()  # a departure is no removal of a wrong photo
     assert not any(default_storage.exists(name) for name in files)
