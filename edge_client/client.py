@@ -287,7 +287,8 @@ class EdgeClient:
             self.stats["delivered"] += 1
             age = time.time() - dt.datetime.fromisoformat(item.captured_at).timestamp()
             emit("decision", key=item.key, kind=item.kind, outcome=answer.get("outcome"), employee=answer.get("employee"),
-                 message=answer.get("message"), attempts=item.attempts + 1, delay_s=round(age, 1), via=self.portal.last_via)
+                 message=answer.get("message"), attempts=item.attempts + 1, delay_s=round(age, 1),
+                 via=self.portal.last_via)
             self._tell(LED_FOR_OUTCOME.get(answer.get("outcome"), "rejected"), age)
 
     def _tell(self, state: str, age: float) -> None:

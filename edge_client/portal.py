@@ -216,7 +216,8 @@ class PortalClient:
                             self._stream_paused_until = time.monotonic() + STREAM_REFUSED_PAUSE
                             emit("stream_refused", logging.WARNING, key=key, detail=str(reply.get("detail", ""))[:200])
                         else:
-                            emit("stream_fallback", logging.WARNING, key=key, reason=f"{code}: {reply.get('detail')}"[:300])
+                            reason = f"{code}: {reply.get('detail')}"
+                            emit("stream_fallback", logging.WARNING, key=key, reason=reason[:300])
                         # Its other replies (one per frame, say) would still be on this socket:
                         # start clean, and deliver the event whole under the same key.
                         self._drop()

@@ -14,7 +14,7 @@ import socket
 import struct
 import threading
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable
 
 import cv2
 import numpy as np
@@ -49,7 +49,7 @@ class Connection:
                            f"Sec-WebSocket-Accept: {accept}\r\n\r\n").encode())
         return headers.get("authorization", "")
 
-    def read(self) -> Optional[Dict[str, Any]]:
+    def read(self) -> dict[str, Any] | None:
         """The next text message (pings answered), or None when the client closed."""
         while True:
             head = self.file.read(2)
@@ -76,7 +76,7 @@ class Connection:
         with self.lock:
             self.sock.sendall(head + payload)
 
-    def send(self, message: Dict[str, Any]) -> None:
+    def send(self, message: dict[str, Any]) -> None:
         self._frame(0x81, json.dumps(message).encode())
 
     def drop(self) -> None:
@@ -93,10 +93,10 @@ class ScriptedSocketPortal:
     (connection number, message, connection) -> True when it handled the message itself. Every
     message is recorded as (connection number, message)."""
 
-    def __init__(self, script: Callable[[int, Dict[str, Any], Connection], bool]) -> None:
+    def __init__(self, script: Callable[[int, dict[str, Any], Connection], bool]) -> None:
         self.script = script
-        self.messages: List[Any] = []
-        self.decided: Dict[str, int] = {}  # key -> times a decision was stored (the portal's idempotency)
+        self.messages: list[Any] = []
+        self.decided: dict[str, int] = {}  # key -> times a decision was stored (the portal's idempotency)
         self.server = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}"
         self.connections = 0
@@ -133,21 +133,22 @@ class ScriptedSocketPortal:
         self.decided[key] = self.decided.get(key, 0) + (0 if key in self.decided else 1)
         conn.send({"type": "decision", "key": key, "answer": CHECKED_IN})
 
-    def of_type(self, kind: str) -> List[Dict[str, Any]]:
+    def of_type(self, kind: str) -> list[dict[str, Any]]:
         return [m for _, m in self.messages if m["type"] == kind]
 
     def close(self) -> None:
         self.server.close()
 
 
-def streaming_portal(number: int, message: Dict[str, Any], conn: Connection, portal: List[ScriptedSocketPortal]) -> bool:
+def streaming_portal(number: int, message: dict[str, Any], conn: Connection,
+                     portal: list[ScriptedSocketPortal]) -> bool:
     if message["type"] == "burst_end":
         portal[0].decide(message["key"], conn)
         return True
     return message["type"] in ("burst_start", "frame")
 
 
-def _run_door(portal: ScriptedSocketPortal, tmp_path: Path, caplog: Any) -> Dict[str, Any]:
+def _run_door(portal: ScriptedSocketPortal, tmp_path: Path, caplog: Any) -> dict[str, Any]:
     settings = config.load(None, env={}, flags={
         "portal_url": portal.url, "token": "t" * 20, "queue_path": str(tmp_path / "q.sqlite3"), "min_face": 40,
         "burst_seconds": 1.0, "burst_fps": 12, "preview_seconds": 0, "exit_when_done": True, "drain_timeout": 30,
@@ -162,7 +163,7 @@ def _run_door(portal: ScriptedSocketPortal, tmp_path: Path, caplog: Any) -> Dict
         client.run()
     led.close()
     records = [r for r in caplog.records if r.name == "edge_client"]
-    events: Dict[str, List[Dict[str, Any]]] = {}
+    events: dict[str, list[dict[str, Any]]] = {}
     for record in records:
         events.setdefault(record.getMessage(), []).append(getattr(record, "fields", {}))
     result = {"events": events, "pending": outbox.pending(), "dead": outbox.dead_letter_count(),
@@ -173,7 +174,7 @@ def _run_door(portal: ScriptedSocketPortal, tmp_path: Path, caplog: Any) -> Dict
 
 
 def test_each_frame_goes_out_as_it_is_taken_and_the_stream_is_decided(tmp_path: Path, caplog: Any) -> None:
-    holder: List[ScriptedSocketPortal] = []
+    holder: list[ScriptedSocketPortal] = []
     portal = ScriptedSocketPortal(lambda n, m, c: streaming_portal(n, m, c, holder))
     holder.append(portal)
     try:
@@ -204,7 +205,7 @@ def test_each_frame_goes_out_as_it_is_taken_and_the_stream_is_decided(tmp_path: 
 
 
 def test_an_older_portal_refusing_streams_gets_the_whole_burst_under_the_same_key(tmp_path: Path, caplog: Any) -> None:
-    def old_portal(number: int, message: Dict[str, Any], conn: Connection) -> bool:
+    def old_portal(number: int, message: dict[str, Any], conn: Connection) -> bool:
         if message["type"] in ("burst_start", "frame", "burst_end"):  # the portal before streams
             conn.send({"type": "error", "key": message.get("key"), "code": "unknown_message",
                        "detail": "type must be heartbeat, check_in, enrol or preview."})
@@ -228,8 +229,9 @@ def test_an_older_portal_refusing_streams_gets_the_whole_burst_under_the_same_ke
     assert result["leds"].index("working") < result["leds"].index("accepted") and "rejected" not in result["leds"]
 
 
-def test_a_socket_dropped_mid_burst_delivers_the_whole_burst_once_under_the_same_key(tmp_path: Path, caplog: Any) -> None:
-    def dropping_portal(number: int, message: Dict[str, Any], conn: Connection) -> bool:
+def test_a_socket_dropped_mid_burst_delivers_the_whole_burst_once_under_the_same_key(tmp_path: Path,
+                                                                                    caplog: Any) -> None:
+    def dropping_portal(number: int, message: dict[str, Any], conn: Connection) -> bool:
         if number == 1 and message["type"] == "frame" and message["index"] == 3:
             conn.drop()  # the network fails while the person is still in front of the door
             raise OSError("dropped")
@@ -256,9 +258,9 @@ def test_a_socket_dropped_mid_burst_delivers_the_whole_burst_once_under_the_same
 def test_a_socket_dropped_before_the_decision_asks_again_under_the_same_key(tmp_path: Path, caplog: Any) -> None:
     """The portal decided (and stored) the streamed burst, but the answer never reached the door:
     the door sends the whole burst under the same key and gets the stored answer; one decision."""
-    holder: List[ScriptedSocketPortal] = []
+    holder: list[ScriptedSocketPortal] = []
 
-    def decides_then_drops(number: int, message: Dict[str, Any], conn: Connection) -> bool:
+    def decides_then_drops(number: int, message: dict[str, Any], conn: Connection) -> bool:
         if message["type"] == "burst_end":
             holder[0].decided[message["key"]] = 1  # stored, answer lost
             conn.drop()
