@@ -40,11 +40,13 @@
     token = document.getElementById("token").value.trim();
     localStorage.setItem("rollcall-device-token", token);
     document.getElementById("token").value = "";
+    closeSocket();
     refreshAuthorised();
     if (token) show("Kiosk mode on. " + IDLE, "idle");
   });
   document.getElementById("clear-token").addEventListener("click", () => {
     token = ""; localStorage.removeItem("rollcall-device-token");
+    closeSocket();
     refreshAuthorised();
     if (authorised()) show(IDLE, "idle");
   });
@@ -86,18 +88,30 @@
   }
   video.addEventListener("playing", drawGuide);
 
-  // The kiosk socket: opened on the first check-in and kept for the next ones. Session-authenticated,
-  // so a kiosk running on a device token (which a browser cannot put on a websocket) uses REST.
+  // The kiosk socket: opened on the first check-in and kept for the next ones. A manager's session
+  // authenticates it; a device token (a browser cannot put it on a websocket's handshake) goes in a
+  // first {"type": "auth"} message. Not open within 3 s, or refused: null, and the burst uses REST.
   const streamUrl = body.dataset.stream ? (location.protocol === "https:" ? "wss://" : "ws://") + location.host + body.dataset.stream : "";
   let socket = null;
+  function closeSocket() { if (socket) { socket.close(); socket = null; } }
   function openSocket() {
-    if (!streamUrl || token || !sessionOk) return Promise.resolve(null);
+    if (!streamUrl || !authorised()) return Promise.resolve(null);
     if (socket && socket.readyState === WebSocket.OPEN) return Promise.resolve(socket);
     return new Promise((resolve) => {
       let ws;
       try { ws = new WebSocket(streamUrl); } catch (err) { resolve(null); return; }
       const timer = setTimeout(() => { ws.close(); resolve(null); }, 3000);
-      ws.addEventListener("open", () => { clearTimeout(timer); socket = ws; resolve(ws); });
+      const ready = () => { clearTimeout(timer); ws.removeEventListener("message", authorisedAnswer); socket = ws; resolve(ws); };
+      const authorisedAnswer = (event) => {
+        let message;
+        try { message = JSON.parse(event.data); } catch (err) { message = {}; }
+        if (message.type === "authorised") ready(); else ws.close();
+      };
+      ws.addEventListener("open", () => {
+        if (!token) { ready(); return; }
+        ws.addEventListener("message", authorisedAnswer);
+        ws.send(JSON.stringify({ type: "auth", token }));
+      });
       ws.addEventListener("close", () => { clearTimeout(timer); if (socket === ws) socket = null; resolve(null); });
     });
   }
