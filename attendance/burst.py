@@ -70,21 +70,18 @@ def _b64(data: bytes) -> str:
 
 def analyse_image(image: np.ndarray, *, index: int, hint: list[float] | None) -> dict[str, Any]:
     """One decoded frame (RGB uint8) -> its main face, found from ``hint`` where safe: ``hint`` is
-    the previous frame's ``track`` (8 numbers) or a box [x1, y1, x2, y2] another detector found.
+    the previous frame's ``track`` (12 numbers, FaceTracker's state) or a box [x1, y1, x2, y2]
+    another detector found.
     JSON-serialisable: face box/score/5 points (for alignment), 68 landmarks (liveness), EAR, yaw."""
     from recognition.pipeline.liveness import LEFT_EYE, RIGHT_EYE, eye_aspect_ratio, head_yaw
 
-    tracker = _tracker()
-    if hint is not None and len(hint) == 8:
-        found = tracker.find(image, hint[:4], hint[4:])
-    else:
-        found = tracker.find(image, hint)
+    found = _tracker().find(image, hint)
     result: dict[str, Any] = {"index": index, "face": found is not None, "shape": list(image.shape[:2])}
     if found is None:
         return result
     points = found.points
     result.update(
-        detected=found.detected, track=[round(v, 2) for v in (*found.seed, *found.anchor)],
+        detected=found.detected, track=[round(v, 4) for v in found.state],
         box=[round(float(v), 2) for v in found.face.box], score=round(found.face.score, 4),
         landmarks=np.round(found.face.landmarks, 2).tolist(), points=points.astype(int).tolist(),
         ear=round((eye_aspect_ratio(points[LEFT_EYE]) + eye_aspect_ratio(points[RIGHT_EYE])) / 2, 4),

@@ -249,9 +249,6 @@ class BurstStreaming:
     _open: _OpenBurst | None = None
     _idle: asyncio.Task | None = None
 
-    async def send_json(self, content: Any, close: bool = False) -> None:  # provided by the consumer
-        raise NotImplementedError
-
     def _burst_device(self) -> Device | None:
         raise NotImplementedError
 

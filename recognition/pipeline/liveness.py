@@ -111,7 +111,7 @@ class LivenessChecker:
             tracker, previous = FaceTracker(detector=self.detector, landmarks=self.landmarks), None
             tracked = []
             for frame in frames:
-                previous = tracker.find(frame, *((previous.seed, previous.anchor) if previous is not None else ()))
+                previous = tracker.find(frame, previous.state if previous is not None else None)
                 tracked.append(None if previous is None else previous.points)
             return tracked
         result: list[np.ndarray | None] = []
