@@ -97,8 +97,8 @@ def _check_in(portal: Portal, camera: Path, route_socket=None) -> dict:
             page.wait_for_selector("#go:enabled", state="attached", timeout=5_000)
             return {"answer": page.text_content("#outcome"), "kind": page.get_attribute("#outcome", "class"),
                     "via": page.get_attribute("body", "data-checked-via"),
-                    "check_ins": [url for url in posts if url.endswith(CHECK_IN_API)], "sent": sent, "received": received,
-                    "bodies": bodies}
+                    "check_ins": [url for url in posts if url.endswith(CHECK_IN_API)], "bodies": bodies,
+                    "sent": sent, "received": received}
         finally:
             browser.close()
 
@@ -118,7 +118,8 @@ def test_the_kiosk_streams_each_frame_and_shows_the_answer(kiosk_portal: Portal,
     assert _kiosk_logs(kiosk_portal)[len(before):] == [("kiosk", "checked_in")], "stored once"
 
 
-def test_a_socket_that_fails_mid_burst_falls_back_to_rest_with_every_frame(kiosk_portal: Portal, tmp_path: Path) -> None:
+def test_a_socket_that_fails_mid_burst_falls_back_to_rest_with_every_frame(kiosk_portal: Portal,
+                                                                            tmp_path: Path) -> None:
     before = _kiosk_logs(kiosk_portal)
     forwarded: list[str] = []
 
@@ -134,7 +135,8 @@ def test_a_socket_that_fails_mid_burst_falls_back_to_rest_with_every_frame(kiosk
         route.on_message(from_page)
         server.on_message(lambda message: route.send(message))
 
-    seen = _check_in(kiosk_portal, write_y4m(video_frames(FIXTURE), tmp_path / "sam.y4m", fps=24), fails_after_five_frames)
+    camera = write_y4m(video_frames(FIXTURE), tmp_path / "sam.y4m", fps=24)
+    seen = _check_in(kiosk_portal, camera, fails_after_five_frames)
     assert forwarded[:6] == ["burst_start"] + ["frame"] * 5 and "burst_end" not in forwarded
     assert seen["via"] == "rest" and "ok" in seen["kind"] and "Sam" in seen["answer"], seen["answer"]
     (body,) = seen["bodies"]  # (a routed request keeps its multipart body; a merely observed one does not)
