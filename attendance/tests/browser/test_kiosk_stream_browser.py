@@ -46,6 +46,7 @@ sam = Employee.objects.create(code="S1", full_name="Sam Selfie", department=team
 face_enroll(employee=sam, data=open({str(first_frame)!r}, "rb").read())
 """)
     token = portal.manage("create_device", "Warm-up", "--token-only").strip()
+    portal.kiosk_token = portal.manage("create_device", "Lobby kiosk", "--token-only").strip()
     portal.start()
     # Load the models before the browser's burst (the first use loads them): a still photo.
     warm = requests.post(portal.url + CHECK_IN_API, headers={"Authorization": f"Device {token}"},
@@ -59,15 +60,21 @@ def _kiosk_logs(portal: Portal) -> list[tuple[str, str]]:
     return portal.rows("SELECT source, outcome FROM attendance_recognitionlog WHERE source = 'kiosk' ORDER BY id")
 
 
-def _check_in(portal: Portal, camera: Path, route_socket=None) -> dict:
-    """Press the kiosk's button once; what the page showed and what went over the wire."""
+def _check_in(portal: Portal, camera: Path, route_socket=None, token: str = "") -> dict:
+    """Press the kiosk's button once (a manager's session, or a device token entered on the page);
+    what the page showed and what went over the wire."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         browser = _launch(playwright, camera)
         try:
             page = browser.new_page()
-            browser_login(page, portal.url, "boss", "kiosk-test-pw", "/kiosk/")
+            if token:
+                page.goto(portal.url + "/kiosk/")
+                page.fill("#token", token)
+                page.click("#save-token")
+            else:
+                browser_login(page, portal.url, "boss", "kiosk-test-pw", "/kiosk/")
             posts: list[str] = []
             sent: list[dict] = []
             received: list[dict] = []
@@ -154,3 +161,17 @@ def test_a_refused_socket_falls_back_to_rest(kiosk_portal: Portal, tmp_path: Pat
     assert seen["via"] == "rest" and "ok" in seen["kind"] and "Sam" in seen["answer"], seen["answer"]
     assert len(seen["check_ins"]) == 1 and not [m for m in seen["sent"] if m["type"] == "frame"]
     assert len(_kiosk_logs(kiosk_portal)[len(before):]) == 1
+
+
+def test_a_token_kiosk_streams_after_its_auth_message(kiosk_portal: Portal, tmp_path: Path) -> None:
+    """No manager session: the page's device token goes in the socket's first message."""
+    def device_logs() -> list[tuple]:
+        return kiosk_portal.rows("SELECT source FROM attendance_recognitionlog WHERE source = 'device:Lobby kiosk'")
+
+    seen = _check_in(kiosk_portal, write_y4m(video_frames(FIXTURE), tmp_path / "sam.y4m", fps=24),
+                     token=kiosk_portal.kiosk_token)
+    assert seen["via"] == "stream" and "ok" in seen["kind"] and "Sam" in seen["answer"], seen["answer"]
+    assert seen["check_ins"] == [] and seen["sent"][0] == {"type": "auth", "token": kiosk_portal.kiosk_token}
+    assert seen["received"][0]["type"] == "authorised"
+    assert [m["type"] for m in seen["sent"]].count("frame") == 24
+    assert len(device_logs()) == 1, "stored once, as the kiosk's device"
