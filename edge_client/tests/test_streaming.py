@@ -89,7 +89,8 @@ class Connection:
 
 
 class ScriptedSocketPortal:
-    """Answers /ws/device/ like the portal: a hello, heartbeats, check_in -> decision. ``script``
+    """Answers /ws/device/ like the portal: a hello, heartbeats, check_in -> decision, burst_start
+    -> burst_started (attendance.burst's protocol). ``script``
     (connection number, message, connection) -> True when it handled the message itself. Every
     message is recorded as (connection number, message)."""
 
@@ -122,6 +123,8 @@ class ScriptedSocketPortal:
                 self.messages.append((number, message))
                 if self.script(number, message, conn):
                     continue
+                if message["type"] == "burst_start":
+                    conn.send({"type": "burst_started", "key": message["key"]})
                 if message["type"] == "heartbeat":
                     conn.send({"type": "heartbeat", "server_time": "2026-12-01T09:00:00+00:00"})
                 elif message["type"] == "check_in":
@@ -145,7 +148,7 @@ def streaming_portal(number: int, message: dict[str, Any], conn: Connection,
     if message["type"] == "burst_end":
         portal[0].decide(message["key"], conn)
         return True
-    return message["type"] in ("burst_start", "frame")
+    return message["type"] == "frame"
 
 
 def _run_door(portal: ScriptedSocketPortal, tmp_path: Path, caplog: Any) -> dict[str, Any]:
@@ -235,7 +238,7 @@ def test_a_socket_dropped_mid_burst_delivers_the_whole_burst_once_under_the_same
         if number == 1 and message["type"] == "frame" and message["index"] == 3:
             conn.drop()  # the network fails while the person is still in front of the door
             raise OSError("dropped")
-        return message["type"] in ("burst_start", "frame", "burst_end")
+        return message["type"] in ("frame", "burst_end")
 
     portal = ScriptedSocketPortal(dropping_portal)
     try:
@@ -265,7 +268,7 @@ def test_a_socket_dropped_before_the_decision_asks_again_under_the_same_key(tmp_
             holder[0].decided[message["key"]] = 1  # stored, answer lost
             conn.drop()
             raise OSError("dropped")
-        return message["type"] in ("burst_start", "frame")
+        return message["type"] == "frame"
 
     portal = ScriptedSocketPortal(decides_then_drops)
     holder.append(portal)
