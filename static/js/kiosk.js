@@ -153,7 +153,8 @@
       if (answer) detach(); else fail();
       return answer;
     };
-    const start = { type: "burst_start", fps: BURST_FPS, captured_at: new Date().toISOString() };
+    // No captured_at: as over REST, the portal's clock times a kiosk (a kiosk PC's clock may be wrong).
+    const start = { type: "burst_start", fps: BURST_FPS };
     if (ask.challenge) start.challenge = ask.challenge;
     stream.send(start);
     return stream;
