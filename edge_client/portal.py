@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import queue
 import threading
 import time
 from typing import Any
@@ -54,38 +55,69 @@ class Rejected(Exception):
 
 
 class BurstStream:
-    """One check-in's frames going to the portal as they are taken. Sends never raise: a failure
-    marks the stream ``broken`` (the event is then delivered whole from the queue)."""
+    """One check-in's frames going to the portal as they are taken. The camera loop only queues
+    them: a thread of the stream's own sends them, so a slow or stalled network never holds up the
+    camera. Nothing raises: a failed send, or a backlog of more than ``MAX_BACKLOG`` messages (the
+    network is not keeping up), marks the stream ``broken`` and the event is delivered whole."""
+
+    MAX_BACKLOG = 8
 
     def __init__(self, ws: websocket.WebSocket, key: str) -> None:
         self.ws, self.key = ws, key
         self.broken = ""
         self.frames = 0
-        self.ended_at: float | None = None  # monotonic time burst_end was sent
+        self.ended_at: float | None = None  # monotonic time burst_end went out
+        self._outgoing: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._pump = threading.Thread(target=self._send_all, name=f"stream-{key[:8]}", daemon=True)
+        self._pump.start()
 
-    def _send(self, message: dict[str, Any]) -> bool:
+    def _send_all(self) -> None:
+        while True:
+            message = self._outgoing.get()
+            if message is None:
+                return
+            if self.broken:
+                continue
+            try:
+                self.ws.send(json.dumps(message))
+            except Exception as exc:  # the socket closed under us (the sender dropped it, the portal went away)
+                self.broken = self.broken or f"send failed: {exc}"
+                continue
+            if message["type"] == "burst_end":
+                self.ended_at = time.monotonic()
+
+    def _put(self, message: dict[str, Any]) -> bool:
+        if not self.broken and self._outgoing.qsize() >= self.MAX_BACKLOG:
+            self.broken = "the network is not keeping up with the frames"
         if self.broken:
             return False
-        try:
-            self.ws.send(json.dumps(message))
-        except Exception as exc:  # the socket closed under us (the sender dropped it, the portal went away)
-            self.broken = f"send failed: {exc}"
-            return False
+        self._outgoing.put(message)
         return True
 
+    def start(self, fps: float, captured_at: str) -> None:
+        self._put({"type": "burst_start", "key": self.key, "fps": fps, "captured_at": captured_at})
+
     def frame(self, jpeg_bytes: bytes, box: list[float] | None) -> bool:
-        """Send the next frame (a JPEG of the sent crop) with the face box in crop pixels, if any."""
-        sent = self._send({"type": "frame", "key": self.key, "index": self.frames,
-                           "jpeg": base64.b64encode(jpeg_bytes).decode(), "box": box or None})
-        if sent:
+        """Queue the next frame (a JPEG of the sent crop) with the face box in crop pixels, if any."""
+        queued = self._put({"type": "frame", "key": self.key, "index": self.frames,
+                            "jpeg": base64.b64encode(jpeg_bytes).decode(), "box": box or None})
+        if queued:
             self.frames += 1
-        return sent
+        return queued
 
     def end(self) -> bool:
-        if self._send({"type": "burst_end", "key": self.key, "frames": self.frames}):
-            self.ended_at = time.monotonic()
-            return True
-        return False
+        """Queue burst_end; False when the stream is already broken."""
+        queued = self._put({"type": "burst_end", "key": self.key, "frames": self.frames})
+        self.close()
+        return queued
+
+    def close(self) -> None:
+        self._outgoing.put(None)
+
+    def sent(self, timeout: float) -> bool:
+        """Wait (at most ``timeout`` s) until everything queued went out; True when burst_end did."""
+        self._pump.join(timeout)
+        return not self.broken and self.ended_at is not None
 
 
 class PortalClient:
@@ -173,14 +205,14 @@ class PortalClient:
             return None
         stream = BurstStream(ws, key)
         self._streams[key] = stream
-        if not stream._send({"type": "burst_start", "key": key, "fps": fps, "captured_at": captured_at}):
-            self._streams.pop(key, None)
-            return None
+        stream.start(fps, captured_at)
         return stream
 
     def stream_discard(self, key: str) -> None:
         """A stream whose burst ended with no frames: nothing will be delivered under its key."""
-        self._streams.pop(key, None)
+        stream = self._streams.pop(key, None)
+        if stream is not None:
+            stream.close()
         self._mail.pop(key, None)
 
     def _stash(self, reply: dict[str, Any]) -> bool:
@@ -196,10 +228,16 @@ class PortalClient:
         key = stream.key
         mail = self._mail.pop(key, [])
         ws = self._ws
-        if stream.broken or stream.ended_at is None or ws is not stream.ws or not ws.connected:
-            if ws is stream.ws:
-                self._drop()  # a send on it failed: reconnect for the whole event
-            emit("stream_fallback", logging.WARNING, key=key, reason=stream.broken or "the connection was replaced")
+        if stream.broken or ws is not stream.ws or not ws.connected or not stream.sent(min(self.timeout, 10.0)):
+            if ws is stream.ws:  # it failed or stalled: reconnect for the whole event
+                try:
+                    ws.abort()  # wakes the stream's send if it is still blocked on a stalled connection
+                except Exception:
+                    pass
+                self._drop()
+            reason = stream.broken or ("the connection was replaced" if ws is not stream.ws
+                                       else "the frames did not go out")
+            emit("stream_fallback", logging.WARNING, key=key, reason=reason)
             return None
         try:
             while True:
