@@ -309,11 +309,13 @@ def test_a_stalled_network_never_holds_up_the_camera(tmp_path: Path, caplog: Any
     key = portal.of_type("burst_start")[0]["key"]
     (whole,) = portal.of_type("check_in")
     assert whole["key"] == key and len(whole["frames"]) >= 5 and portal.decided == {key: 1}
-    # (the backlog gives up, or the blocked send times out, whichever comes first on this machine)
-    assert events["stream_fallback"][0]["reason"].startswith(("the network is not keeping up", "send failed"))
+    # (the backlog gives up during the burst, or after it the blocked send times out: whichever
+    # comes first depends on how many frames this machine took)
+    reasons = ("the network is not keeping up", "send failed", "the frames did not go out")
+    assert events["stream_fallback"][0]["reason"].startswith(reasons)
     started, queued = (next(r for r in result["records"] if r.getMessage() == name)
                        for name in ("burst_started", "queued"))
     assert queued.created - started.created < 1.6, "a one-second burst was not held up by the network"
-    assert events["queued"][0]["streamed"] is False and len(portal.of_type("frame")) < len(whole["frames"])
+    assert len(portal.of_type("frame")) < len(whole["frames"])
     (decision,) = events["decision"]
     assert decision["key"] == key and decision["via"] == "websocket" and result["dead"] == 0
