@@ -228,7 +228,9 @@ class PortalClient:
         key = stream.key
         mail = self._mail.pop(key, [])
         ws = self._ws
-        if stream.broken or ws is not stream.ws or not ws.connected or not stream.sent(min(self.timeout, 10.0)):
+        decided = any(reply.get("type") == "decision" for reply in mail)  # read already, by a heartbeat say
+        if not decided and (stream.broken or ws is not stream.ws or not ws.connected
+                            or not stream.sent(min(self.timeout, 10.0))):
             if ws is stream.ws:  # it failed or stalled: reconnect for the whole event
                 try:
                     ws.abort()  # wakes the stream's send if it is still blocked on a stalled connection
@@ -243,8 +245,9 @@ class PortalClient:
             while True:
                 for reply in mail:
                     if reply.get("type") == "decision" and isinstance(reply.get("answer"), dict):
+                        ended = stream.ended_at or time.monotonic()
                         emit("stream_decided", key=key, frames=stream.frames,
-                             after_last_frame_ms=round((time.monotonic() - stream.ended_at) * 1000))
+                             after_last_frame_ms=round((time.monotonic() - ended) * 1000))
                         self.last_via = "stream"
                         return reply["answer"]
                     if reply.get("type") == "error":
