@@ -49,6 +49,7 @@ from attendance.services import (
     BURST_MAX_FRAMES,
     IDEMPOTENCY_KEY,
     CaptureTimeError,
+    _capture_time,
     burst_answered,
     burst_submit,
     check_in_submit,
@@ -283,6 +284,10 @@ class BurstStreaming:
             raise MessageError("A burst is already open on this socket; end it first.", code="burst_open")
         key = self._burst_key(content)
         captured_at, fps = _captured_at(content), _fps(content)
+        try:
+            _capture_time(captured_at)  # refused now, not after the whole burst was worked on
+        except CaptureTimeError as exc:
+            raise MessageError(str(exc), code=exc.code) from None
         challenge = content.get("challenge")
         if challenge is not None and (not isinstance(challenge, str) or len(challenge) > 300):
             raise MessageError("challenge must be the token from POST /api/v1/liveness/challenge.")

@@ -1,13 +1,15 @@
 """Liveness figures on ../shared/data: blink precision/recall, and which attacks pass.
 
     .venv/bin/python bench/liveness.py [--data ../shared/data] [--json FILE] [--plot FILE.png] [--track]
+                                     [--max-frames N]
 
 Blinks: the eye-aspect-ratio detector runs over the whole of video/blink_selfie_14s.mp4 and
 blink_glasses_3s_96x128.mp4; a detected blink is a true positive when it overlaps an annotated
 blink (+/-1 frame). Attacks: each still in spoof/ is sent as a 2 s burst of the same frame; the
 live and replayed videos of spoof/replay_pair are sent as their first 2 s. With ``--track`` the
 landmarks come from the face tracked frame to frame (recognition.pipeline.tracking, what check-ins
-use) instead of MTCNN on every frame.
+use) instead of MTCNN on every frame. ``--max-frames N`` reads only the first N frames of each
+video (a quick look; blinks annotated beyond them do not count).
 """
 
 from __future__ import annotations
@@ -44,12 +46,13 @@ def read_video(path: Path, max_frames: int | None = None) -> tuple[list[np.ndarr
 
 
 def blink_figures(checker: LivenessChecker, video: Path, annotations: list[dict[str, str]],
-                  track: bool = False) -> dict[str, object]:
-    frames, fps = read_video(video)
+                  track: bool = False, max_frames: int | None = None) -> dict[str, object]:
+    frames, fps = read_video(video, max_frames)
     points = checker.landmarks_per_frame(tqdm(frames, desc=video.name, unit="frame", leave=False), track=track)
     ear = np.array([np.nan if p is None else (eye_aspect_ratio(p[LEFT_EYE]) + eye_aspect_ratio(p[RIGHT_EYE])) / 2
                     for p in points])
     found = find_blinks(ear, fps)
+    annotations = [a for a in annotations if int(a["start_frame"]) < len(frames)]
     truth = [(int(a["start_frame"]), int(a["end_frame"])) for a in annotations if a["event"] == "blink"]
     closures = [(int(a["start_frame"]), int(a["end_frame"])) for a in annotations if a["event"] == "long_closure"]
 
@@ -70,7 +73,8 @@ def blink_figures(checker: LivenessChecker, video: Path, annotations: list[dict[
     }
 
 
-def challenge_figures(checker: LivenessChecker, data: Path, attacks: list[dict], track: bool = False) -> dict[str, object]:
+def challenge_figures(checker: LivenessChecker, data: Path, attacks: list[dict], track: bool = False,
+                      max_frames: int | None = None) -> dict[str, object]:
     """How often natural footage (nobody asked to turn) passes a head-turn challenge: every 2.5 s
     window (1 s apart) of the shared videos, asked both ways. A replayed video passes only when it
     happens to turn the way a random challenge asks."""
@@ -78,7 +82,7 @@ def challenge_figures(checker: LivenessChecker, data: Path, attacks: list[dict],
               *sorted((data / "spoof" / "replay_pair").glob("*.mp4"))]
     rows = []
     for video in videos:
-        frames, fps = read_video(video)
+        frames, fps = read_video(video, max_frames)
         points = checker.landmarks_per_frame(tqdm(frames, desc=f"challenge {video.name}", unit="frame", leave=False),
                                              track=track)
         size, stride = int(round(2.5 * fps)), int(round(fps))
@@ -105,6 +109,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--plot", type=Path, help="EAR over time with annotated and detected blinks (PNG)")
     parser.add_argument("--track", action="store_true", help="landmarks of the face tracked frame to frame")
+    parser.add_argument("--max-frames", type=int, help="only the first N frames of each video (a quick look)")
     args = parser.parse_args()
     if not (args.data / "video" / "blink_annotations.csv").is_file():
         sys.exit(f"{args.data}/video/blink_annotations.csv not found: this benchmark needs ../shared/data")
@@ -114,7 +119,7 @@ def main() -> None:
     blinks = []
     for video in sorted({r["video"] for r in rows}):
         blinks.append(blink_figures(checker, args.data / "video" / video, [r for r in rows if r["video"] == video],
-                                     track=args.track))
+                                     track=args.track, max_frames=args.max_frames))
     attacks = []
     with open(args.data / "spoof" / "labels.csv", newline="") as handle:
         for row in csv.DictReader(handle):
@@ -128,7 +133,7 @@ def main() -> None:
             attacks.append({"path": row["path"], "label": row["label"], "attack": row["attack_type"], "burst": kind,
                             "passed": result.live, "reason": result.reason, "blinks": result.blinks,
                             "motion": round(result.motion, 5)})
-    challenge = challenge_figures(checker, args.data, attacks, track=args.track)
+    challenge = challenge_figures(checker, args.data, attacks, track=args.track, max_frames=args.max_frames)
     for b in blinks:
         print(f"{b['video']}: {b['faces_found']}/{b['frames']} frames with a face; blinks annotated {b['annotated_blinks']}, "
               f"detected {b['detected_blinks']}; precision {b['precision']:.2f}, recall {b['recall']:.2f}; "
