@@ -12,28 +12,51 @@ Device: ``/ws/device/`` with ``Authorization: Device <token>`` on the handshake.
 ``recent_dead_letters``, a list of {key, captured_at, reason}); ``check_in`` (key, captured_at, fps, frames as base64 JPEG) answered by a
 ``decision`` carrying the same key; ``preview`` (a base64 JPEG and face boxes); ``enrol``
 (a manager's one-time enrolment code and a photo). A repeated check-in key is answered with the
-first answer and stored once (the same service as the REST fallback).
+first answer and stored once (the same service as the REST fallback). A burst may also be streamed
+frame by frame as it is captured (``burst_start``, ``frame``..., ``burst_end`` -> ``decision``): the
+portal works on the frames as they arrive, so the answer is ready when capture ends; the protocol
+is in attendance.burst's docstring.
+
+Kiosk: ``/ws/kiosk/``, the kiosk page's streamed check-in: the same three burst messages (the
+server makes each stream's key; the browser may leave it out, and may send a ``challenge`` token in
+``burst_start``). Allowed as the kiosk page's REST check-in is: a manager's session, or a device
+token, given as ``Authorization: Device <token>`` on the handshake or (browsers cannot set that
+header) in a first message ``{"type": "auth", "token": T}``, answered ``{"type": "authorised"}``.
+Anything else is answered ``not_allowed``; a wrong token also closes the socket (4401).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import datetime as dt
 import logging
 import re
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.utils import timezone
 
+from attendance.burst import BurstError, StreamedBurst
 from attendance.events import device_group, preview_group, preview_published, viewer_groups
-from attendance.services import BURST_MAX_FRAMES, IDEMPOTENCY_KEY, CaptureTimeError, check_in_submit, device_heartbeat
+from attendance.services import (
+    BURST_MAX_FRAMES,
+    IDEMPOTENCY_KEY,
+    CaptureTimeError,
+    _capture_time,
+    burst_answered,
+    burst_submit,
+    check_in_submit,
+    device_heartbeat,
+)
 from portal.models import Device, Employee
-from portal.permissions import check_in_answer_for, employee_of, is_admin, is_manager
+from portal.permissions import check_in_answer_for, employee_of, is_admin, is_manager, may_use_kiosk_page
 from portal.services import device_connected, device_gone
 from recognition.pipeline.errors import PipelineError
 
@@ -133,21 +156,35 @@ def _frames(content: dict[str, Any], field: str = "frames", most: int = BURST_MA
         raise MessageError(f"{field} holds something that is not base64.") from None
 
 
-def _check_in(device: Device, content: dict[str, Any]) -> dict[str, Any]:
+def _device_key(content: dict[str, Any]) -> str:
     key = content.get("key")
     if not isinstance(key, str) or not re.fullmatch(IDEMPOTENCY_KEY, key):
         raise MessageError("key must be 8-64 letters, digits, '-' or '_' (unique per captured event).")
-    captured_at = None
-    if content.get("captured_at") is not None:
-        try:
-            captured_at = dt.datetime.fromisoformat(str(content["captured_at"]).replace("Z", "+00:00"))
-        except ValueError:
-            raise MessageError("captured_at must be an ISO 8601 time with an offset.") from None
-    fps = content.get("fps", 12.0)
-    if not isinstance(fps, (int, float)) or not 1 <= fps <= 120:
-        raise MessageError("fps must be a number from 1 to 120.")
+    return key
+
+
+def _captured_at(content: dict[str, Any]) -> dt.datetime | None:
+    if content.get("captured_at") is None:
+        return None
     try:
-        answer = check_in_submit(frames=_frames(content), fps=float(fps), device=device, key=key, captured_at=captured_at)
+        return dt.datetime.fromisoformat(str(content["captured_at"]).replace("Z", "+00:00"))
+    except ValueError:
+        raise MessageError("captured_at must be an ISO 8601 time with an offset.") from None
+
+
+def _fps(content: dict[str, Any]) -> float:
+    fps = content.get("fps", 12.0)
+    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 1 <= fps <= 120:
+        raise MessageError("fps must be a number from 1 to 120.")
+    return float(fps)
+
+
+def _check_in(device: Device, content: dict[str, Any]) -> dict[str, Any]:
+    key = _device_key(content)
+    captured_at = _captured_at(content)
+    fps = _fps(content)
+    try:
+        answer = check_in_submit(frames=_frames(content), fps=fps, device=device, key=key, captured_at=captured_at)
         return check_in_answer_for(AnonymousUser(), answer, device=True)
     except CaptureTimeError as exc:
         raise MessageError(str(exc), code=exc.code) from None
@@ -184,12 +221,178 @@ def _device_still_valid(device: Device) -> bool:
     return Device.objects.filter(pk=device.pk, token_hash=device.token_hash, is_active=True).exists()
 
 
+@dataclass
+class _OpenBurst:
+    key: str
+    burst: StreamedBurst
+    captured_at: dt.datetime | None
+    fps: float
+    challenge: str | None
+    last_frame: float
+
+
+def _box(content: dict[str, Any]) -> list[float] | None:
+    box = content.get("box")
+    if box is None:
+        return None
+    if (not isinstance(box, list) or len(box) != 4 or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                               for v in box) or box[2] <= box[0] or box[3] <= box[1]):
+        raise MessageError("box must be [x1, y1, x2, y2] in the frame's pixels, or null.")
+    return [float(v) for v in box]
+
+
+class BurstStreaming:
+    """The streamed-burst messages (attendance.burst) of a consumer: ``burst_start``, ``frame``,
+    ``burst_end``. The consumer says who is checking in (``_burst_device``: a Device or None),
+    what key a stream has (``_burst_key``) and what its caller may see of an answer
+    (``_burst_answer``)."""
+
+    _open: _OpenBurst | None = None
+    _idle: asyncio.Task | None = None
+
+    def _burst_device(self) -> Device | None:
+        raise NotImplementedError
+
+    def _burst_key(self, content: dict[str, Any]) -> str:
+        raise NotImplementedError
+
+    def _burst_answer(self, answer: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    async def _burst_error(self, key: Any, code: str, detail: str) -> None:
+        await self.send_json({"type": "error", "key": key, "code": code, "detail": detail})
+
+    async def burst_message(self, kind: str, content: dict[str, Any]) -> None:
+        """One burst message; typed errors for the caller are raised as MessageError."""
+        if kind == "burst_start":
+            await self._burst_start(content)
+        elif kind == "frame":
+            self._burst_frame(content)
+        else:
+            await self._burst_end(content)
+
+    def _current(self, content: dict[str, Any], *, required: bool) -> _OpenBurst:
+        if self._open is None:
+            raise MessageError("No burst is open: send burst_start first.", code="burst_not_started")
+        key = content.get("key")
+        if (required or key is not None) and key != self._open.key:
+            raise MessageError("This key is not the open burst's.", code="unknown_key")
+        return self._open
+
+    async def _burst_start(self, content: dict[str, Any]) -> None:
+        if self._open is not None:
+            raise MessageError("A burst is already open on this socket; end it first.", code="burst_open")
+        key = self._burst_key(content)
+        captured_at, fps = _captured_at(content), _fps(content)
+        try:
+            _capture_time(captured_at)  # refused now, not after the whole burst was worked on
+        except CaptureTimeError as exc:
+            raise MessageError(str(exc), code=exc.code) from None
+        challenge = content.get("challenge")
+        if challenge is not None and (not isinstance(challenge, str) or len(challenge) > 300):
+            raise MessageError("challenge must be the token from POST /api/v1/liveness/challenge.")
+        device = self._burst_device()
+        replay = device is not None and await database_sync_to_async(burst_answered)(device=device, key=key)
+        loop = asyncio.get_running_loop()
+        turning = bool(challenge) and settings.ROLLCALL_LIVENESS == "challenge"
+
+        def failed(exc: Exception) -> None:  # from a worker thread
+            code, detail = _error_of(exc)
+            asyncio.run_coroutine_threadsafe(self._burst_error(key, code, detail), loop)
+
+        self._open = _OpenBurst(key, StreamedBurst(fps=fps, turning=turning, on_error=failed, replay=replay),
+                                captured_at, fps, challenge, loop.time())
+        self._idle = asyncio.ensure_future(self._watch_idle(self._open))
+        await self.send_json({"type": "burst_started", "key": key})
+
+    def _burst_frame(self, content: dict[str, Any]) -> None:
+        current = self._current(content, required=self._burst_device_keys)
+        index, jpeg = content.get("index"), content.get("jpeg")
+        if isinstance(index, bool) or not isinstance(index, int):
+            raise MessageError("index must be the frame's number in the burst (0, 1, 2, ...).")
+        if not isinstance(jpeg, str):
+            raise MessageError("jpeg must be the frame as a base64 JPEG string.")
+        box = _box(content)
+        try:
+            data = base64.b64decode(jpeg, validate=True)
+        except (binascii.Error, ValueError):
+            raise MessageError("jpeg is not base64.") from None
+        try:
+            current.burst.feed(index, data, box)
+        except BurstError as exc:
+            if exc.code == "too_many_frames":
+                self._drop()
+            raise MessageError(exc.detail, code=exc.code) from None
+        current.last_frame = asyncio.get_running_loop().time()
+
+    async def _burst_end(self, content: dict[str, Any]) -> None:
+        current = self._current(content, required=self._burst_device_keys)
+        frames = content.get("frames")
+        if isinstance(frames, bool) or not isinstance(frames, int):
+            raise MessageError("frames must be the number of frames sent.")
+        self._open = None
+        if self._idle is not None:
+            self._idle.cancel()
+        device = self._burst_device()
+
+        def finish() -> dict[str, Any]:
+            def submit(results: list[dict], planned: list[int], count: int) -> dict[str, Any]:
+                return burst_submit(results=results, planned=planned, fps=current.fps, device=device,
+                                    key=current.key if device is not None and self._burst_device_keys else None,
+                                    captured_at=current.captured_at, challenge=current.challenge)
+
+            return self._burst_answer(current.burst.finish(frames, submit))
+
+        try:
+            answer = await database_sync_to_async(finish, thread_sensitive=False)()
+        except Exception as exc:  # noqa: BLE001 - every failure is answered with its code
+            code, detail = _error_of(exc)
+            if code == "server_error":
+                log.exception("burst %s failed", current.key)
+            await self._burst_error(current.key, code, detail)
+            return
+        await self.send_json({"type": "decision", "key": current.key, "answer": answer})
+
+    _burst_device_keys = True  # the stream's key comes from the sender (a device's idempotency key)
+
+    def _drop(self) -> None:
+        if self._open is not None:
+            self._open.burst.close()
+            self._open = None
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+
+    async def _watch_idle(self, current: _OpenBurst) -> None:
+        limit = settings.ROLLCALL_BURST_IDLE_SECONDS
+        loop = asyncio.get_running_loop()
+        while self._open is current:
+            wait = current.last_frame + limit - loop.time()
+            if wait <= 0:
+                self._open, self._idle = None, None
+                current.burst.close()
+                await self._burst_error(current.key, "burst_timeout",
+                                        f"No frame arrived for {limit:g} s; the burst was dropped.")
+                return
+            await asyncio.sleep(wait)
+
+
+def _error_of(exc: BaseException) -> tuple[str, str]:
+    if isinstance(exc, (MessageError, BurstError)):
+        return exc.code, exc.detail
+    if isinstance(exc, PipelineError):
+        return exc.code, exc.detail
+    if isinstance(exc, CaptureTimeError):
+        return exc.code, str(exc)
+    return "server_error", "The server failed to handle this message; it has been logged."
+
+
 # Close codes: 4401 unknown or disabled token at connect; 4403 the device was deactivated,
 # deleted or its token rotated while connected.
 CLOSE_DEVICE_REVOKED = 4403
 
 
-class DeviceConsumer(AsyncJsonWebsocketConsumer):
+class DeviceConsumer(BurstStreaming, AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         self.device = await database_sync_to_async(_device_for)(self.scope.get("headers", []))
         if self.device is None:
@@ -200,7 +403,17 @@ class DeviceConsumer(AsyncJsonWebsocketConsumer):
         await database_sync_to_async(device_connected)(device=self.device)
         await self.send_json({"type": "hello", "device": self.device.name, "server_time": timezone.now().isoformat()})
 
+    def _burst_device(self) -> Device | None:
+        return self.device
+
+    def _burst_key(self, content: dict[str, Any]) -> str:
+        return _device_key(content)
+
+    def _burst_answer(self, answer: dict[str, Any]) -> dict[str, Any]:
+        return check_in_answer_for(AnonymousUser(), answer, device=True)
+
     async def disconnect(self, code: int) -> None:
+        self._drop()
         if getattr(self, "device", None) is not None:
             await self.channel_layer.group_discard(device_group(self.device.pk), self.channel_name)
             await database_sync_to_async(device_gone)(device=self.device)
@@ -232,11 +445,15 @@ class DeviceConsumer(AsyncJsonWebsocketConsumer):
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         kind = content.get("type") if isinstance(content, dict) else None
         key = content.get("key") if isinstance(content, dict) else None
-        if not await database_sync_to_async(_device_still_valid)(self.device):
+        # A streamed frame is not checked against the database (12 a second); its burst_start and
+        # burst_end are, and a revoked device is closed by its group's message anyway.
+        if kind != "frame" and not await database_sync_to_async(_device_still_valid)(self.device):
             await self._revoke("inactive")
             return
         try:
-            if kind == "heartbeat":
+            if kind in ("burst_start", "frame", "burst_end"):
+                await self.burst_message(kind, content)
+            elif kind == "heartbeat":
                 count, recent = _dead_letter_report(content)
                 await database_sync_to_async(device_heartbeat)(device=self.device, dead_letters=count, recent=recent)
                 await self.send_json({"type": "heartbeat", "server_time": timezone.now().isoformat()})
@@ -254,7 +471,8 @@ class DeviceConsumer(AsyncJsonWebsocketConsumer):
                 faces = content.get("faces") if isinstance(content.get("faces"), list) else []
                 await database_sync_to_async(preview_published)(self.device, jpeg_base64=image, faces=faces[:20])
             else:
-                raise MessageError("type must be heartbeat, check_in, enrol or preview.", code="unknown_message")
+                raise MessageError("type must be heartbeat, check_in, burst_start, frame, burst_end, enrol or preview.",
+                                   code="unknown_message")
         except MessageError as exc:
             await self.send_json({"type": "error", "key": key, "code": exc.code, "detail": exc.detail})
         except PipelineError as exc:
@@ -265,3 +483,64 @@ class DeviceConsumer(AsyncJsonWebsocketConsumer):
             log.exception("device %s: %s message failed", self.device.name, kind)
             await self.send_json({"type": "error", "key": key, "code": "server_error",
                                   "detail": "The server failed to handle this message; it has been logged."})
+
+
+def _kiosk_session(user: Any) -> Any:
+    return user if user is not None and may_use_kiosk_page(user) else None
+
+
+class KioskConsumer(BurstStreaming, AsyncJsonWebsocketConsumer):
+    """The kiosk page's streamed check-in (see the module docstring)."""
+
+    _burst_device_keys = False
+
+    async def connect(self) -> None:
+        self.actor = await database_sync_to_async(_kiosk_session)(self.scope.get("user"))
+        self.device = None
+        if self.actor is None:
+            self.device = await database_sync_to_async(_device_for)(self.scope.get("headers", []))
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        self._drop()
+
+    def _burst_device(self) -> Device | None:
+        return self.device
+
+    def _burst_key(self, content: dict[str, Any]) -> str:
+        return uuid.uuid4().hex
+
+    def _burst_answer(self, answer: dict[str, Any]) -> dict[str, Any]:
+        if self.device is not None:
+            return check_in_answer_for(AnonymousUser(), answer, device=True)
+        return check_in_answer_for(self.actor, answer, device=False)
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        kind = content.get("type") if isinstance(content, dict) else None
+        key = content.get("key") if isinstance(content, dict) else None
+        try:
+            if kind == "auth":
+                token = content.get("token")
+                valid = isinstance(token, str) and token
+                device = await database_sync_to_async(Device.for_token)(token) if valid else None
+                if device is None:
+                    await self._burst_error(None, "not_allowed", "This device token is not valid.")
+                    await self.close(code=4401)
+                    return
+                self.device, self.actor = device, None
+                await self.send_json({"type": "authorised", "device": device.name})
+            elif self.actor is None and self.device is None:
+                raise MessageError("Log in as a manager on this kiosk or send {\"type\": \"auth\", \"token\": ...} "
+                                   "with a device token first.", code="not_allowed")
+            elif kind in ("burst_start", "frame", "burst_end"):
+                revoked = self.device is not None and kind != "frame" and not await database_sync_to_async(
+                    _device_still_valid)(self.device)
+                if revoked:
+                    await self._burst_error(key, "not_allowed", "This device's access was revoked.")
+                    await self.close(code=CLOSE_DEVICE_REVOKED)
+                    return
+                await self.burst_message(kind, content)
+            else:
+                raise MessageError("type must be auth, burst_start, frame or burst_end.", code="unknown_message")
+        except MessageError as exc:
+            await self._burst_error(key, exc.code, exc.detail)

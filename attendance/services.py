@@ -99,76 +99,19 @@ UNKNOWN_MESSAGE = "Not recognised — ask your manager to add your photo."
 NO_FACE_MESSAGE = "No face seen — move closer and look at the camera."
 
 
-def _main_face(image: np.ndarray, pipeline) -> Face | None:
-    faces = pipeline.detector.detect(image)
-    return max(faces, key=lambda f: f.width * f.height) if faces else None
-
-
-def _spread_views(images: list[np.ndarray], pipeline) -> list[tuple[int, Face]]:
-    """The main face of up to BURST_VIEWS frames spread evenly over the burst."""
-    count = min(BURST_VIEWS, len(images))
-    picks = sorted({round(i * (len(images) - 1) / max(1, count - 1)) for i in range(count)})
-    return [(index, face) for index in picks if (face := _main_face(images[index], pipeline)) is not None]
-
-
-def _frontal_views(images: list[np.ndarray], pipeline) -> list[tuple[int, Face]]:
-    """For a head-turn burst: the BURST_VIEWS most frontal main faces (turned faces score lower)."""
-    from recognition.quality import yaw_ratio
-
-    step = max(1, len(images) // 16)
-    found = [(index, face) for index in range(0, len(images), step)
-             if (face := _main_face(images[index], pipeline)) is not None]
-    frontal = sorted(found, key=lambda item: yaw_ratio(item[1].landmarks))[:BURST_VIEWS]
-    return sorted(frontal, key=lambda item: item[0])
-
-
 def _look(frames: list[bytes], fps: float, challenge: str | None = None) -> _Seen:
-    """Who is in the burst and are they live. The main face of up to five frames (spread over the
-    burst; for a head-turn challenge, the most frontal ones) is embedded; each enrolled person's
-    score is their mean over those views (see GalleryIndex.decide_burst)."""
-    from recognition.engine import get_liveness_checker, get_pipeline, match_threshold
-    from recognition.learning_harvest import SafeBurst, aligned_crop, burst_safety
-    from recognition.selectors import gallery_index
+    """Who is in the burst and are they live (the whole burst at once: REST, a device's check_in
+    message). The frames are analysed in capture order, the face tracked from frame to frame; up
+    to five views (spread over the burst with open eyes; for a head-turn challenge the most
+    frontal ones) are embedded in one batch; each enrolled person's score is their mean over
+    those views (see GalleryIndex.decide_burst). attendance.burst holds the rules, shared with
+    the streamed path."""
+    from attendance.burst import look_at_images
     from recognition.services import decode_upload
 
     if not frames:
         return _Seen(KioskOutcome("no_face", "No picture arrived from the camera."))
-    images = [decode_upload(frame) for frame in frames]
-    pipeline = get_pipeline()
-    views = _frontal_views(images, pipeline) if challenge else _spread_views(images, pipeline)
-    if not views:
-        return _Seen(KioskOutcome("no_face", NO_FACE_MESSAGE))
-    vectors = pipeline.embedder.embed_pairs([(images[index], face) for index, face in views])  # one batch
-    middle, middle_face = views[len(views) // 2]
-    thumbnail = _thumbnail(images[middle], middle_face)
-    index = gallery_index()
-    threshold = match_threshold()
-    decision = index.decide_burst(vectors, threshold=threshold)
-    employee = None
-    if decision.known and decision.best is not None and len(vectors) * 2 >= min(BURST_VIEWS, len(images)):
-        employee = Employee.objects.filter(pk=decision.best.label, is_active=True).first()
-    if employee is None:
-        closest = decision.best.score if decision.best is not None else None
-        stranger = vectors if closest is None or closest < threshold else None  # never a near-miss of a person
-        return _Seen(KioskOutcome("unknown", UNKNOWN_MESSAGE, similarity=closest), thumbnail=thumbnail,
-                     stranger=stranger)
-    similarity = decision.best.score
-    liveness = "off"
-    if settings.ROLLCALL_LIVENESS != "off":
-        checker = get_liveness_checker()
-        # A challenge (a screen asked for a head turn) is verified by head pose; without one the
-        # burst must show a blink (door units have no screen to ask on).
-        result = checker.check_turn(images, challenge) if challenge else checker.check(images, fps)
-        liveness = result.reason
-        if not result.live:
-            hint = LIVENESS_HINTS.get(result.reason, LIVENESS_HINTS["no_blink"])
-            return _Seen(KioskOutcome("liveness_failed", hint, employee.pk, employee.full_name, liveness=liveness,
-                                      similarity=similarity), employee, similarity, liveness, thumbnail)
-    learn = None
-    if (safety := burst_safety(index, vectors, decision, threshold=threshold)) is not None:
-        learn = SafeBurst(vectors=vectors, crop=aligned_crop(pipeline.embedder, images[middle], middle_face),
-                          score=safety[0], gap=safety[1])
-    return _Seen(None, employee, similarity, liveness, thumbnail, learn=learn)
+    return look_at_images([decode_upload(frame) for frame in frames], fps, challenge)
 
 
 def _checked(seen: _Seen, *, at: dt.datetime, source: str) -> KioskOutcome:
@@ -201,9 +144,26 @@ def kiosk_check_in(*, frames: list[bytes], source: str = "kiosk", fps: float = 1
     the monitor and announced after commit. Nothing is written to attendance unless a known,
     live employee is seen. With ``log_id`` (a device's claimed idempotency key) an attempt that
     was already answered returns that first answer and writes nothing more."""
+    return _record(_look(frames, fps, challenge), source=source, device_id=device_id, log_id=log_id,
+                   captured_at=captured_at)
+
+
+def burst_check_in(*, results: list[dict], planned: list[int], fps: float = 12.0, challenge: str | None = None,
+                   source: str = "kiosk", device_id: int | None = None, log_id: int | None = None,
+                   captured_at: dt.datetime | None = None) -> KioskOutcome:
+    """A streamed burst's end (attendance.burst): its frames already analysed (``results``, the
+    views in ``planned`` embedded) -> the decision and the same write as ``kiosk_check_in``."""
+    from attendance.burst import BurstStream
+
+    seen = BurstStream.from_results(results, fps=fps, challenge=challenge, planned=planned).decide()
+    return _record(seen, source=source, device_id=device_id, log_id=log_id, captured_at=captured_at)
+
+
+def _record(seen: _Seen, *, source: str, device_id: int | None, log_id: int | None,
+            captured_at: dt.datetime | None) -> KioskOutcome:
+    """What a burst showed -> the log entry, the check-in (a known, live employee only), learning."""
     from recognition.learning_harvest import forget_files, learning_candidate_record, stranger_sample_record
 
-    seen = _look(frames, fps, challenge)
     at = captured_at or timezone.now()
     candidate = None
     thumbnail_name = None
@@ -256,6 +216,35 @@ def check_in_submit(*, frames: list[bytes], fps: float = 12.0, device: Device | 
     is processed normally.
     """
     from recognition.jobs import run, stage
+
+    def work(**context: object) -> dict[str, object]:
+        staged = [stage(frame) for frame in frames]
+        return run("attendance.kiosk_check_in", staged_frames=staged, fps=fps, **context)
+
+    return _submit(work, device=device, key=key, captured_at=captured_at, challenge=challenge)
+
+
+def burst_submit(*, results: list[dict], planned: list[int], fps: float = 12.0, device: Device | None = None,
+                 key: str | None = None, captured_at: dt.datetime | None = None,
+                 challenge: str | None = None) -> dict[str, object]:
+    """``check_in_submit`` for a streamed burst whose frames were analysed as they arrived
+    (attendance.burst): the same key claim, capture time and challenge, then the task
+    ``attendance.burst_finish`` (the decision and the write)."""
+    from recognition.jobs import run
+
+    def work(**context: object) -> dict[str, object]:
+        return run("attendance.burst_finish", results=results, planned=planned, fps=fps, **context)
+
+    return _submit(work, device=device, key=key, captured_at=captured_at, challenge=challenge)
+
+
+def burst_answered(*, device: Device, key: str) -> bool:
+    """A device's key already has its stored answer (a streamed replay needs no frame analysed)."""
+    return RecognitionLog.objects.filter(device=device, key=key, state=RecognitionLog.State.DONE).exists()
+
+
+def _submit(work, *, device: Device | None, key: str | None, captured_at: dt.datetime | None,  # noqa: ANN001
+            challenge: str | None) -> dict[str, object]:
     from recognition.services import liveness_challenge_redeem
 
     at = _capture_time(captured_at)
@@ -273,10 +262,8 @@ def check_in_submit(*, frames: list[bytes], fps: float = 12.0, device: Device | 
         if answer is not None:
             return answer
     try:
-        staged = [stage(frame) for frame in frames]
-        return run("attendance.kiosk_check_in", staged_frames=staged, source=source, fps=fps,
-                   device_id=device.pk if device else None, log_id=entry.pk if entry else None,
-                   captured_at=at.isoformat(), challenge=direction)
+        return work(source=source, device_id=device.pk if device else None, log_id=entry.pk if entry else None,
+                    captured_at=at.isoformat(), challenge=direction)
     except BaseException:
         if entry is not None:
             RecognitionLog.objects.filter(pk=entry.pk, state=RecognitionLog.State.PENDING).delete()

@@ -50,6 +50,38 @@ def kiosk_check_in(*, staged_frames: list[str], source: str = "kiosk", fps: floa
         return error_result(exc)
 
 
+@shared_task(name="attendance.burst_frame")
+def burst_frame(*, staged: str, index: int, hint: list[float] | None = None, embed: bool = False) -> dict[str, object]:
+    """One frame of a streamed burst, analysed as it arrives (attendance.burst.analyse_frame)."""
+    from attendance.burst import analyse_frame
+    from recognition.jobs import error_result, take_staged
+    from recognition.pipeline.errors import PipelineError
+
+    try:
+        return analyse_frame(take_staged(staged), index=index, hint=hint, embed=embed)
+    except PipelineError as exc:
+        return error_result(exc)
+
+
+@shared_task(name="attendance.burst_finish")
+def burst_finish(*, results: list[dict], planned: list[int], fps: float = 12.0, source: str = "kiosk",
+                 device_id: int | None = None, log_id: int | None = None, captured_at: str | None = None,
+                 challenge: str | None = None) -> dict[str, object]:
+    """A streamed burst's decision and check-in, from its frames' results."""
+    from dataclasses import asdict
+
+    from attendance.services import burst_check_in
+    from recognition.jobs import error_result
+    from recognition.pipeline.errors import PipelineError
+
+    try:
+        at = dt.datetime.fromisoformat(captured_at) if captured_at else None
+        return asdict(burst_check_in(results=results, planned=planned, fps=fps, challenge=challenge, source=source,
+                                     device_id=device_id, log_id=log_id, captured_at=at))
+    except PipelineError as exc:
+        return error_result(exc)
+
+
 @shared_task(bind=True, name="attendance.firebase_mirror", ignore_result=True, autoretry_for=(Exception,),
              retry_backoff=True, retry_backoff_max=300, retry_jitter=True, max_retries=settings.ROLLCALL_FIREBASE_RETRIES,
              soft_time_limit=settings.ROLLCALL_FIREBASE_TIMEOUT_SECONDS * 3,

@@ -1,11 +1,15 @@
 """Liveness figures on ../shared/data: blink precision/recall, and which attacks pass.
 
-    .venv/bin/python bench/liveness.py [--data ../shared/data] [--json FILE] [--plot FILE.png]
+    .venv/bin/python bench/liveness.py [--data ../shared/data] [--json FILE] [--plot FILE.png] [--track]
+                                     [--max-frames N]
 
 Blinks: the eye-aspect-ratio detector runs over the whole of video/blink_selfie_14s.mp4 and
 blink_glasses_3s_96x128.mp4; a detected blink is a true positive when it overlaps an annotated
 blink (+/-1 frame). Attacks: each still in spoof/ is sent as a 2 s burst of the same frame; the
-live and replayed videos of spoof/replay_pair are sent as their first 2 s.
+live and replayed videos of spoof/replay_pair are sent as their first 2 s. With ``--track`` the
+landmarks come from the face tracked frame to frame (recognition.pipeline.tracking, what check-ins
+use) instead of MTCNN on every frame. ``--max-frames N`` reads only the first N frames of each
+video (a quick look; blinks annotated beyond them do not count).
 """
 
 from __future__ import annotations
@@ -41,12 +45,14 @@ def read_video(path: Path, max_frames: int | None = None) -> tuple[list[np.ndarr
     return frames, fps
 
 
-def blink_figures(checker: LivenessChecker, video: Path, annotations: list[dict[str, str]]) -> dict[str, object]:
-    frames, fps = read_video(video)
-    points = checker.landmarks_per_frame(tqdm(frames, desc=video.name, unit="frame", leave=False))
+def blink_figures(checker: LivenessChecker, video: Path, annotations: list[dict[str, str]],
+                  track: bool = False, max_frames: int | None = None) -> dict[str, object]:
+    frames, fps = read_video(video, max_frames)
+    points = checker.landmarks_per_frame(tqdm(frames, desc=video.name, unit="frame", leave=False), track=track)
     ear = np.array([np.nan if p is None else (eye_aspect_ratio(p[LEFT_EYE]) + eye_aspect_ratio(p[RIGHT_EYE])) / 2
                     for p in points])
     found = find_blinks(ear, fps)
+    annotations = [a for a in annotations if int(a["start_frame"]) < len(frames)]
     truth = [(int(a["start_frame"]), int(a["end_frame"])) for a in annotations if a["event"] == "blink"]
     closures = [(int(a["start_frame"]), int(a["end_frame"])) for a in annotations if a["event"] == "long_closure"]
 
@@ -67,7 +73,8 @@ def blink_figures(checker: LivenessChecker, video: Path, annotations: list[dict[
     }
 
 
-def challenge_figures(checker: LivenessChecker, data: Path, attacks: list[dict]) -> dict[str, object]:
+def challenge_figures(checker: LivenessChecker, data: Path, attacks: list[dict], track: bool = False,
+                      max_frames: int | None = None) -> dict[str, object]:
     """How often natural footage (nobody asked to turn) passes a head-turn challenge: every 2.5 s
     window (1 s apart) of the shared videos, asked both ways. A replayed video passes only when it
     happens to turn the way a random challenge asks."""
@@ -75,8 +82,9 @@ def challenge_figures(checker: LivenessChecker, data: Path, attacks: list[dict])
               *sorted((data / "spoof" / "replay_pair").glob("*.mp4"))]
     rows = []
     for video in videos:
-        frames, fps = read_video(video)
-        points = checker.landmarks_per_frame(tqdm(frames, desc=f"challenge {video.name}", unit="frame", leave=False))
+        frames, fps = read_video(video, max_frames)
+        points = checker.landmarks_per_frame(tqdm(frames, desc=f"challenge {video.name}", unit="frame", leave=False),
+                                             track=track)
         size, stride = int(round(2.5 * fps)), int(round(fps))
         passed = both = windows = 0
         for start in range(0, max(1, len(frames) - size + 1), stride):
@@ -88,9 +96,10 @@ def challenge_figures(checker: LivenessChecker, data: Path, attacks: list[dict])
         rows.append({"video": video.name, "windows": windows, "passed": passed, "both": both})
     turn = ROOT / "attendance" / "fixtures" / "turn_2s.mp4"
     frames, _ = read_video(turn)
-    fixture = {d: checker.check_turn(frames, d).reason for d in ("right", "left")}
+    fixture = {d: checker.check_turn(frames, d, track=track).reason for d in ("right", "left")}
     stills = [a for a in attacks if a["burst"].startswith("one still")]
-    refused = sum(not checker.check_turn([load_image(data / "spoof" / a["path"])] * 30, "left").live for a in stills)
+    refused = sum(not checker.check_turn([load_image(data / "spoof" / a["path"])] * 30, "left", track=track).live
+                  for a in stills)
     return {"videos": rows, "fixture": fixture, "stills": len(stills), "stills_refused": refused}
 
 
@@ -99,6 +108,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--plot", type=Path, help="EAR over time with annotated and detected blinks (PNG)")
+    parser.add_argument("--track", action="store_true", help="landmarks of the face tracked frame to frame")
+    parser.add_argument("--max-frames", type=int, help="only the first N frames of each video (a quick look)")
     args = parser.parse_args()
     if not (args.data / "video" / "blink_annotations.csv").is_file():
         sys.exit(f"{args.data}/video/blink_annotations.csv not found: this benchmark needs ../shared/data")
@@ -107,7 +118,8 @@ def main() -> None:
         rows = list(csv.DictReader(handle))
     blinks = []
     for video in sorted({r["video"] for r in rows}):
-        blinks.append(blink_figures(checker, args.data / "video" / video, [r for r in rows if r["video"] == video]))
+        blinks.append(blink_figures(checker, args.data / "video" / video, [r for r in rows if r["video"] == video],
+                                     track=args.track, max_frames=args.max_frames))
     attacks = []
     with open(args.data / "spoof" / "labels.csv", newline="") as handle:
         for row in csv.DictReader(handle):
@@ -117,11 +129,11 @@ def main() -> None:
                 frames, kind = frames[: int(round(2 * fps))], "first 2 s of the video"
             else:
                 frames, fps, kind = [load_image(path)] * 48, 24.0, "one still repeated for 2 s"
-            result = checker.check(frames, fps)
+            result = checker.check(frames, fps, track=args.track)
             attacks.append({"path": row["path"], "label": row["label"], "attack": row["attack_type"], "burst": kind,
                             "passed": result.live, "reason": result.reason, "blinks": result.blinks,
                             "motion": round(result.motion, 5)})
-    challenge = challenge_figures(checker, args.data, attacks)
+    challenge = challenge_figures(checker, args.data, attacks, track=args.track, max_frames=args.max_frames)
     for b in blinks:
         print(f"{b['video']}: {b['faces_found']}/{b['frames']} frames with a face; blinks annotated {b['annotated_blinks']}, "
               f"detected {b['detected_blinks']}; precision {b['precision']:.2f}, recall {b['recall']:.2f}; "

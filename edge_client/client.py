@@ -25,7 +25,7 @@ from edge_client.detector import Box, Detection, Detector
 from edge_client.hardware import Buttons, LedController
 from edge_client.logs import emit
 from edge_client.outbox import Item, Outbox
-from edge_client.portal import PortalClient, Rejected, Unreachable
+from edge_client.portal import BurstStream, PortalClient, Rejected, Unreachable
 from edge_client.tracker import Track, Tracker
 
 LED_FOR_OUTCOME = {
@@ -70,6 +70,8 @@ class Burst:
     frames: list[bytes] = field(default_factory=list)
     faces: list[list[float]] = field(default_factory=list)
     last_taken: float = -1.0
+    key: str = field(default_factory=lambda: uuid.uuid4().hex)  # the event's idempotency key
+    stream: BurstStream | None = None  # the frames going to the portal as they are taken
 
 
 class EdgeClient:
@@ -156,7 +158,12 @@ class EdgeClient:
                            captured_at=dt.datetime.fromtimestamp(frame.wall_time, dt.timezone.utc).isoformat(),
                            until=now + seconds, interval=1.0 / self.config.burst_fps, code=code)
         self.stats["visits"] += 1
-        emit("burst_started", kind=kind, track=track.id, face_px=round(track.width))
+        if (kind == "check_in" and self.config.stream_bursts and self.portal is not None and self.outbox is not None
+                and not self.config.dry_run and self.outbox.pending() == 0):
+            # Nothing queued ahead of it: the portal may decide while the frames are still coming.
+            self.burst.stream = self.portal.stream_start(self.burst.key, self.config.burst_fps, self.burst.captured_at)
+        emit("burst_started", kind=kind, track=track.id, face_px=round(track.width), key=self.burst.key,
+             streamed=self.burst.stream is not None)
         self.led.show("working")
 
     def _collect(self, frame: Frame, tracks: list[Track], now: float) -> None:
@@ -177,18 +184,23 @@ class EdgeClient:
             box = [(v - o) * scale for v, o in zip(track.box, (left, top, left, top))] if track else []
             burst.faces.append([round(v, 1) for v in box])
             burst.last_taken = now
+            if burst.stream is not None:
+                burst.stream.frame(burst.frames[-1], burst.faces[-1])
         if now >= burst.until or len(burst.frames) >= MAX_BURST_FRAMES:
             self._finish_burst()
 
     def _finish_burst(self) -> None:
         burst, self.burst = self.burst, None
         if not burst.frames:
+            if burst.stream is not None:
+                self.portal.stream_discard(burst.key)
             self.led.set_base("idle" if self.reachable else "unreachable")
             self.led.show(self.led.base)
             return
         seconds = max(1e-3, burst.last_taken - burst.started)
         fps = round(max(1.0, min(120.0, (len(burst.frames) - 1) / seconds if len(burst.frames) > 1 else self.config.burst_fps)), 2)
-        key = uuid.uuid4().hex
+        key = burst.key
+        streamed = burst.stream is not None and burst.stream.end()
         if burst.kind == "check_in":
             body: dict[str, Any] = {"fps": fps, "frames": [base64.b64encode(f).decode() for f in burst.frames],
                                     "faces": burst.faces}
@@ -202,8 +214,10 @@ class EdgeClient:
             return
         self.outbox.put(key=key, kind=burst.kind, captured_at=burst.captured_at, body=body)
         self.stats["queued"] += 1
+        # Queued even when streamed: the queue keeps it until the decision is in, so a stream that
+        # breaks (or a restart) only means the event is delivered whole, under the same key.
         emit("queued", kind=burst.kind, key=key, frames=len(burst.frames), bytes=size, fps=fps,
-             pending=self.outbox.pending())
+             pending=self.outbox.pending(), streamed=streamed)
 
     def _maybe_preview(self, frame: Frame, detections: list[Detection], now: float) -> None:
         if self.portal is None or not self.config.preview_seconds or now - self._last_preview < self.config.preview_seconds:
@@ -273,7 +287,8 @@ class EdgeClient:
             self.stats["delivered"] += 1
             age = time.time() - dt.datetime.fromisoformat(item.captured_at).timestamp()
             emit("decision", key=item.key, kind=item.kind, outcome=answer.get("outcome"), employee=answer.get("employee"),
-                 message=answer.get("message"), attempts=item.attempts + 1, delay_s=round(age, 1))
+                 message=answer.get("message"), attempts=item.attempts + 1, delay_s=round(age, 1),
+                 via=self.portal.last_via)
             self._tell(LED_FOR_OUTCOME.get(answer.get("outcome"), "rejected"), age)
 
     def _tell(self, state: str, age: float) -> None:

@@ -42,6 +42,7 @@ class EdgeConfig:
     burst_seconds: float = 2.0
     burst_fps: float = 12.0
     transport: str = "auto"  # auto (websocket, REST when websockets are not offered), websocket, rest
+    stream_bursts: bool = True  # over a connected websocket, send a check-in's frames as they are taken
     queue_path: str = dataclasses.field(default_factory=_default_queue)
     heartbeat_seconds: float = 30.0
     retry_base_seconds: float = 2.0  # first wait before retrying an event that failed (then doubling, with jitter)

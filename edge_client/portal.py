@@ -11,6 +11,14 @@ later and ``Rejected`` when the portal refused the event itself with a typed 4xx
 - ``portal``: the portal as a whole cannot take events now (token refused — 401/403, busy or
   throttling — 429, 503, recognition or model unavailable);
 - ``server``: the portal answered this event with a fault (another 5xx, 408, ``server_error``).
+
+A check-in may also be *streamed*: while the burst is captured, ``stream_start`` sends
+``burst_start`` on the connected socket and the returned ``BurstStream`` sends each ``frame`` as
+it is taken, then ``burst_end``. The event still goes into the on-disk queue under the same key;
+when the sender delivers it, ``deliver`` first waits for the stream's ``decision``. A stream that
+broke (the socket dropped, a send failed) or that the portal refused (an older portal answers
+``unknown_message``) costs nothing but time: the event is delivered whole, under the same key, so
+the portal stores it once whichever way it arrived.
 """
 
 from __future__ import annotations
@@ -18,7 +26,9 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import queue
 import threading
+import time
 from typing import Any
 
 import requests
@@ -27,6 +37,7 @@ import websocket
 from edge_client.logs import emit
 
 WS_MAX_MESSAGE = 900 * 1024  # the portal's default limit is 1 MiB per websocket message
+STREAM_REFUSED_PAUSE = 3600.0  # seconds before trying to stream again after a portal refused it
 PORTAL_CODES = {"recognition_unavailable", "model_unavailable", "throttled", "too_many_attempts"}  # try again later
 SERVER_CODES = {"server_error"}  # this event hit a fault on the portal
 
@@ -43,6 +54,72 @@ class Rejected(Exception):
         self.code, self.detail = code, detail
 
 
+class BurstStream:
+    """One check-in's frames going to the portal as they are taken. The camera loop only queues
+    them: a thread of the stream's own sends them, so a slow or stalled network never holds up the
+    camera. Nothing raises: a failed send, or a backlog of more than ``MAX_BACKLOG`` messages (the
+    network is not keeping up), marks the stream ``broken`` and the event is delivered whole."""
+
+    MAX_BACKLOG = 8
+
+    def __init__(self, ws: websocket.WebSocket, key: str) -> None:
+        self.ws, self.key = ws, key
+        self.broken = ""
+        self.frames = 0
+        self.ended_at: float | None = None  # monotonic time burst_end went out
+        self._outgoing: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._pump = threading.Thread(target=self._send_all, name=f"stream-{key[:8]}", daemon=True)
+        self._pump.start()
+
+    def _send_all(self) -> None:
+        while True:
+            message = self._outgoing.get()
+            if message is None:
+                return
+            if self.broken:
+                continue
+            try:
+                self.ws.send(json.dumps(message))
+            except Exception as exc:  # the socket closed under us (the sender dropped it, the portal went away)
+                self.broken = self.broken or f"send failed: {exc}"
+                continue
+            if message["type"] == "burst_end":
+                self.ended_at = time.monotonic()
+
+    def _put(self, message: dict[str, Any]) -> bool:
+        if not self.broken and self._outgoing.qsize() >= self.MAX_BACKLOG:
+            self.broken = "the network is not keeping up with the frames"
+        if self.broken:
+            return False
+        self._outgoing.put(message)
+        return True
+
+    def start(self, fps: float, captured_at: str) -> None:
+        self._put({"type": "burst_start", "key": self.key, "fps": fps, "captured_at": captured_at})
+
+    def frame(self, jpeg_bytes: bytes, box: list[float] | None) -> bool:
+        """Queue the next frame (a JPEG of the sent crop) with the face box in crop pixels, if any."""
+        queued = self._put({"type": "frame", "key": self.key, "index": self.frames,
+                            "jpeg": base64.b64encode(jpeg_bytes).decode(), "box": box or None})
+        if queued:
+            self.frames += 1
+        return queued
+
+    def end(self) -> bool:
+        """Queue burst_end; False when the stream is already broken."""
+        queued = self._put({"type": "burst_end", "key": self.key, "frames": self.frames})
+        self.close()
+        return queued
+
+    def close(self) -> None:
+        self._outgoing.put(None)
+
+    def sent(self, timeout: float) -> bool:
+        """Wait (at most ``timeout`` s) until everything queued went out; True when burst_end did."""
+        self._pump.join(timeout)
+        return not self.broken and self.ended_at is not None
+
+
 class PortalClient:
     def __init__(self, url: str, token: str, transport: str = "auto", timeout: float = 90.0) -> None:
         self.url = url.rstrip("/")
@@ -51,6 +128,10 @@ class PortalClient:
         self._ws: websocket.WebSocket | None = None
         self._ws_offered = transport != "rest"
         self._lock = threading.RLock()
+        self._streams: dict[str, BurstStream] = {}  # streamed check-ins whose decision is not read yet
+        self._mail: dict[str, list[dict[str, Any]]] = {}  # their replies, read while waiting for something else
+        self._stream_paused_until = 0.0
+        self.last_via = ""  # how the last delivered event went: stream, websocket or rest
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"Device {token}"
 
@@ -98,7 +179,7 @@ class PortalClient:
             while True:
                 ws.settimeout(self.timeout)
                 reply = json.loads(ws.recv())
-                if reply.get("type") == "heartbeat":
+                if reply.get("type") == "heartbeat" or self._stash(reply):
                     continue
                 if reply.get("key") != message.get("key"):
                     continue
@@ -108,10 +189,89 @@ class PortalClient:
                         raise Unreachable(f"{code}: {reply.get('detail')}", "portal" if code in PORTAL_CODES else "server", code)
                     raise Rejected(code, reply.get("detail", ""))
                 if reply.get("type") == expect:
+                    self.last_via = "websocket"
                     return reply["answer"]
         except (OSError, websocket.WebSocketException, ValueError) as exc:
             self._drop()
             raise Unreachable(f"connection lost: {exc}") from exc
+
+    # --- streamed check-ins ---------------------------------------------------------------------
+    def stream_start(self, key: str, fps: float, captured_at: str) -> BurstStream | None:
+        """Open a stream for a check-in being captured, on the socket that is already connected
+        (never connects: the camera loop must not wait). None when there is no such socket or the
+        portal refused streams lately."""
+        ws = self._ws
+        if ws is None or not ws.connected or time.monotonic() < self._stream_paused_until:
+            return None
+        stream = BurstStream(ws, key)
+        self._streams[key] = stream
+        stream.start(fps, captured_at)
+        return stream
+
+    def stream_discard(self, key: str) -> None:
+        """A stream whose burst ended with no frames: nothing will be delivered under its key."""
+        stream = self._streams.pop(key, None)
+        if stream is not None:
+            stream.close()
+        self._mail.pop(key, None)
+
+    def _stash(self, reply: dict[str, Any]) -> bool:
+        """Keep a reply that belongs to a stream (read while waiting for another answer)."""
+        key = reply.get("key")
+        if isinstance(key, str) and key in self._streams:
+            self._mail.setdefault(key, []).append(reply)
+            return True
+        return False
+
+    def _stream_answer(self, stream: BurstStream) -> dict[str, Any] | None:
+        """The streamed check-in's decision, or None when the event must be delivered whole."""
+        key = stream.key
+        mail = self._mail.pop(key, [])
+        ws = self._ws
+        decided = any(reply.get("type") == "decision" for reply in mail)  # read already, by a heartbeat say
+        if not decided and (stream.broken or ws is not stream.ws or not ws.connected
+                            or not stream.sent(min(self.timeout, 10.0))):
+            if ws is stream.ws:  # it failed or stalled: reconnect for the whole event
+                try:
+                    ws.abort()  # wakes the stream's send if it is still blocked on a stalled connection
+                except Exception:
+                    pass
+                self._drop()
+            reason = stream.broken or ("the connection was replaced" if ws is not stream.ws
+                                       else "the frames did not go out")
+            emit("stream_fallback", logging.WARNING, key=key, reason=reason)
+            return None
+        try:
+            while True:
+                for reply in mail:
+                    if reply.get("type") == "decision" and isinstance(reply.get("answer"), dict):
+                        ended = stream.ended_at or time.monotonic()
+                        emit("stream_decided", key=key, frames=stream.frames,
+                             after_last_frame_ms=round((time.monotonic() - ended) * 1000))
+                        self.last_via = "stream"
+                        return reply["answer"]
+                    if reply.get("type") == "error":
+                        code = str(reply.get("code", "error"))
+                        if code == "unknown_message":
+                            # An older portal: no streams for a while; this event goes whole.
+                            self._stream_paused_until = time.monotonic() + STREAM_REFUSED_PAUSE
+                            emit("stream_refused", logging.WARNING, key=key, detail=str(reply.get("detail", ""))[:200])
+                        else:
+                            reason = f"{code}: {reply.get('detail')}"
+                            emit("stream_fallback", logging.WARNING, key=key, reason=reason[:300])
+                        # Its other replies (one per frame, say) would still be on this socket:
+                        # start clean, and deliver the event whole under the same key.
+                        self._drop()
+                        return None
+                ws.settimeout(self.timeout)
+                reply = json.loads(ws.recv())
+                mail = [reply] if reply.get("key") == key else []
+                if not mail:
+                    self._stash(reply)
+        except (OSError, websocket.WebSocketException, ValueError) as exc:
+            self._drop()
+            emit("stream_fallback", logging.WARNING, key=key, reason=f"connection lost: {exc}"[:300])
+            return None
 
     # --- REST --------------------------------------------------------------------------------
     def _rest(self, path: str, data: dict[str, Any] | None = None, files: list[Any] | None = None,
@@ -127,6 +287,7 @@ class PortalClient:
         if not isinstance(body, dict):
             body = {"code": "error", "detail": str(body)[:200]}
         if response.status_code in (200, 201):
+            self.last_via = "rest"
             return body
         code = str(body.get("code", response.status_code))
         token_refused = response.status_code in (401, 403) and code != "invalid_code"
@@ -141,6 +302,11 @@ class PortalClient:
     def deliver(self, kind: str, key: str, captured_at: str, body: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
             if kind == "check_in":
+                stream = self._streams.pop(key, None)
+                if stream is not None:
+                    answer = self._stream_answer(stream)
+                    if answer is not None:
+                        return answer
                 message = {"type": "check_in", "key": key, "captured_at": captured_at, "fps": body["fps"],
                            "frames": body["frames"], "faces": body.get("faces", [])}
                 if len(json.dumps(message)) < WS_MAX_MESSAGE and self._socket() is not None:
@@ -170,6 +336,8 @@ class PortalClient:
                     reply = json.loads(ws.recv())
                     if reply.get("type") == "heartbeat":
                         return
+                    if self._stash(reply):
+                        continue
                     if reply.get("type") == "error" and reply.get("key") is None:
                         raise Rejected(str(reply.get("code", "error")), str(reply.get("detail", "")))
             except (OSError, websocket.WebSocketException, ValueError) as exc:

@@ -265,6 +265,11 @@ ROLLCALL_MAX_IMAGE_PIXELS = int(os.environ.get("ROLLCALL_MAX_IMAGE_PIXELS", "500
 # How long a web request waits for a recognition worker before answering 503.
 ROLLCALL_TASK_WAIT_SECONDS = float(os.environ.get("ROLLCALL_TASK_WAIT_SECONDS", "60"))
 ROLLCALL_ENROL_MIN_FACE = int(os.environ.get("ROLLCALL_ENROL_MIN_FACE", "80"))
+# Streamed check-ins (attendance.burst): an open stream that receives no frame for this long is
+# dropped; how many of a stream's frames are analysed at once (1 keeps every frame tracked from
+# the one before it; on Celery workers a few pipeline a stream across them).
+ROLLCALL_BURST_IDLE_SECONDS = float(os.environ.get("ROLLCALL_BURST_IDLE_SECONDS", "10"))
+ROLLCALL_BURST_PIPELINE = int(os.environ.get("ROLLCALL_BURST_PIPELINE", "1" if ROLLCALL_TASKS_IN_PROCESS else "3"))
 
 # --- Attendance --------------------------------------------------------------------------------
 # A recognition this soon after the employee's previous check event is the same visit.

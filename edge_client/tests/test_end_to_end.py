@@ -458,3 +458,31 @@ def test_an_event_that_can_never_be_accepted_does_not_stop_the_ones_behind_it(po
     assert portal.rows(f"SELECT kind FROM attendance_attendanceevent WHERE day = '{day}'") == [("in",)]
     assert portal.rows("SELECT dead_letters FROM portal_device WHERE name = 'Front door'")[0][0] == 0
     assert cli("status")["dead_letters"] == 0
+
+
+def test_the_door_streams_each_frame_and_is_answered_from_the_stream(portal: Portal, tmp_path: Path) -> None:
+    """A connected door sends each frame of a visit's burst as it is taken (burst_start, frame...,
+    burst_end on its socket); the portal decides from the stream, stores it once under the door's
+    key, and the LED goes blue then green. (Last in the module: it leaves Sam checked in or out,
+    which the tests above count on.)"""
+    before = portal.rows("SELECT COUNT(*) FROM attendance_recognitionlog")[0][0]
+    camera = _door_scene(tmp_path / "camera", visits=1, gap_frames=48)
+    edge = EdgeProcess(_edge_args(portal, camera, tmp_path / "queue.sqlite3"), portal.env)
+    assert edge.finish() == 0, "".join(edge.raw[-30:])
+
+    (started,) = edge.named("burst_started")
+    (queued,) = edge.named("queued")
+    (decision,) = edge.named("decision")
+    (decided,) = edge.named("stream_decided")
+    key = started["key"]
+    assert started["streamed"] and queued["streamed"] and queued["key"] == key, "".join(edge.raw[-30:])
+    assert decision["key"] == key and decision["via"] == "stream" and decision["attempts"] == 1
+    assert decision["outcome"] in ("checked_in", "checked_out") and decision["employee"] == "Sam Selfie"
+    assert decided["key"] == key and decided["frames"] == queued["frames"] >= 15
+    assert not edge.named("stream_fallback") and not edge.named("stream_refused")
+    print("streamed decision after the last frame (ms, as the door saw it):", decided["after_last_frame_ms"])
+    logs = portal.rows("SELECT key, source, outcome FROM attendance_recognitionlog ORDER BY id")[before:]
+    assert logs == [(key, "device:Front door", decision["outcome"])], "stored once, under the door's key"
+    leds = [r["state"] for r in edge.named("led")]
+    working = leds.index("working")
+    assert leds[working + 1] == "accepted" and "rejected" not in leds and leds[-1] == "idle", leds

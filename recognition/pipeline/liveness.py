@@ -101,7 +101,19 @@ class LivenessChecker:
         self.min_motion = min_motion
         self.require_blink = require_blink
 
-    def landmarks_per_frame(self, frames: list[np.ndarray]) -> list[np.ndarray | None]:
+    def landmarks_per_frame(self, frames: list[np.ndarray], *, track: bool = False) -> list[np.ndarray | None]:
+        """The main face's 68 landmarks in each frame (None without a face): MTCNN on every frame,
+        or with ``track`` the face followed from frame to frame (recognition.pipeline.tracking),
+        detecting only where tracking is not safe."""
+        if track:
+            from recognition.pipeline.tracking import FaceTracker
+
+            tracker, previous = FaceTracker(detector=self.detector, landmarks=self.landmarks), None
+            tracked = []
+            for frame in frames:
+                previous = tracker.find(frame, previous.state if previous is not None else None)
+                tracked.append(None if previous is None else previous.points)
+            return tracked
         result: list[np.ndarray | None] = []
         for frame in frames:
             faces = self.detector.detect(frame)
@@ -112,12 +124,17 @@ class LivenessChecker:
             result.append(self.landmarks(frame, main))
         return result
 
-    def check(self, frames: list[np.ndarray], fps: float, *, baseline: float | None = None) -> LivenessResult:
-        points = self.landmarks_per_frame(frames)
+    def check(self, frames: list[np.ndarray], fps: float, *, baseline: float | None = None,
+              track: bool = False) -> LivenessResult:
+        return self.check_points(self.landmarks_per_frame(frames, track=track), fps, baseline=baseline)
+
+    def check_points(self, points: list[np.ndarray | None], fps: float, *,
+                     baseline: float | None = None) -> LivenessResult:
+        """``check`` on landmarks already found (one entry per frame, None without a face)."""
         ear = np.array([np.nan if p is None else (eye_aspect_ratio(p[LEFT_EYE]) + eye_aspect_ratio(p[RIGHT_EYE])) / 2
                         for p in points])
         seen = [p for p in points if p is not None]
-        if len(seen) < max(3, len(frames) // 2):
+        if len(seen) < max(3, len(points) // 2):
             return LivenessResult(False, "no_face", 0, 0.0, ear.tolist())
         motion = landmark_motion(seen)
         blinks = [b for b in find_blinks(ear, fps, baseline=baseline) if not b.long]
@@ -127,14 +144,16 @@ class LivenessChecker:
             return LivenessResult(False, "no_blink", 0, motion, ear.tolist())
         return LivenessResult(True, "ok", len(blinks), motion, ear.tolist())
 
-    def check_turn(self, frames: list[np.ndarray], direction: str, *, min_turn: float = MIN_TURN) -> LivenessResult:
+    def check_turn(self, frames: list[np.ndarray], direction: str, *, min_turn: float = MIN_TURN,
+                   track: bool = False) -> LivenessResult:
         """The challenge: the person turned their head to ``direction`` ("left" or "right", their
         own) during the burst. Signed yaw per frame (``head_yaw``) must move from where it started
         by at least ``min_turn`` eye distances that way; the landmarks must move like a face (a
         photo swapped for another photo does not). ``ear`` carries the yaw series."""
         if direction not in CHALLENGES:
             raise ValueError(f"direction must be one of {CHALLENGES}")
-        return self.turn_from_points(self.landmarks_per_frame(frames), direction, frames=len(frames), min_turn=min_turn)
+        return self.turn_from_points(self.landmarks_per_frame(frames, track=track), direction, frames=len(frames),
+                                     min_turn=min_turn)
 
     def turn_from_points(self, per_frame: list[np.ndarray | None], direction: str, *, frames: int,
                          min_turn: float = MIN_TURN) -> LivenessResult:

@@ -1,6 +1,9 @@
-// RollCall kiosk: webcam preview, a ~2 s burst of frames sent to /api/v1/check-ins, the outcome shown large.
+// RollCall kiosk: webcam preview, a ~2 s burst of frames, the outcome shown large.
 // It guides: it says when the kiosk is not set up (no manager session, no device token) before anyone
 // tries, counts down while it captures, shows a spinner while the portal checks, and says what to do next.
+// With a manager's session each frame goes to the portal's kiosk socket (/ws/kiosk/) as soon as it is
+// taken, so the answer is ready when the capture ends; without the socket (a token kiosk, a proxy
+// without websockets, a socket that fails mid-burst) the frames already taken go to /api/v1/check-ins.
 (function () {
   const body = document.body;
   const video = document.getElementById("camera");
@@ -37,11 +40,13 @@
     token = document.getElementById("token").value.trim();
     localStorage.setItem("rollcall-device-token", token);
     document.getElementById("token").value = "";
+    closeSocket();
     refreshAuthorised();
     if (token) show("Kiosk mode on. " + IDLE, "idle");
   });
   document.getElementById("clear-token").addEventListener("click", () => {
     token = ""; localStorage.removeItem("rollcall-device-token");
+    closeSocket();
     refreshAuthorised();
     if (authorised()) show(IDLE, "idle");
   });
@@ -83,6 +88,87 @@
   }
   video.addEventListener("playing", drawGuide);
 
+  // The kiosk socket: opened on the first check-in and kept for the next ones. A manager's session
+  // authenticates it; a device token (a browser cannot put it on a websocket's handshake) goes in a
+  // first {"type": "auth"} message. Not open within 3 s, or refused: null, and the burst uses REST.
+  const streamUrl = body.dataset.stream ? (location.protocol === "https:" ? "wss://" : "ws://") + location.host + body.dataset.stream : "";
+  let socket = null;
+  function closeSocket() { if (socket) { socket.close(); socket = null; } }
+  function openSocket() {
+    if (!streamUrl || !authorised()) return Promise.resolve(null);
+    if (socket && socket.readyState === WebSocket.OPEN) return Promise.resolve(socket);
+    return new Promise((resolve) => {
+      let ws;
+      try { ws = new WebSocket(streamUrl); } catch (err) { resolve(null); return; }
+      const timer = setTimeout(() => { ws.close(); resolve(null); }, 3000);
+      const ready = () => { clearTimeout(timer); ws.removeEventListener("message", authorisedAnswer); socket = ws; resolve(ws); };
+      const authorisedAnswer = (event) => {
+        let message;
+        try { message = JSON.parse(event.data); } catch (err) { message = {}; }
+        if (message.type === "authorised") ready(); else ws.close();
+      };
+      ws.addEventListener("open", () => {
+        if (!token) { ready(); return; }
+        ws.addEventListener("message", authorisedAnswer);
+        ws.send(JSON.stringify({ type: "auth", token }));
+      });
+      ws.addEventListener("close", () => { clearTimeout(timer); if (socket === ws) socket = null; resolve(null); });
+    });
+  }
+
+  // One burst over the socket: burst_start, a frame as each is taken, burst_end, then the decision.
+  // Any error or a closed socket ends it as failed (the caller sends the frames over REST instead).
+  function openStream(ws, ask) {
+    const stream = { failed: false, sent: Promise.resolve() };
+    let settle;
+    stream.result = new Promise((resolve) => { settle = resolve; });
+    const detach = () => { ws.removeEventListener("message", onMessage); ws.removeEventListener("close", fail); };
+    // A failed stream's socket is closed: whatever comes late on it belongs to nobody.
+    const fail = () => {
+      if (!stream.failed) { stream.failed = true; detach(); ws.close(); }
+      settle(null);
+    };
+    const onMessage = (event) => {
+      let message;
+      try { message = JSON.parse(event.data); } catch (err) { return; }
+      if (message.type === "decision" && message.answer) settle(message.answer);
+      else if (message.type === "error") fail();
+    };
+    ws.addEventListener("message", onMessage);
+    ws.addEventListener("close", fail);
+    stream.send = (message) => {
+      if (stream.failed || ws.readyState !== WebSocket.OPEN) { fail(); return; }
+      try { ws.send(JSON.stringify(message)); } catch (err) { fail(); }
+    };
+    // In capture order (the portal tracks the face from one frame to the next), without holding up the capture.
+    stream.frame = (index, blob) => {
+      const jpeg = base64Of(blob);
+      stream.sent = stream.sent.then(() => jpeg).then((data) => stream.send({ type: "frame", index, jpeg: data, box: null }), fail);
+    };
+    stream.finish = async (frames) => {
+      await stream.sent;
+      stream.send({ type: "burst_end", frames });
+      const timeout = new Promise((resolve) => setTimeout(() => resolve(null), 30000));
+      const answer = await Promise.race([stream.result, timeout]);
+      if (answer) detach(); else fail();
+      return answer;
+    };
+    // No captured_at: as over REST, the portal's clock times a kiosk (a kiosk PC's clock may be wrong).
+    const start = { type: "burst_start", fps: BURST_FPS };
+    if (ask.challenge) start.challenge = ask.challenge;
+    stream.send(start);
+    return stream;
+  }
+
+  function base64Of(blob) {
+    return new Promise((resolve, reject) => {
+      const reader = new FileReader();
+      reader.addEventListener("load", () => resolve(String(reader.result).split(",", 2)[1]));
+      reader.addEventListener("error", () => reject(reader.error));
+      reader.readAsDataURL(blob);
+    });
+  }
+
   function grab() {
     const canvas = document.createElement("canvas");
     canvas.width = video.videoWidth; canvas.height = video.videoHeight;
@@ -111,7 +197,8 @@
     if (!authorised()) { refreshAuthorised(); return; }
     if (!video.videoWidth) { show("Waiting for the camera…", "warn"); return; }
     busy = true; go.disabled = true;
-    const ask = await askFor();
+    const [ask, ws] = await Promise.all([askFor(), openSocket()]);
+    const stream = ws ? openStream(ws, ask) : null;
     const data = new FormData();
     let frames = BURST_FRAMES;
     if (ask.challenge) {
@@ -124,12 +211,28 @@
     }
     for (let i = 0; i < frames; i++) {
       showCountdown(frames - i);
-      data.append("frames", await grab(), "frame" + i + ".jpg");
+      const frame = await grab();
+      data.append("frames", frame, "frame" + i + ".jpg");
+      if (stream && !stream.failed) stream.frame(i, frame);
       await new Promise((r) => setTimeout(r, 1000 / BURST_FPS));
     }
     countdown.hidden = true;
     data.append("fps", String(BURST_FPS));
     show("Checking…", "busy checking");
+    const streamed = stream && !stream.failed ? await stream.finish(frames) : null;
+    if (streamed) {
+      body.dataset.checkedVia = "stream";
+      show(streamed.message, KINDS[streamed.outcome] || "bad");
+    } else {
+      body.dataset.checkedVia = "rest";
+      await restCheckIn(data);
+    }
+    busy = false;
+    refreshAuthorised();
+    setTimeout(() => { if (!busy && authorised()) show(IDLE, "idle"); }, 8000);
+  }
+
+  async function restCheckIn(data) {
     const headers = token ? { Authorization: "Device " + token } : { "X-CSRFToken": csrf() };
     try {
       const response = await fetch(body.dataset.api, { method: "POST", body: data, headers, credentials: token ? "omit" : "same-origin" });
@@ -144,9 +247,6 @@
     } catch (err) {
       show("The portal is unreachable — try again in a moment, or tell a manager.", "bad");
     }
-    busy = false;
-    refreshAuthorised();
-    setTimeout(() => { if (!busy && authorised()) show(IDLE, "idle"); }, 8000);
   }
   go.addEventListener("click", burst);
 })();
