@@ -283,6 +283,8 @@ class GalleryIndex:
             keep = None
         if keep is None and not len(labels):
             return self
+        if not len(self) or (keep is not None and not keep.any()):  # nothing kept: a new index (its dim may be new too)
+            return GalleryIndex(vectors, labels, dim=dim, half=self._half_mode, cohort=self.cohort, keys=keys)
         old_labels, old_keys, old_offsets = self.labels, self.keys, self.offsets
         rows = self._store
         if keep is not None:  # compact the remaining rows into new storage
