@@ -200,9 +200,9 @@ def _apply_journal(loaded: _LoadedIndex, *, upto: int) -> GalleryIndex | Project
     changes = list(GalleryChange.objects.filter(version__gt=since, version__lte=upto).values_list("version", "op", "employee_id"))
     if len({v for v, _, _ in changes}) != upto - since:
         return None  # pruned, or written by an older release: the journal does not cover the gap
-    if any(op == GalleryChange.Op.RELOAD or employee is None for _, op, employee in changes):
+    if any(op == GalleryChange.Op.RELOAD for _, op, _ in changes):
         return None
-    employees = {int(employee) for _, _, employee in changes}
+    employees = {int(employee) for _, _, employee in changes if employee is not None}
     if len(employees) > settings.ROLLCALL_GALLERY_INCREMENTAL_MAX:
         return None
     vectors, labels, keys = gallery_base_vectors(version=loaded.model, employees=employees)

@@ -71,9 +71,9 @@ def gallery_changed(*, employees: Iterable[int] | None = None, op: str = Gallery
         version = GalleryState.objects.filter(pk=1).values_list("version", flat=True).get()
         if employees is None:
             GalleryChange.objects.create(version=version, op=GalleryChange.Op.RELOAD)
-        else:
+        else:  # an empty set still journals its version (a row naming nobody), so the journal has no gaps
             GalleryChange.objects.bulk_create([GalleryChange(version=version, op=op, employee_id=employee, face_id=face_id)
-                                               for employee in sorted(set(employees))])
+                                               for employee in sorted(set(employees)) or [None]])
         keep = settings.ROLLCALL_GALLERY_JOURNAL_KEEP
         if version % 100 == 0 and version > keep:
             GalleryChange.objects.filter(version__lte=version - keep).delete()
