@@ -133,39 +133,57 @@ class CohortNorm:
         return min(rows, max(self.min_cohort, self.max_cohort * self.max_rows // rows))
 
     def fit(self, vectors: np.ndarray, labels: np.ndarray, keys: np.ndarray | None = None,
-            ) -> tuple[Cohort | None, np.ndarray]:
-        """(the cohort, each row's offset); no cohort (and zero offsets) when normalisation is off
-        or the gallery holds too few people to judge."""
+            ) -> tuple[Cohort | None, np.ndarray, Neighbours | None]:
+        """(the cohort, each row's offset, each row's nearest cohort rows); no cohort (and zero
+        offsets) when normalisation is off or the gallery holds too few people to judge."""
         labels = np.asarray(labels, dtype=np.int64)
         keys = np.arange(len(labels)) if keys is None else np.asarray(keys, dtype=np.int64)
         offsets = np.zeros(len(labels), dtype=np.float32)
         if self.weight == 0 or len(np.unique(labels)) <= self.neighbours:
-            return None, offsets
+            return None, offsets, None
         size = self.cohort_size(len(labels))
-        rows = np.arange(len(labels))
         if size < len(labels):
-            rows = np.sort(np.random.default_rng(self.seed).choice(rows, size, replace=False))
-        cohort = Cohort(vectors=np.ascontiguousarray(vectors[rows]), labels=labels[rows], keys=keys[rows],
-                        centre=0.0, exact=size == len(labels))
-        raw = self.raw(vectors, labels, cohort)
+            rows = np.sort(np.random.default_rng(self.seed).choice(len(labels), size, replace=False))
+            cohort = Cohort(vectors=np.ascontiguousarray(vectors[rows]), labels=labels[rows], keys=keys[rows],
+                            centre=0.0, exact=False)
+        else:  # the whole gallery (no copy: the rows are the index's own)
+            cohort = Cohort(vectors=vectors, labels=labels, keys=keys, centre=0.0, exact=True)
+        near = self.nearest(vectors, labels, cohort)
+        cohort = self.centre(near, cohort)
+        return cohort, self.centred(near.raw(), cohort), near
+
+    def centre(self, near: Neighbours, cohort: Cohort) -> Cohort:
+        """``cohort`` with its centre: the mean of the rows' finite raw offsets."""
+        raw = near.raw()
         finite = np.isfinite(raw)  # a sampled cohort may hold too few other people for a row
         centre = float(raw[finite].mean()) if finite.any() else 0.0
-        cohort = Cohort(vectors=cohort.vectors, labels=cohort.labels, keys=cohort.keys, centre=centre, exact=cohort.exact)
-        return cohort, self.centred(raw, cohort)
+        return Cohort(vectors=cohort.vectors, labels=cohort.labels, keys=cohort.keys, centre=centre, exact=cohort.exact)
 
-    def raw(self, vectors: np.ndarray, labels: np.ndarray, cohort: Cohort) -> np.ndarray:
-        """Each row's mean cosine to its ``neighbours`` most similar cohort rows of other people
-        (inf where the cohort holds too few). Blocked: at most ~64 MB of scores at a time."""
-        raw = np.full(len(labels), np.inf, dtype=np.float32)
-        if len(cohort.labels) < self.neighbours:
-            return raw
-        block_rows = max(64, (1 << 24) // max(1, len(cohort.labels)))
+    def nearest(self, vectors: np.ndarray, labels: np.ndarray, cohort: Cohort) -> Neighbours:
+        """Each row's ``neighbours`` most similar cohort rows of other people (their cosines, -inf
+        where the cohort holds too few, and their keys). Blocked: ~64 MB of scores at a time."""
+        k, width = self.neighbours, len(cohort.labels)
+        values = np.full((len(labels), k), -np.inf, dtype=np.float32)
+        keys = np.full((len(labels), k), -1, dtype=np.int64)
+        if width == 0:
+            return Neighbours(values, keys)
+        block_rows = max(64, (1 << 24) // width)
         for start in range(0, len(labels), block_rows):
             stop = min(start + block_rows, len(labels))
             block = vectors[start:stop] @ cohort.vectors.T
             block[labels[start:stop, None] == cohort.labels[None, :]] = -np.inf  # not one's own photos
-            raw[start:stop] = np.partition(block, -self.neighbours, axis=1)[:, -self.neighbours:].mean(axis=1)
-        return raw
+            if width > k:
+                columns = np.argpartition(block, width - k, axis=1)[:, width - k:]
+            else:
+                columns = np.broadcast_to(np.arange(width), (stop - start, width))
+            values[start:stop, :columns.shape[1]] = np.take_along_axis(block, columns, axis=1)
+            keys[start:stop, :columns.shape[1]] = cohort.keys[columns]
+        return Neighbours(values, keys)
+
+    def raw(self, vectors: np.ndarray, labels: np.ndarray, cohort: Cohort) -> np.ndarray:
+        """Each row's mean cosine to its ``neighbours`` most similar cohort rows of other people
+        (not finite where the cohort holds too few)."""
+        return self.nearest(vectors, np.asarray(labels, dtype=np.int64), cohort).raw()
 
     def centred(self, raw: np.ndarray, cohort: Cohort) -> np.ndarray:
         """Offsets from raw values: ``weight`` x (raw - the cohort's centre); 0 where raw is not finite."""
@@ -175,6 +193,21 @@ class CohortNorm:
     def offsets(self, vectors: np.ndarray, labels: np.ndarray) -> np.ndarray:
         """Each row's offset (see the class)."""
         return self.fit(vectors, np.asarray(labels, dtype=np.int64))[1]
+
+
+@dataclass(frozen=True)
+class Neighbours:
+    """Per gallery row: its ``values`` (rows, k) cosines to its nearest cohort rows of other people
+    (-inf: none) and those rows' ``keys``; kept so an exact cohort can follow changes cheaply."""
+
+    values: np.ndarray
+    keys: np.ndarray
+
+    def raw(self) -> np.ndarray:
+        return self.values.mean(axis=1)
+
+    def take(self, rows: np.ndarray) -> Neighbours:
+        return Neighbours(self.values[rows], self.keys[rows])
 
 
 class _Rows:
@@ -233,13 +266,15 @@ class GalleryIndex:
         keys = np.arange(len(labels), dtype=np.int64) if keys is None else np.asarray(keys, dtype=np.int64)
         if keys.shape != labels.shape:
             raise ValueError(f"{keys.shape[0]} keys but {labels.shape[0]} labels")
-        fitted, offsets = cohort.fit(vectors, labels, keys) if cohort and len(labels) else (None, None)
-        self._set(_Rows(vectors), labels, keys, offsets, cohort=cohort, fitted=fitted, half=half, stale=0)
+        fitted, offsets, near = cohort.fit(vectors, labels, keys) if cohort and len(labels) else (None, None, None)
+        self._set(_Rows(vectors), labels, keys, offsets, cohort=cohort, fitted=fitted, near=near, half=half, stale=0)
 
     def _set(self, rows: _Rows, labels: np.ndarray, keys: np.ndarray, offsets: np.ndarray | None, *,
-             cohort: CohortNorm | None, fitted: Cohort | None, half: bool | None, stale: int) -> None:
+             cohort: CohortNorm | None, fitted: Cohort | None, near: Neighbours | None, half: bool | None,
+             stale: int) -> None:
         n = len(labels)
         self._store = rows
+        self._near = near
         self.vectors = rows.vectors[:n]
         self.labels = labels
         self.keys = keys
@@ -302,21 +337,60 @@ class GalleryIndex:
         all_keys = np.concatenate([old_keys, keys])
         n = len(all_labels)
         stale = self.stale + len(labels) + (len(self) - len(old_labels))
-        fitted, offsets = self.fitted, None
-        if self.cohort is not None and n:
-            if fitted is not None and keep is not None:
-                fitted = fitted.without(self.keys[~keep])
-            if (fitted is None or fitted.exact or n <= self.cohort.max_cohort
-                    or stale > self.cohort.refit_fraction * max(self._fitted_rows, 1)):
-                fitted, offsets = self.cohort.fit(rows.vectors[:n], all_labels, all_keys)
+        fitted, offsets, near = self.fitted, None, None
+        cohort = self.cohort
+        if cohort is not None and n:
+            removed = self.keys[~keep] if keep is not None else np.zeros(0, np.int64)
+            exact = cohort.cohort_size(n) >= n
+            if (exact and fitted is not None and fitted.exact and self._near is not None
+                    and len(np.unique(all_labels)) > cohort.neighbours):
+                fitted, offsets, near = self._follow_exact(rows.vectors[:n], all_labels, all_keys, keep, removed,
+                                                           vectors, labels, keys)
                 stale = 0
-            else:
-                raw = self.cohort.raw(vectors, labels, fitted)
-                offsets = np.concatenate([old_offsets, self.cohort.centred(raw, fitted)])
+            elif exact or fitted is None or stale > cohort.refit_fraction * max(self._fitted_rows, 1):
+                fitted, offsets, near = cohort.fit(rows.vectors[:n], all_labels, all_keys)
+                stale = 0
+            else:  # a fixed sample: new rows measured against it, the others keep their offsets
+                fitted = fitted.without(removed) if len(removed) else fitted
+                added = cohort.nearest(vectors, labels, fitted)
+                kept = self._near.take(keep) if keep is not None else self._near
+                near = Neighbours(np.vstack([kept.values, added.values]), np.vstack([kept.keys, added.keys]))
+                offsets = np.concatenate([old_offsets, cohort.centred(added.raw(), fitted)])
         index = object.__new__(GalleryIndex)
-        index._set(rows, all_labels, all_keys, offsets, cohort=self.cohort, fitted=fitted, half=self._half_mode,
+        index._set(rows, all_labels, all_keys, offsets, cohort=cohort, fitted=fitted, near=near, half=self._half_mode,
                    stale=stale)
         return index
+
+    def _follow_exact(self, gallery: np.ndarray, labels: np.ndarray, keys: np.ndarray, keep: np.ndarray | None,
+                      removed: np.ndarray, added: np.ndarray, added_labels: np.ndarray, added_keys: np.ndarray,
+                      ) -> tuple[Cohort, np.ndarray, Neighbours]:
+        """Offsets against the whole (changed) gallery, as a fit would give, in O(rows x changes):
+        the rows whose neighbours included a removed row are measured again, the others merge
+        the added rows into their neighbours; the centre is recomputed."""
+        cohort = self.cohort
+        whole = Cohort(vectors=gallery, labels=labels, keys=keys, centre=0.0, exact=True)
+        near = self._near.take(keep) if keep is not None else self._near
+        values, near_keys = near.values.copy(), near.keys.copy()
+        old = len(values)
+        redo = np.isin(near_keys, removed).any(axis=1) if len(removed) else np.zeros(old, dtype=bool)
+        if redo.any():
+            again = cohort.nearest(gallery[:old][redo], labels[:old][redo], whole)
+            values[redo], near_keys[redo] = again.values, again.keys
+        if len(added_labels):
+            merge = ~redo
+            scores = gallery[:old][merge] @ added.T
+            scores[labels[:old][merge, None] == added_labels[None, :]] = -np.inf
+            both = np.hstack([values[merge], scores])
+            both_keys = np.hstack([near_keys[merge], np.broadcast_to(added_keys, scores.shape)])
+            k = cohort.neighbours
+            columns = np.argpartition(both, both.shape[1] - k, axis=1)[:, both.shape[1] - k:]
+            values[merge] = np.take_along_axis(both, columns, axis=1)
+            near_keys[merge] = np.take_along_axis(both_keys, columns, axis=1)
+            new = cohort.nearest(added, added_labels, whole)
+            values, near_keys = np.vstack([values, new.values]), np.vstack([near_keys, new.keys])
+        near = Neighbours(values, near_keys)
+        fitted = cohort.centre(near, whole)
+        return fitted, cohort.centred(near.raw(), fitted), near
 
     def scores(self, queries: np.ndarray) -> np.ndarray:
         """(M, dim) queries -> (M, N) scores against every gallery row: cosine similarity, less the
