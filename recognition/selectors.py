@@ -1,12 +1,12 @@
-"""Reads of the face gallery. The in-memory index is rebuilt only when the gallery changed."""
+"""Reads of the face gallery. The in-memory index follows the gallery's change journal (or is rebuilt)."""
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Collection
 from typing import Any, Protocol
 
 import numpy as np

@@ -34,7 +34,8 @@ def _probes() -> np.ndarray:
 
 def _same_answers(got: GalleryIndex, want: GalleryIndex) -> None:
     assert len(got) == len(want)
-    assert sorted(zip(got.keys.tolist(), got.labels.tolist())) == sorted(zip(want.keys.tolist(), want.labels.tolist()))
+    pairs = [sorted(zip(index.keys.tolist(), index.labels.tolist(), strict=True)) for index in (got, want)]
+    assert pairs[0] == pairs[1]
     order_got, order_want = np.argsort(got.keys), np.argsort(want.keys)
     assert got.offsets[order_got] == pytest.approx(want.offsets[order_want], abs=1e-5)
     probes = _probes()
