@@ -75,7 +75,7 @@ def _measure_half(vectors: np.ndarray) -> bool:
     return best(lambda: half @ half_query) < 0.75 * best(lambda: vectors @ query)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: compared by identity
 class Cohort:
     """The rows a gallery's hub offsets were measured against, fixed when the index was built:
     ``vectors`` (K, dim) with their ``labels`` and ``keys`` (the gallery rows' keys), and the
@@ -195,7 +195,7 @@ class CohortNorm:
         return self.fit(vectors, np.asarray(labels, dtype=np.int64))[1]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Neighbours:
     """Per gallery row: its ``values`` (rows, k) cosines to its nearest cohort rows of other people
     (-inf: none) and those rows' ``keys``; kept so an exact cohort can follow changes cheaply."""
@@ -300,10 +300,10 @@ class GalleryIndex:
         """A new index: this one less the rows whose key is in ``remove``, plus ``vectors`` with
         their ``labels`` and ``keys`` appended. Appending costs O(rows added) (the storage is
         shared); a removal copies the remaining rows once. Hub offsets: while the cohort is the
-        whole gallery (up to ``CohortNorm.max_cohort`` rows) they are refitted, so the answers are
-        exactly a rebuild's; beyond that new rows are measured against the fixed cohort and the
-        other rows keep theirs until ``stale`` passes ``refit_fraction`` of the gallery, when all
-        are refitted."""
+        whole gallery (up to ``CohortNorm.max_cohort`` rows) each row's nearest neighbours follow
+        the change in O(rows x changes), so the answers are exactly a rebuild's; beyond that new
+        rows are measured against the fixed sampled cohort and the other rows keep theirs until
+        ``stale`` passes ``refit_fraction`` of the gallery, when all are refitted."""
         remove = np.fromiter((int(k) for k in remove), dtype=np.int64)
         labels = np.asarray(labels if labels is not None else [], dtype=np.int64)
         dim = self.vectors.shape[1]
