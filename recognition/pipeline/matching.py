@@ -226,6 +226,26 @@ class _Rows:
         self.used = n
         self.half = None  # torch float16 copy of the same capacity, made on demand
 
+    @classmethod
+    def compacted(cls, source: _Rows, rows: np.ndarray, *, extra: int) -> _Rows:
+        """New storage holding ``source``'s ``rows`` (sorted row numbers), copied run by run (a few
+        removed rows cost a few slice copies, not a gather), its float16 copy too."""
+        kept = cls.__new__(cls)
+        n, dim = len(rows), source.vectors.shape[1]
+        kept.vectors = np.empty((n + max(extra, n // 2, 16), dim), dtype=np.float32)
+        kept.used, kept.half = n, None
+        if source.half is not None:
+            import torch
+
+            kept.half = torch.empty(kept.vectors.shape, dtype=torch.float16)
+        breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+        for run in np.split(np.arange(n), breaks) if n else []:
+            start, stop, first = int(run[0]), int(run[-1]) + 1, int(rows[run[0]])
+            kept.vectors[start:stop] = source.vectors[first:first + stop - start]
+            if kept.half is not None:
+                kept.half[start:stop] = source.half[first:first + stop - start]
+        return kept
+
     def has_room(self, rows: int) -> bool:
         return self.used + rows <= self.vectors.shape[0]
 
@@ -328,9 +348,7 @@ class GalleryIndex:
         rows = self._store
         if keep is not None:  # compact the remaining rows into new storage
             old_labels, old_keys, old_offsets = old_labels[keep], old_keys[keep], old_offsets[keep]
-            rows = _Rows(self.vectors[keep], extra=len(labels))
-            if self._store.half is not None:
-                rows.make_half()
+            rows = _Rows.compacted(self._store, np.flatnonzero(keep), extra=len(labels))
         elif not (rows.used == len(self) and rows.has_room(len(labels))):
             # full, or a newer snapshot already appended to this storage: copy into a larger one
             rows = _Rows(self.vectors, extra=max(len(labels), len(self) // 2))
