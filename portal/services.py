@@ -119,7 +119,7 @@ def employee_update(*, employee: Employee, **fields: object) -> Employee:
                 get_user_model().objects.filter(pk=employee.user_id).exclude(is_active=employee.is_active).update(
                     is_active=employee.is_active)
             if employee.is_active != was_active:
-                gallery_changed()
+                gallery_changed(employees=[employee.pk])
     except IntegrityError:
         if Employee.objects.filter(code=employee.code).exclude(pk=employee.pk).exists():
             raise EmployeeCodeTaken(f"Another employee has the code {employee.code!r}.") from None

@@ -258,6 +258,14 @@ ROLLCALL_MATCH_THRESHOLD = float(os.environ["ROLLCALL_MATCH_THRESHOLD"]) if os.e
 # similar other people (centred). WEIGHT 0 turns it off; the default threshold assumes it is on.
 ROLLCALL_COHORT_NEIGHBOURS = int(os.environ.get("ROLLCALL_COHORT_NEIGHBOURS", "10"))
 ROLLCALL_COHORT_WEIGHT = float(os.environ.get("ROLLCALL_COHORT_WEIGHT", "0.5"))
+# The cohort is the whole gallery up to COHORT_SAMPLE photos, then a seeded sample of that many;
+# beyond COHORT_MAX_ROWS photos the sample shrinks so that fitting costs what that many rows did.
+ROLLCALL_COHORT_SAMPLE = env_int("ROLLCALL_COHORT_SAMPLE", 5000)
+ROLLCALL_COHORT_MAX_ROWS = env_int("ROLLCALL_COHORT_MAX_ROWS", 20_000)
+# Gallery change journal (recognition.models.GalleryChange): versions kept; a process further behind,
+# or one facing more changed employees than INCREMENTAL_MAX at once, rebuilds its index from the database.
+ROLLCALL_GALLERY_JOURNAL_KEEP = env_int("ROLLCALL_GALLERY_JOURNAL_KEEP", 10_000)
+ROLLCALL_GALLERY_INCREMENTAL_MAX = env_int("ROLLCALL_GALLERY_INCREMENTAL_MAX", 2000)
 ROLLCALL_DETECTOR_MIN_FACE = int(os.environ.get("ROLLCALL_DETECTOR_MIN_FACE", "40"))
 ROLLCALL_DEVICE = os.environ.get("ROLLCALL_DEVICE", "cpu")
 ROLLCALL_TORCH_THREADS = int(os.environ.get("ROLLCALL_TORCH_THREADS", "0"))

@@ -63,7 +63,8 @@ def cohort_norm() -> CohortNorm | None:
 
     if settings.ROLLCALL_COHORT_WEIGHT <= 0:
         return None
-    return CohortNorm(neighbours=settings.ROLLCALL_COHORT_NEIGHBOURS, weight=settings.ROLLCALL_COHORT_WEIGHT)
+    return CohortNorm(neighbours=settings.ROLLCALL_COHORT_NEIGHBOURS, weight=settings.ROLLCALL_COHORT_WEIGHT,
+                      max_cohort=settings.ROLLCALL_COHORT_SAMPLE, max_rows=settings.ROLLCALL_COHORT_MAX_ROWS)
 
 
 def match_threshold() -> float:

@@ -77,6 +77,29 @@ class GalleryState(models.Model):
     epoch = models.CharField(max_length=32, default=_new_epoch)
 
 
+class GalleryChange(models.Model):
+    """The gallery's change journal: which employees' photos changed at which gallery version,
+    written in the transaction that bumps GalleryState. A process whose index is at version v
+    refreshes only the employees named after v (recognition.selectors.gallery_index); a RELOAD row
+    (a model version switch, or a change nobody described) makes every process rebuild. Rows older
+    than ROLLCALL_GALLERY_JOURNAL_KEEP versions are pruned: a process further behind rebuilds."""
+
+    class Op(models.TextChoices):
+        ADD = "add", "Photo added"
+        REMOVE = "remove", "Photo removed"
+        EMPLOYEE = "employee", "Employee changed"
+        RELOAD = "reload", "Reload everything"
+
+    version = models.BigIntegerField(db_index=True)
+    op = models.CharField(max_length=10, choices=Op.choices)
+    employee_id = models.BigIntegerField(null=True, blank=True)  # no foreign key: the employee may be gone
+    face_id = models.BigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["version", "pk"]
+
+
 class ReembedJob(models.Model):
     """Progress of re-embedding the gallery with a new embedder (shown in the admin).
 

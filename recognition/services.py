@@ -7,6 +7,7 @@ import hashlib
 import io
 import secrets
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,7 +25,15 @@ from portal.models import Employee
 from portal.throttling import CACHE_DOWN
 from recognition.engine import get_pipeline, match_threshold
 from recognition.jobs import RecognitionUnavailable, check_upload_size, send_on_commit
-from recognition.models import EnrolmentCode, ErasureRequest, FaceImage, GalleryState, LearningNegative, ReembedJob
+from recognition.models import (
+    EnrolmentCode,
+    ErasureRequest,
+    FaceImage,
+    GalleryChange,
+    GalleryState,
+    LearningNegative,
+    ReembedJob,
+)
 from recognition.pipeline.detection import Face
 from recognition.pipeline.errors import PipelineError
 from recognition.pipeline.image import MIN_SIDE, content_hash, format_suffix, image_format, load_image
@@ -57,11 +66,26 @@ def stored_name(data: bytes) -> str:
     return f"{uuid.uuid4().hex}.{format_suffix(image_format(data))}"
 
 
-def gallery_changed() -> None:
-    """Bump the gallery version so every process reloads its index on its next recognition."""
-    updated = GalleryState.objects.filter(pk=1).update(version=F("version") + 1)
-    if not updated:
-        GalleryState.objects.get_or_create(pk=1, defaults={"version": 1})
+def gallery_changed(*, employees: Iterable[int] | None = None, op: str = GalleryChange.Op.EMPLOYEE,
+                    face_id: int | None = None) -> int:
+    """Bump the gallery version and journal what changed, in one transaction (the caller's, if
+    any), so every process refreshes its index on its next recognition: only ``employees``' rows
+    (their photos are read again), or everything when ``employees`` is None (a model version
+    switch, or a change not described). Returns the new version."""
+    with transaction.atomic():
+        updated = GalleryState.objects.filter(pk=1).update(version=F("version") + 1)
+        if not updated:
+            GalleryState.objects.get_or_create(pk=1, defaults={"version": 1})
+        version = GalleryState.objects.filter(pk=1).values_list("version", flat=True).get()
+        if employees is None:
+            GalleryChange.objects.create(version=version, op=GalleryChange.Op.RELOAD)
+        else:  # an empty set still journals its version (a row naming nobody), so the journal has no gaps
+            GalleryChange.objects.bulk_create([GalleryChange(version=version, op=op, employee_id=employee, face_id=face_id)
+                                               for employee in sorted(set(employees)) or [None]])
+        keep = settings.ROLLCALL_GALLERY_JOURNAL_KEEP
+        if version % 100 == 0 and version > keep:
+            GalleryChange.objects.filter(version__lte=version - keep).delete()
+    return version
 
 
 @dataclass(frozen=True)
@@ -118,7 +142,7 @@ def face_enroll(
             with transaction.atomic():
                 face.is_primary = not employee.faces.exists()
                 face.save()
-                gallery_changed()
+                gallery_changed(employees=[employee.pk], op=GalleryChange.Op.ADD, face_id=face.pk)
                 if claim is not None and not EnrolmentCode.objects.filter(
                         pk=claim.code_id, used_at=claim.claimed_at, face__isnull=True).update(face=face):
                     raise EnrolmentCodeRejected("The enrolment code is no longer held for this photo; please try again.")
@@ -342,7 +366,7 @@ def gallery_reembed(*, job: ReembedJob, batch_size: int = 50) -> ReembedJob:
                     )
                     job.done += 1
                 _beat(job, fields={"done": job.done, "failed": job.failed, "last_error": job.last_error})
-            gallery_changed()
+            gallery_changed(employees={face.employee_id for face in faces})
         _beat(job, fields={"status": ReembedJob.Status.FINISHED})
     except ReembedStopped:
         gallery_changed()

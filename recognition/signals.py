@@ -8,14 +8,14 @@ from django.db import transaction
 from django.db.models.signals import post_delete
 from django.dispatch import receiver
 
-from recognition.models import FaceImage, LearningCandidate
+from recognition.models import FaceImage, GalleryChange, LearningCandidate
 
 
 @receiver(post_delete, sender=FaceImage)
 def _face_deleted(sender: type[FaceImage], instance: FaceImage, **kwargs: object) -> None:
     from recognition.services import _delete_files, gallery_changed
 
-    gallery_changed()
+    gallery_changed(employees=[instance.employee_id], op=GalleryChange.Op.REMOVE, face_id=instance.pk)
     transaction.on_commit(lambda: _delete_files(instance))
 
 

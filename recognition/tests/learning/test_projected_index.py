@@ -39,3 +39,21 @@ def test_a_projected_index_answers_as_an_index_of_projected_vectors() -> None:
     base = build_index(gallery, labels, dim=32, cohort=cohort)
     assert base.decide_burst(probes, threshold=0.5) == GalleryIndex(gallery, labels, dim=32, cohort=cohort).decide_burst(
         probes, threshold=0.5)
+
+
+def test_rows_added_under_a_head_are_projected_too() -> None:
+    """An incremental change of a projected index (a new enrolment under a learned head) answers as
+    the projected index rebuilt from all the base vectors."""
+    rng = np.random.default_rng(1)
+    gallery = l2_normalise(rng.normal(size=(40, 32)).astype(np.float32))
+    labels = np.repeat(np.arange(20), 2)
+    head = _Head(32)
+    cohort = CohortNorm(neighbours=3)
+    index = build_index(gallery[:30], labels[:30], dim=32, cohort=cohort, head=head, keys=np.arange(30))
+    changed = index.changed(vectors=gallery[30:], labels=labels[30:], keys=np.arange(30, 40)).changed(remove=[0, 1])
+    rebuilt = build_index(gallery[2:], labels[2:], dim=32, cohort=cohort, head=head, keys=np.arange(2, 40))
+    assert isinstance(changed, ProjectedIndex) and len(changed) == 38
+    probes = l2_normalise(gallery + 0.3 * rng.normal(size=gallery.shape).astype(np.float32))
+    for got, want in zip(changed.search(probes, k=3), rebuilt.search(probes, k=3), strict=True):
+        assert [m.label for m in got] == [m.label for m in want]
+        assert np.allclose([m.score for m in got], [m.score for m in want], atol=1e-5)
