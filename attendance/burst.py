@@ -235,7 +235,7 @@ class BurstStream:
         from attendance.services import LIVENESS_HINTS, NO_FACE_MESSAGE, UNKNOWN_MESSAGE, KioskOutcome, _Seen
         from portal.models import Employee
         from recognition.engine import get_liveness_checker, match_threshold
-        from recognition.learning_harvest import SafeBurst, burst_safety
+        from recognition.learning_harvest import SafeBurst, burst_safety, clear_stranger
         from recognition.selectors import gallery_index
 
         if not self.results:
@@ -254,7 +254,7 @@ class BurstStream:
             employee = Employee.objects.filter(pk=decision.best.label, is_active=True).first()
         if employee is None:
             closest = decision.best.score if decision.best is not None else None
-            stranger = vectors if closest is None or closest < threshold else None  # never a near-miss of a person
+            stranger = vectors if clear_stranger(closest, threshold=threshold) else None  # no near miss of a person
             return _Seen(KioskOutcome("unknown", UNKNOWN_MESSAGE, similarity=closest), thumbnail=thumbnail,
                          stranger=stranger)
         similarity = decision.best.score

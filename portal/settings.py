@@ -305,6 +305,9 @@ ROLLCALL_LEARN_KEEP_DAYS = int(os.environ.get("ROLLCALL_LEARN_KEEP_DAYS", "30"))
 ROLLCALL_LEARN_MAX_TEMPLATES = int(os.environ.get("ROLLCALL_LEARN_MAX_TEMPLATES", "3"))
 ROLLCALL_LEARN_STRANGER_RATE = float(os.environ.get("ROLLCALL_LEARN_STRANGER_RATE", "0.01"))
 ROLLCALL_LEARN_STRANGERS_KEPT = int(os.environ.get("ROLLCALL_LEARN_STRANGERS_KEPT", "2000"))
+# An unknown check-in is kept as a stranger only this far below the threshold (a near miss is mostly
+# an employee who was not recognised; recognition.learning_harvest.clear_stranger).
+ROLLCALL_LEARN_STRANGER_GAP = float(os.environ.get("ROLLCALL_LEARN_STRANGER_GAP", "0.03"))
 ROLLCALL_LEARN_FINETUNE = env_bool("ROLLCALL_LEARN_FINETUNE", True)
 ROLLCALL_LEARN_MAX_MINUTES = float(os.environ.get("ROLLCALL_LEARN_MAX_MINUTES", "30"))
 # How far the gate lets the held-out captures' margins above a candidate's threshold shrink

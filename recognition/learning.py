@@ -24,7 +24,7 @@ from django.utils import timezone
 from portal.models import Employee
 from recognition.engine import cohort_norm, get_pipeline
 from recognition.jobs import send_on_commit
-from recognition.learning_gate import GateFigures, beats, gate_figures
+from recognition.learning_gate import GateFigures, GateScores, beats, candidate_threshold, figures_at, gate_scores
 from recognition.models import (
     FaceImage,
     LearningCandidate,
@@ -272,30 +272,39 @@ def _learn(run: LearningRun, *, finetune: bool, timings: dict[str, float]) -> di
     new_vectors, new_labels = _gallery_with(plan, vectors, labels, face_ids)
     timings["plan"] = time.perf_counter() - t0
 
-    def figures(gallery: np.ndarray, gallery_labels: np.ndarray, model_head: Head | None) -> GateFigures:
+    def scores(gallery: np.ndarray, gallery_labels: np.ndarray, model_head: Head | None) -> GateScores:
         built = build_index(gallery, gallery_labels, dim=embedder.dim, cohort=cohort, head=model_head)
-        return gate_figures(built, heldout=plan.heldout, strangers=strangers, base_vectors=gallery,
-                            labels=gallery_labels, rate=rate, floor=default)
+        return gate_scores(built, heldout=plan.heldout, strangers=strangers, base_vectors=gallery, labels=gallery_labels)
+
+    def paired(candidate: GateScores, reference: GateScores, reference_threshold: float) -> GateFigures:
+        """A candidate's figures at its threshold paired with the model it would replace."""
+        limit = candidate_threshold(candidate, reference, active_threshold=reference_threshold, rate=rate, floor=default)
+        return figures_at(candidate, threshold=limit, rate=rate)
 
     _beat(run, stage="measuring the active model", progress=0.3)
     t0 = time.perf_counter()
-    before = figures(vectors, labels, head)
+    before_scores = scores(vectors, labels, head)
+    # The active model at the threshold the site runs on; a candidate's moves by what it changes (candidate_threshold).
+    before = figures_at(before_scores, threshold=threshold, rate=rate)
     current = {t.face.pk for t in _learned_of(plan) if t.face is not None}
     previous = set(active.learned_faces.values_list("pk", flat=True)) if active is not None else set()
     added = [t for t in _learned_of(plan) if t.candidate is not None]
     removed = previous - current
     harvest = {"heldout": len(plan.heldout), "positives": len(plan.positives)}
     details: dict[str, object] = {"before": before.as_dict(), "margin_tolerance": tolerance}
+    after_scores = before_scores
     if not added and not removed:
         templates_ok, templates_reason, after = False, "nothing new to learn", before
     else:
-        after = figures(new_vectors, new_labels, head)
+        after_scores = scores(new_vectors, new_labels, head)
+        after = paired(after_scores, before_scores, before.threshold)
         templates_ok, templates_reason = beats(after, before, rate=rate, strict=False, tolerance=tolerance)
         details["templates"] = after.as_dict()
         details["templates_gate"] = {"accepted": templates_ok, "reason": templates_reason}
     timings["gate"] = time.perf_counter() - t0
     chosen_gallery = (new_vectors, new_labels) if templates_ok else (vectors, labels)
     chosen_figures = after if templates_ok else before
+    chosen_scores = after_scores if templates_ok else before_scores
     tuned = None
     module = finetune_module() if finetune else None
     if module is not None and plan.positives:
@@ -303,7 +312,7 @@ def _learn(run: LearningRun, *, finetune: bool, timings: dict[str, float]) -> di
         t0 = time.perf_counter()
         tuned = _train(module, chosen_gallery, plan, head)
         timings["finetune"] = time.perf_counter() - t0
-        tuned_figures = figures(*chosen_gallery, tuned.head)
+        tuned_figures = paired(scores(*chosen_gallery, tuned.head), chosen_scores, chosen_figures.threshold)
         tuned_ok, tuned_reason = beats(tuned_figures, chosen_figures, rate=rate, strict=True, tolerance=tolerance)
         details["finetuned"] = {**tuned_figures.as_dict(), "accepted": tuned_ok, "reason": tuned_reason,
                                 "steps": tuned.steps, "seconds": round(tuned.seconds, 1), "device": tuned.device}

@@ -75,9 +75,24 @@ def learning_candidate_record(*, employee: Employee, burst: SafeBurst, at: dt.da
     return candidate
 
 
+def clear_stranger(closest: float | None, *, threshold: float) -> bool:
+    """Whether a check-in answered "unknown" whose best score was ``closest`` may be kept as one of
+    the gate's strangers: only when that score is at least ROLLCALL_LEARN_STRANGER_GAP below the
+    threshold. A near miss is ambiguous, and mostly it is an enrolled employee who was simply not
+    recognised (a turned head, poor light): on the LFW site simulation (bench/adaptation.py) 151 of
+    668 unknown check-ins were employees, most of them within 0.03 of the threshold, and once the
+    learned templates recognised them they stood at the top of the "strangers", raising the
+    candidate's re-calibrated threshold from 0.914 to 0.950, so every night's helpful templates were
+    refused. With the default 0.03, 10 employees remain among 317 kept samples. The band cuts the
+    real strangers' top band too; the gate makes up for it with the held-out captures left one out
+    (recognition.learning_gate). Nothing kept: no closest score (no gallery) is a clear stranger."""
+    return closest is None or closest < threshold - settings.ROLLCALL_LEARN_STRANGER_GAP
+
+
 def stranger_sample_record(*, vectors: np.ndarray, at: dt.datetime) -> StrangerSample | None:
     """Keep the views of a check-in answered "unknown" (vectors only: no image, no identity) for the
-    gate's strangers; the oldest beyond ROLLCALL_LEARN_STRANGERS_KEPT go."""
+    gate's strangers (the check-in path keeps only ``clear_stranger`` ones); the oldest beyond
+    ROLLCALL_LEARN_STRANGERS_KEPT go."""
     from recognition.engine import get_pipeline
 
     if not settings.ROLLCALL_LEARN or len(vectors) == 0:
