@@ -18,7 +18,13 @@ from rest_framework.views import APIView
 
 from attendance.exports import records_csv
 from attendance.selectors import month_sheet, records_for
-from attendance.services import BURST_MAX_FRAMES, IDEMPOTENCY_KEY, CaptureTimeError, check_in_submit
+from attendance.services import (
+    BURST_MAX_FRAMES,
+    CAPTURED_AT_DEVICES_ONLY,
+    IDEMPOTENCY_KEY,
+    CaptureTimeError,
+    check_in_submit,
+)
 from portal.api import Pagination, id_field, page_of
 from portal.authentication import IsDeviceOrManager, IsManager
 from portal.models import Department, Device
@@ -88,6 +94,8 @@ class CheckInApi(APIView):
         key = data.validated_data.get("key") or request.headers.get("Idempotency-Key") or None
         if key is not None and (device is None or not re.fullmatch(IDEMPOTENCY_KEY, key)):
             raise serializers.ValidationError({"key": ["Idempotency keys are for devices: 8-64 letters, digits, '-' or '_'."]})
+        if device is None and data.validated_data.get("captured_at") is not None:
+            raise serializers.ValidationError({"captured_at": [CAPTURED_AT_DEVICES_ONLY]})
         frames = [read_upload(frame) for frame in data.validated_data["frames"]]  # size checks before staging
         try:
             answer = check_in_submit(frames=frames, fps=data.validated_data["fps"], device=device, key=key,

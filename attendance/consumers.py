@@ -32,6 +32,7 @@ import base64
 import binascii
 import datetime as dt
 import logging
+import math
 import re
 import uuid
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ from attendance.burst import BurstError, StreamedBurst
 from attendance.events import device_group, preview_group, preview_published, viewer_groups
 from attendance.services import (
     BURST_MAX_FRAMES,
+    CAPTURED_AT_DEVICES_ONLY,
     IDEMPOTENCY_KEY,
     CaptureTimeError,
     _capture_time,
@@ -235,8 +237,9 @@ def _box(content: dict[str, Any]) -> list[float] | None:
     box = content.get("box")
     if box is None:
         return None
-    if (not isinstance(box, list) or len(box) != 4 or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                                               for v in box) or box[2] <= box[0] or box[3] <= box[1]):
+    if (not isinstance(box, list) or len(box) != 4
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in box)
+            or box[2] <= box[0] or box[3] <= box[1]):
         raise MessageError("box must be [x1, y1, x2, y2] in the frame's pixels, or null.")
     return [float(v) for v in box]
 
@@ -284,6 +287,8 @@ class BurstStreaming:
             raise MessageError("A burst is already open on this socket; end it first.", code="burst_open")
         key = self._burst_key(content)
         captured_at, fps = _captured_at(content), _fps(content)
+        if captured_at is not None and self._burst_device() is None:
+            raise MessageError(CAPTURED_AT_DEVICES_ONLY)
         try:
             _capture_time(captured_at)  # refused now, not after the whole burst was worked on
         except CaptureTimeError as exc:
@@ -333,6 +338,9 @@ class BurstStreaming:
         self._open = None
         if self._idle is not None:
             self._idle.cancel()
+        if current.burst.received == 0:  # nobody to check in: nothing is written, the monitor sees nothing
+            current.burst.close()
+            raise MessageError("No frame was sent: the burst was dropped and nothing was written.")
         device = self._burst_device()
 
         def finish() -> dict[str, Any]:
@@ -520,6 +528,8 @@ class KioskConsumer(BurstStreaming, AsyncJsonWebsocketConsumer):
         key = content.get("key") if isinstance(content, dict) else None
         try:
             if kind == "auth":
+                if self._open is not None:
+                    raise MessageError("A burst is open: end it before authorising again.", code="burst_open")
                 token = content.get("token")
                 valid = isinstance(token, str) and token
                 device = await database_sync_to_async(Device.for_token)(token) if valid else None
@@ -544,3 +554,8 @@ class KioskConsumer(BurstStreaming, AsyncJsonWebsocketConsumer):
                 raise MessageError("type must be auth, burst_start, frame or burst_end.", code="unknown_message")
         except MessageError as exc:
             await self._burst_error(key, exc.code, exc.detail)
+        except Exception as exc:  # noqa: BLE001 - a typed answer, never a dead socket (as on /ws/device/)
+            code, detail = _error_of(exc)
+            if code == "server_error":
+                log.exception("kiosk socket message %s failed", kind)
+            await self._burst_error(key, code, detail)

@@ -87,6 +87,8 @@ def _thumbnail(image: np.ndarray, face: Face) -> bytes:
 BURST_VIEWS = 5  # frames of a burst that are recognised (spread over it)
 BURST_MAX_FRAMES = 48  # frames one check-in may carry (REST and websocket alike)
 IDEMPOTENCY_KEY = r"^[A-Za-z0-9_-]{8,64}$"  # a device's key for one captured event
+# A kiosk (a manager's session) is timed by the portal's clock: only a device's own capture time counts.
+CAPTURED_AT_DEVICES_ONLY = "A capture time is for devices: a kiosk's check-in is timed by the portal's clock."
 
 
 # What the kiosk says when liveness fails: the next thing to do, not the check's name.

@@ -1,9 +1,10 @@
 // RollCall kiosk: webcam preview, a ~2 s burst of frames, the outcome shown large.
 // It guides: it says when the kiosk is not set up (no manager session, no device token) before anyone
 // tries, counts down while it captures, shows a spinner while the portal checks, and says what to do next.
-// With a manager's session each frame goes to the portal's kiosk socket (/ws/kiosk/) as soon as it is
-// taken, so the answer is ready when the capture ends; without the socket (a token kiosk, a proxy
-// without websockets, a socket that fails mid-burst) the frames already taken go to /api/v1/check-ins.
+// With a manager's session or a device token (sent as the socket's first "auth" message) each frame
+// goes to the portal's kiosk socket (/ws/kiosk/) as soon as it is taken, so the answer is ready when
+// the capture ends; without the socket (a proxy without websockets, a socket refused or failing before
+// the burst ends, an error reply) the frames already taken go to /api/v1/check-ins.
 (function () {
   const body = document.body;
   const video = document.getElementById("camera");
@@ -92,6 +93,10 @@
   // authenticates it; a device token (a browser cannot put it on a websocket's handshake) goes in a
   // first {"type": "auth"} message. Not open within 3 s, or refused: null, and the burst uses REST.
   const streamUrl = body.dataset.stream ? (location.protocol === "https:" ? "wss://" : "ws://") + location.host + body.dataset.stream : "";
+  // Longer than the portal waits for a worker (ROLLCALL_TASK_WAIT_SECONDS, 60 s by default).
+  const ANSWER_WAIT_MS = 75000;
+  const UNANSWERED = { outcome: "unanswered",
+    message: "No answer from the portal — press the button again to see whether you were checked in." };
   let socket = null;
   function closeSocket() { if (socket) { socket.close(); socket = null; } }
   function openSocket() {
@@ -132,7 +137,7 @@
       let message;
       try { message = JSON.parse(event.data); } catch (err) { return; }
       if (message.type === "decision" && message.answer) settle(message.answer);
-      else if (message.type === "error") fail();
+      else if (message.type === "error") { stream.refused = true; fail(); }  // an error: nothing was written
     };
     ws.addEventListener("message", onMessage);
     ws.addEventListener("close", fail);
@@ -145,13 +150,19 @@
       const jpeg = base64Of(blob);
       stream.sent = stream.sent.then(() => jpeg).then((data) => stream.send({ type: "frame", index, jpeg: data, box: null }), fail);
     };
+    // After burst_end the portal may have written the check-in even when no answer reaches us (a
+    // dropped socket, a slow worker): sending the frames again over REST could count it twice, so
+    // only a refusal (an error reply: nothing written) or a failure before burst_end falls back.
     stream.finish = async (frames) => {
       await stream.sent;
+      if (stream.failed) return null;
       stream.send({ type: "burst_end", frames });
-      const timeout = new Promise((resolve) => setTimeout(() => resolve(null), 30000));
+      const timeout = new Promise((resolve) => setTimeout(() => resolve(null), ANSWER_WAIT_MS));
       const answer = await Promise.race([stream.result, timeout]);
-      if (answer) detach(); else fail();
-      return answer;
+      if (answer) { detach(); return answer; }
+      const refused = stream.refused;
+      fail();
+      return refused ? null : UNANSWERED;
     };
     // No captured_at: as over REST, the portal's clock times a kiosk (a kiosk PC's clock may be wrong).
     const start = { type: "burst_start", fps: BURST_FPS };
@@ -191,7 +202,7 @@
     countdown.textContent = String(Math.max(1, Math.ceil(framesLeft / BURST_FPS)));
   }
 
-  const KINDS = { checked_in: "ok", checked_out: "ok", repeated: "ok", unknown: "bad", liveness_failed: "warn", no_face: "warn" };
+  const KINDS = { checked_in: "ok", checked_out: "ok", repeated: "ok", unknown: "bad", liveness_failed: "warn", no_face: "warn", unanswered: "warn" };
 
   async function burst() {
     if (!authorised()) { refreshAuthorised(); return; }

@@ -15,6 +15,7 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -181,6 +182,12 @@ def test_protocol_errors_are_typed_and_write_nothing(burst: list[bytes], setting
             await socket.send_json_to({"type": "frame", "key": "burst-key-0004", "index": index, "jpeg": frame})
         await send({"type": "frame", "key": "burst-key-0004", "index": 2, "jpeg": frame})
         await send({"type": "burst_end", "key": "burst-key-0004", "frames": 3})
+        # A box that is not finite numbers; a burst_end with no frame drops the stream and writes nothing.
+        await send({"type": "burst_start", "key": "burst-key-0006", "fps": 12})
+        await send({"type": "frame", "key": "burst-key-0006", "index": 0, "jpeg": frame,
+                    "box": [float("nan"), 0, float("inf"), 10]})
+        await send({"type": "burst_end", "key": "burst-key-0006", "frames": 0})
+        await send({"type": "burst_end", "key": "burst-key-0006", "frames": 0})
         # A stream that goes quiet is dropped.
         settings.ROLLCALL_BURST_IDLE_SECONDS = 0.5
         await send({"type": "burst_start", "key": "burst-key-0005", "fps": 12})
@@ -196,6 +203,7 @@ def test_protocol_errors_are_typed_and_write_nothing(burst: list[bytes], setting
         ("burst_started", None), ("error", "burst_open"), ("error", "unknown_key"), ("error", "bad_request"),
         ("error", "bad_request"), ("error", "bad_request"), ("error", "invalid_image"), ("error", "invalid_image"),
         ("burst_started", None), ("error", "too_many_frames"), ("error", "burst_not_started"),
+        ("burst_started", None), ("error", "bad_request"), ("error", "bad_request"), ("error", "burst_not_started"),
         ("burst_started", None), ("error", "burst_timeout"), ("error", "burst_not_started")], codes
     assert all(a["key"] == "burst-key-0002" for a in answers[9:11])
     assert RecognitionLog.objects.count() == 0 and AttendanceEvent.objects.count() == 0
@@ -230,6 +238,9 @@ def test_the_kiosk_socket_is_for_managers_and_device_tokens(sam: Employee, burst
         socket = _socket("/ws/kiosk/", session=sessions["boss"])
         await socket.connect()
         seen["manager"] = await _stream(socket, burst)
+        # A kiosk is timed by the portal's clock: a manager's session cannot backdate a check-in.
+        await socket.send_json_to({"type": "burst_start", "fps": 12, "captured_at": "2026-01-05T08:00:00+00:00"})
+        seen["manager backdates"] = await socket.receive_json_from(timeout=WAIT)
         await socket.disconnect()
         socket = _socket("/ws/kiosk/")
         await socket.connect()
@@ -246,6 +257,12 @@ def test_the_kiosk_socket_is_for_managers_and_device_tokens(sam: Employee, burst
     manager_answer = seen["manager"]
     assert manager_answer["type"] == "decision" and len(manager_answer["key"]) == 32
     assert manager_answer["answer"]["outcome"] == "checked_in" and manager_answer["answer"]["employee"] == "Sam Selfie"
+    assert seen["manager backdates"]["code"] == "bad_request" and "clock" in seen["manager backdates"]["detail"]
+    rest = Client()
+    rest.force_login(manager)
+    backdated = rest.post("/api/v1/check-ins", {"frames": [SimpleUploadedFile("f.jpg", burst[0], "image/jpeg")],
+                                                "captured_at": "2026-01-05T08:00:00+00:00"})
+    assert backdated.status_code == 400 and "captured_at" in backdated.json()["detail"], backdated.content
     assert seen["auth"] == {"type": "authorised", "device": "Lobby kiosk"}
     assert seen["device"]["answer"]["outcome"] == "checked_out"
     sources = sorted(RecognitionLog.objects.values_list("source", flat=True))
