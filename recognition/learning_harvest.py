@@ -85,7 +85,8 @@ def clear_stranger(closest: float | None, *, threshold: float) -> bool:
     candidate's re-calibrated threshold from 0.914 to 0.950, so every night's helpful templates were
     refused. With the default 0.03, 10 employees remain among 317 kept samples. The band cuts the
     real strangers' top band too; the gate makes up for it with the held-out captures left one out
-    (recognition.learning_gate). Nothing kept: no closest score (no gallery) is a clear stranger."""
+    (recognition.learning_gate). With no closest score (an empty gallery) the face is kept: nobody
+    enrolled can be near it."""
     return closest is None or closest < threshold - settings.ROLLCALL_LEARN_STRANGER_GAP
 
 
