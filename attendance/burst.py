@@ -326,6 +326,7 @@ class StreamedBurst:
         self._lock = threading.Lock()
         self._futures: list[Future] = []
         self._on_error = on_error
+        self._closed = False
         self._pool = ThreadPoolExecutor(max_workers=max(1, settings.ROLLCALL_BURST_PIPELINE),
                                         thread_name_prefix="burst")
 
@@ -360,7 +361,7 @@ class StreamedBurst:
             with self._lock:
                 first = self.failed is None
                 self.failed = self.failed or exc
-            if first and self._on_error is not None:
+            if first and self._on_error is not None and not self._closed:  # a closed stream's caller has its answer
                 self._on_error(exc)
         finally:
             close_old_connections()
@@ -388,5 +389,6 @@ class StreamedBurst:
             self.close()
 
     def close(self) -> None:
+        self._closed = True
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._frames.clear()
