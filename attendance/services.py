@@ -354,11 +354,15 @@ def recognition_log_purge(*, older_than: dt.datetime) -> int:
 def recognition_logs_delete(*, entries: models.QuerySet[RecognitionLog]) -> int:
     """Delete these monitor history rows (the purge, an admin's delete): their face thumbnails go
     once the transaction commits (attendance.signals) and so do their copies in the Firebase mirror."""
+    pks = list(entries.values_list("pk", flat=True))
     deleted: list[int] = []
     with transaction.atomic():
-        for entry in entries.iterator():
-            pk = entry.pk
-            entry.delete()
-            deleted.append(pk)
+        for start in range(0, len(pks), 500):
+            # Each chunk is read whole before its rows go: SQLite refuses a delete while a read of the
+            # same table is still open on the connection ("database table is locked").
+            for entry in list(RecognitionLog.objects.filter(pk__in=pks[start:start + 500])):
+                pk = entry.pk
+                entry.delete()  # one by one: the thumbnail goes with its row (attendance.signals)
+                deleted.append(pk)
         mirror_deletes_published(deleted)
     return len(deleted)
