@@ -224,21 +224,26 @@ def production_stack(base: Path, *, extra_env: dict[str, str] | None = None,
             stack.wait_ready(name)
         yield stack
     finally:
+        # Every process group is signalled even when its leader has exited (a worker's children may
+        # outlive it), and no timeout stops the cleanup of the rest.
         for name in reversed(list(stack.processes)):
-            process = stack.processes[name]
-            if process.poll() is None:
-                try:
-                    os.killpg(process.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
+            _signal_group(stack.processes[name], signal.SIGTERM)
         for process in stack.processes.values():
             try:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(process.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+                pass
+            _signal_group(process, signal.SIGKILL)
+            try:
                 process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                pass
         for path in stack.temp_dirs:
             shutil.rmtree(path, ignore_errors=True)
+
+
+def _signal_group(process: subprocess.Popen, signum: int) -> None:
+    try:
+        os.killpg(process.pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass  # the group is gone
