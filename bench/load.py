@@ -559,7 +559,10 @@ def main(argv: list[str] | None = None) -> int:
     def interrupted(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
 
+    # SIGINT too: a process started in the background by a non-interactive shell inherits SIGINT
+    # ignored, and Python then installs no KeyboardInterrupt handler of its own.
     signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGINT, interrupted)
     base = Path(tempfile.mkdtemp(prefix="rollcall-load-"))
     monitors: list[Monitor] = []
     doors: list[Door] = []
