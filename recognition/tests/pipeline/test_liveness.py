@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
+from conftest import video_frames
 from recognition.pipeline.detection import MtcnnDetector
 from recognition.pipeline.image import load_image
 from recognition.pipeline.liveness import LivenessChecker, eye_aspect_ratio, find_blinks, landmark_motion
@@ -56,13 +56,7 @@ def test_no_face_in_the_burst_is_refused(checker: LivenessChecker, faces_dir: Pa
 
 
 def test_the_blink_in_the_shared_glasses_video_is_found(checker: LivenessChecker, shared_data: Path) -> None:
-    capture = cv2.VideoCapture(str(shared_data / "video" / "blink_glasses_3s_96x128.mp4"))
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+    frames = video_frames(shared_data / "video" / "blink_glasses_3s_96x128.mp4", rgb=True)
     result = checker.check(frames, fps=25)
     ear = np.array(result.ear)
     blinks = find_blinks(ear, fps=25)
