@@ -50,10 +50,11 @@ from attendance.services import BURST_MAX_FRAMES, BURST_VIEWS
 
 if TYPE_CHECKING:
     from attendance.services import _Seen
-    from recognition.pipeline.tracking import FaceTracker
+    from recognition.pipeline.tracking import FaceTracker, Tracked
 
 BURST_SECONDS = 2.0  # a kiosk or door burst lasts about this long: the views spread over it
 CLOSED_RATIO = 0.75  # as find_blinks: eyes count as closed below this fraction of the open level
+REACH = 3  # a frame is tracked from the last face at most this many frames before it (detected otherwise)
 FRONTAL = 0.2  # a challenge's views: head turn (eye distances, |head_yaw|) at most this
 
 
@@ -71,17 +72,21 @@ def _b64(data: bytes) -> str:
 def analyse_image(image: np.ndarray, *, index: int, hint: list[float] | None) -> dict[str, Any]:
     """One decoded frame (RGB uint8) -> its main face, found from ``hint`` where safe: ``hint`` is
     the previous frame's ``track`` (12 numbers, FaceTracker's state) or a box [x1, y1, x2, y2]
-    another detector found.
-    JSON-serialisable: face box/score/5 points (for alignment), 68 landmarks (liveness), EAR, yaw."""
+    another detector found. See ``describe``."""
+    return describe(_tracker().find(image, hint), index=index, shape=image.shape)
+
+
+def describe(found: Tracked | None, *, index: int, shape: tuple[int, ...]) -> dict[str, Any]:
+    """A frame's tracked face as JSON-serialisable numbers: face box/score/5 points (for
+    alignment), 68 landmarks (liveness), EAR, yaw, and ``track`` (the next frame's hint)."""
     from recognition.pipeline.liveness import LEFT_EYE, RIGHT_EYE, eye_aspect_ratio, head_yaw
 
-    found = _tracker().find(image, hint)
-    result: dict[str, Any] = {"index": index, "face": found is not None, "shape": list(image.shape[:2])}
+    result: dict[str, Any] = {"index": index, "face": found is not None, "shape": list(shape[:2])}
     if found is None:
         return result
     points = found.points
     result.update(
-        detected=found.detected, track=[round(v, 4) for v in found.state],
+        detected=found.detected, track=found.state,
         box=[round(float(v), 2) for v in found.face.box], score=round(found.face.score, 4),
         landmarks=np.round(found.face.landmarks, 2).tolist(), points=points.astype(int).tolist(),
         ear=round((eye_aspect_ratio(points[LEFT_EYE]) + eye_aspect_ratio(points[RIGHT_EYE])) / 2, 4),
@@ -154,7 +159,7 @@ class BurstStream:
 
     def _previous(self, index: int) -> dict[str, Any] | None:
         earlier = [i for i in self.results if i < index and self.results[i]["face"]]
-        return self.results[max(earlier)] if earlier and index - max(earlier) <= 3 else None
+        return self.results[max(earlier)] if earlier and index - max(earlier) <= REACH else None
 
     def _open_level(self) -> float | None:
         ears = [r["ear"] for r in self.results.values() if r["face"]]
@@ -281,14 +286,16 @@ class BurstStream:
 
 
 def look_at_images(images: list[np.ndarray], fps: float, challenge: str | None = None) -> _Seen:
-    """The whole-burst (REST) path: every frame analysed in order with tracking, the chosen views
-    embedded in one batch, then ``BurstStream.decide``."""
+    """The whole-burst (REST) path: every frame's face tracked (``FaceTracker.find_many``: the
+    same faces as the stream's frame-by-frame ``analyse_image``, each from the last face at most
+    three frames before), the views planned in order, the chosen ones embedded in one batch, then
+    ``BurstStream.decide``."""
     from recognition.engine import get_pipeline
 
     stream = BurstStream(fps, challenge, expected=len(images))
-    for index, image in enumerate(images):
-        hint, _ = stream.plan(index)
-        stream.add(analyse_image(image, index=index, hint=hint))
+    for index, (image, found) in enumerate(zip(images, _tracker().find_many(images, reach=REACH), strict=True)):
+        stream.plan(index)
+        stream.add(describe(found, index=index, shape=image.shape))
     pending = stream.pending()
     if pending:
         vectors = get_pipeline().embedder.embed_pairs([(images[i], face_of(stream.results[i])) for i in pending])

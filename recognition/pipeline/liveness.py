@@ -108,12 +108,8 @@ class LivenessChecker:
         if track:
             from recognition.pipeline.tracking import FaceTracker
 
-            tracker, previous = FaceTracker(detector=self.detector, landmarks=self.landmarks), None
-            tracked = []
-            for frame in frames:
-                previous = tracker.find(frame, previous.state if previous is not None else None)
-                tracked.append(None if previous is None else previous.points)
-            return tracked
+            tracker = FaceTracker(detector=self.detector, landmarks=self.landmarks)
+            return [None if found is None else found.points for found in tracker.find_many(frames, reach=1)]
         result: list[np.ndarray | None] = []
         for frame in frames:
             faces = self.detector.detect(frame)

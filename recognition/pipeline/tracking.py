@@ -44,7 +44,28 @@ class Tracked:
 
     @property
     def state(self) -> list[float]:
-        return [*self.seed, *self.anchor, *self.calibration]
+        return _state(self.seed, self.anchor, self.calibration)
+
+
+@dataclass(frozen=True)
+class _Guess:
+    """A frame's face before its 68 points are found and checked (``Tracked`` without points)."""
+
+    face: Face
+    seed: Box
+    anchor: Box
+    calibration: tuple[float, float, float, float]
+    detected: bool
+
+    @property
+    def state(self) -> list[float]:
+        return _state(self.seed, self.anchor, self.calibration)
+
+
+def _state(seed: Box, anchor: Box, calibration: tuple[float, float, float, float]) -> list[float]:
+    # Rounded as it travels between a stream's frames (JSON): the streamed and the whole-burst
+    # paths track from the same numbers.
+    return [round(float(v), 4) for v in (*seed, *anchor, *calibration)]
 
 
 def iou(a: Box, b: Box) -> float:
@@ -70,54 +91,106 @@ def _calibrated(refined: Box, calibration: tuple[float, float, float, float]) ->
 class FaceTracker:
     """``find(image, state=None)`` -> Tracked or None (no face). Stateless: the caller passes the
     previous frame's ``Tracked.state`` (12 numbers), or a box [x1, y1, x2, y2] another detector
-    found (4 numbers), or nothing (detect)."""
+    found (4 numbers), or nothing (detect). ``find_many(images)``: a whole burst, the same answers
+    as ``find`` frame by frame, faster."""
 
     def __init__(self, *, detector: MtcnnDetector, landmarks: object) -> None:
         self.detector = detector
         self.landmarks = landmarks  # recognition.pipeline.liveness.FaceLandmarks68
 
     def detect(self, image: np.ndarray) -> Tracked | None:
+        guess = self._detected(image)
+        return None if guess is None else self._checked(image, guess, self._points(image, guess))
+
+    def find(self, image: np.ndarray, state: list[float] | tuple[float, ...] | None = None) -> Tracked | None:
+        guess = self._guess(image, state)
+        if guess is None:
+            return None
+        found = self._checked(image, guess, self._points(image, guess))
+        return found if found is not None else self.detect(image)
+
+    def find_many(self, images: list[np.ndarray], *, reach: int = 3) -> list[Tracked | None]:
+        """Each frame's face as ``find`` gives it, each frame tracked from the state of the last
+        frame with a face at most ``reach`` frames before it (detection otherwise).
+
+        Worked in passes rather than frame by frame: O-Net along the burst first, then the 68
+        points of every frame, then their checks. Each model's weights then stay in the CPU's
+        cache from one frame to the next (the 68-point predictor is about 100 MB and takes about
+        3 ms a frame right after O-Net ran, under 1 ms run back to back). A frame whose check
+        fails is detected, and the passes start again after it, so the answers are exactly
+        ``find``'s."""
+        found: list[Tracked | None] = [None] * len(images)
+        start, last, state = 0, None, None
+        while start < len(images):
+            guesses: list[_Guess | None] = []
+            for index in range(start, len(images)):
+                guess = self._guess(images[index], state if last is not None and index - last <= reach else None)
+                guesses.append(guess)
+                if guess is not None:
+                    last, state = index, guess.state
+            points = [None if guess is None else self._points(images[start + offset], guess)
+                      for offset, guess in enumerate(guesses)]
+            restart = None
+            for offset, (guess, seen) in enumerate(zip(guesses, points, strict=True)):
+                index = start + offset
+                found[index] = None if guess is None else self._checked(images[index], guess, seen)
+                if guess is not None and found[index] is None:
+                    found[index] = self.detect(images[index])
+                    restart = index + 1
+                    break
+            if restart is None:
+                break
+            faces = [i for i in range(restart) if found[i] is not None]
+            last = faces[-1] if faces else None
+            state = found[last].state if last is not None else None
+            start = restart
+        return found
+
+    def _detected(self, image: np.ndarray) -> _Guess | None:
         faces = self.detector.detect(image)
         if not faces:
             return None
         main = max(faces, key=lambda f: f.width * f.height)
         refined = self.detector.refine(image, main.box)
         anchor = refined.box if refined is not None else main.box
-        return self._landmarked(image, main, main.box, anchor, _calibration(main.box, anchor), detected=True)
+        return _Guess(main, main.box, anchor, _calibration(main.box, anchor), detected=True)
 
-    def find(self, image: np.ndarray, state: list[float] | tuple[float, ...] | None = None) -> Tracked | None:
+    def _guess(self, image: np.ndarray, state: list[float] | tuple[float, ...] | None) -> _Guess | None:
+        """Where the face is, from ``state`` where O-Net confirms it; detection otherwise."""
         if state is None:
-            return self.detect(image)
+            return self._detected(image)
         values = [float(v) for v in state]
         seed = tuple(values[:4])
         refined = self.detector.refine(image, seed)
         if refined is None:
-            return self.detect(image)
+            return self._detected(image)
         if len(values) != 12:  # a foreign box (the edge device's detector): it only says where to look
             if iou(refined.box, seed) < LOST_IOU:
-                return self.detect(image)
-            return self._landmarked(image, refined, refined.box, refined.box, (0.0, 0.0, 0.0, 0.0), detected=False)
+                return self._detected(image)
+            return _Guess(refined, refined.box, refined.box, (0.0, 0.0, 0.0, 0.0), detected=False)
         anchor, calibration = tuple(values[4:8]), tuple(values[8:])
         overlap = iou(refined.box, anchor)
         if overlap < LOST_IOU:
-            return self.detect(image)
+            return self._detected(image)
         box = _calibrated(refined.box, calibration)
         if overlap < STILL_IOU:
             seed, anchor = box, refined.box
-        face = Face(box=box, score=refined.score, landmarks=refined.landmarks)
-        return self._landmarked(image, face, seed, anchor, calibration, detected=False)
+        return _Guess(Face(box=box, score=refined.score, landmarks=refined.landmarks), seed, anchor, calibration,
+                      detected=False)
 
-    def _landmarked(self, image: np.ndarray, face: Face, seed: Box, anchor: Box,
-                    calibration: tuple[float, float, float, float], *, detected: bool) -> Tracked | None:
-        points = self.landmarks(image, Face(box=seed, score=face.score, landmarks=face.landmarks))
-        if not detected:
-            # The 68 points must describe a face where O-Net saw one: inside the image, and their
-            # box overlapping the face's; otherwise trust nothing tracked and detect.
+    def _points(self, image: np.ndarray, guess: _Guess) -> np.ndarray:
+        face = guess.face
+        return self.landmarks(image, Face(box=guess.seed, score=face.score, landmarks=face.landmarks))
+
+    def _checked(self, image: np.ndarray, guess: _Guess, points: np.ndarray) -> Tracked | None:
+        """The frame's Tracked; None when a tracked face's 68 points do not describe a face where
+        O-Net saw one (outside the image, or their box not overlapping the face's): detect then."""
+        if not guess.detected:
             height, width = image.shape[:2]
             xs, ys = points[:, 0], points[:, 1]
             inside = np.mean((xs >= 0) & (xs < width) & (ys >= 0) & (ys < height))
             box = (float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max()))
-            if inside < 0.9 or iou(box, face.box) < 0.3:
-                return self.detect(image)
-        return Tracked(face=face, points=points, seed=tuple(seed), anchor=tuple(anchor),
-                       calibration=tuple(calibration), detected=detected)
+            if inside < 0.9 or iou(box, guess.face.box) < 0.3:
+                return None
+        return Tracked(face=guess.face, points=points, seed=tuple(guess.seed), anchor=tuple(guess.anchor),
+                       calibration=tuple(guess.calibration), detected=guess.detected)
