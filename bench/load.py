@@ -52,6 +52,7 @@ import base64
 import csv
 import datetime as dt
 import json
+import os
 import random
 import shutil
 import signal
@@ -314,8 +315,8 @@ def make_burst(photo: str, employee_id: int | None, detector: HaarDetector, conf
 
 # --- memory ---------------------------------------------------------------------------------------
 
-def rss_mib(pid: int) -> float:
-    """VmRSS of a process and all its descendants, MiB (0 when it is gone)."""
+def _family(pid: int) -> list[int]:
+    """A process and all its descendants."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -324,17 +325,56 @@ def rss_mib(pid: int) -> float:
             except (OSError, IndexError, ValueError):
                 continue
             children.setdefault(ppid, []).append(int(entry.name))
-    total, todo = 0, [pid]
+    family, todo = [], [pid]
     while todo:
         current = todo.pop()
+        family.append(current)
         todo += children.get(current, [])
+    return family
+
+
+def rss_mib(pid: int) -> float:
+    """VmRSS of a process and all its descendants, MiB (0 when it is gone)."""
+    total = 0
+    for member in _family(pid):
         try:
-            for line in Path(f"/proc/{current}/status").read_text().splitlines():
+            for line in Path(f"/proc/{member}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
                     total += int(line.split()[1])
         except OSError:
             pass
     return total / 1024
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) used so far by a process and its living descendants."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for member in _family(pid):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / tick
+
+
+def cpu_snapshot(stack: Stack) -> dict[str, float]:
+    """CPU seconds so far per stack process (with descendants: Celery's pool, PostgreSQL's
+    backends) and of this bench process (doors, monitors)."""
+    snapshot = {name: cpu_seconds(process.pid) for name, process in stack.processes.items()
+                if process.poll() is None}
+    own = os.times()
+    snapshot["bench"] = own.user + own.system
+    return snapshot
+
+
+def cpu_per_check_in(before: dict[str, float], after: dict[str, float], done: int, seconds: float) -> dict[str, Any]:
+    """Where the CPU went during a phase: seconds per completed check-in by process, and the
+    cores in use on average (this machine has os.cpu_count())."""
+    used = {name: after[name] - before.get(name, 0.0) for name in after}
+    return {"per_check_in_s": {name: round(value / max(done, 1), 4) for name, value in sorted(used.items())},
+            "cores_busy": round(sum(used.values()) / max(seconds, 1e-9), 2)}
 
 
 class MemorySampler(threading.Thread):
@@ -646,9 +686,11 @@ def main(argv: list[str] | None = None) -> int:
                 warm_up(stack, doors, bursts, names, tag=f"w{count}")
                 sampler.sample()
                 sampler.reset()
+                before = cpu_snapshot(stack)
                 results, seconds = run_phase(doors, bursts, seconds=args.seconds, interval=None, door_rate=args.door_rate,
                                              label=f"{count} worker(s), saturated", tag=f"s{count}")
                 saturated = summarise(results, seconds)
+                saturated["cpu"] = cpu_per_check_in(before, cpu_snapshot(stack), saturated["check_ins"], seconds)
                 measured += results
                 memory_saturated = dict(sampler.peak)
                 rate = saturated["per_s"]
@@ -761,6 +803,9 @@ def print_table(report: dict[str, Any]) -> None:
             print(f"{run['workers']:>7} {phase:<10} {row['offered_per_s'] or '-':>9} {row['check_ins']:>6} {row['per_s']:>7.3f} "
                   f"{row['p50_s'] or 0:>7.2f} {row['p95_s'] or 0:>7.2f} {row['p99_s'] or 0:>7.2f} {row['errors']:>6}")
         print(f"{'':>7} memory peak MiB: " + ", ".join(f"{k} {v:.0f}" for k, v in run["memory_peak_mib"].items()))
+        if cpu := run["saturated"].get("cpu"):
+            print(f"{'':>7} saturated, CPU s per check-in: " + ", ".join(
+                f"{k} {v:.3f}" for k, v in cpu["per_check_in_s"].items()) + f"; cores busy {cpu['cores_busy']}")
     if "scaling_ratio" in report:
         print(f"scaling ratio ({report['runs'][-1]['workers']} vs {report['runs'][0]['workers']} workers): {report['scaling_ratio']}")
     print(f"door heartbeat errors: {report.get('heartbeat_errors', 0)}")
