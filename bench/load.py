@@ -38,7 +38,8 @@ and never otherwise; device online/offline events go to every monitor, each exac
 Liveness is set off (ROLLCALL_LIVENESS=off): the bursts are made of still photos (there are no
 blink videos of the gallery's people); ATTENDANCE_REPEAT_WINDOW_SECONDS=1 so that visits alternate
 check-in and check-out (writes) instead of being answered "repeated"; ROLLCALL_TORCH_THREADS=1
-(``--torch-threads``) so that one worker is one core. The output says so.
+(``--torch-threads``; torch and ONNX Runtime) so that one worker is one core. The output says so.
+The CPU seconds each process spent per check-in (saturated phase) show where the cores went.
 
 Prints a table (and a progress bar while running), writes --json. Every process and temporary
 folder is removed at the end, also on Ctrl-C or an error. On a 2-core machine run it tiny while
@@ -611,7 +612,8 @@ def main(argv: list[str] | None = None) -> int:
     notes = [
         "liveness off (ROLLCALL_LIVENESS=off): bursts are still photos, no blink videos of the gallery's people",
         "ATTENDANCE_REPEAT_WINDOW_SECONDS=1: visits alternate check-in/check-out (writes), not 'repeated'",
-        f"ROLLCALL_TORCH_THREADS={args.torch_threads} per worker; workers: celery prefork --concurrency 1, beat off",
+        f"ROLLCALL_TORCH_THREADS={args.torch_threads} per worker (torch and ONNX Runtime threads); "
+        "workers: celery prefork --concurrency 1, beat off",
         "sustained rate: closed loop (each door sends its next burst when answered, "
         f"at most {args.door_rate}/s per door); then paced at 80% of it",
         "latency: door-side, from sending the burst over the websocket to the decision message",
