@@ -115,11 +115,9 @@ def _look(frames: list[bytes], fps: float, challenge: str | None = None) -> _See
 
     if not frames:
         return _Seen(KioskOutcome("no_face", "No picture arrived from the camera."))
-    # The JPEG decoder lets go of the GIL: the frames decode side by side on the cores this
-    # process may use (the first bad frame's error is raised, as decoding in order would).
-    threads = min(len(frames), 4, settings.ROLLCALL_TORCH_THREADS or os.cpu_count() or 1)
-    if threads < 2:
-        return look_at_images([decode_upload(frame) for frame in frames], fps, challenge)
+    # The JPEG decoder lets go of the GIL: the frames decode side by side, on as many threads as
+    # the process's inference (the first bad frame's error is raised, as decoding in order would).
+    threads = min(len(frames), 4, settings.ROLLCALL_TORCH_THREADS or len(os.sched_getaffinity(0)))
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="rollcall-decode") as pool:
         images = list(pool.map(decode_upload, frames))
     return look_at_images(images, fps, challenge)

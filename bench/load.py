@@ -348,13 +348,14 @@ def rss_mib(pid: int) -> float:
 
 
 def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) used so far by a process and its living descendants."""
+    """CPU time (user + system) used so far by a process and its living descendants, and by
+    their children that have exited and been waited for (PostgreSQL's short-lived backends)."""
     tick = os.sysconf("SC_CLK_TCK")
     total = 0
     for member in _family(pid):
         try:
             fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
+            total += sum(int(v) for v in fields[11:15])  # utime, stime, cutime, cstime
         except (OSError, IndexError, ValueError):
             pass
     return total / tick

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 
 from recognition.pipeline.detection import MtcnnDetector
-from recognition.pipeline.embedding import create_embedder
+from recognition.pipeline.embedding import OnnxEmbedder, create_embedder
 from recognition.pipeline.pipeline import FacePipeline
 
 if TYPE_CHECKING:
@@ -44,6 +44,8 @@ def get_pipeline() -> FacePipeline:
 
     if settings.ROLLCALL_TORCH_THREADS:
         torch.set_num_threads(settings.ROLLCALL_TORCH_THREADS)
+    # One knob for a process's inference threads: a one-thread worker holds ONNX Runtime to one too.
+    OnnxEmbedder.default_threads = settings.ROLLCALL_ONNX_THREADS or settings.ROLLCALL_TORCH_THREADS
     detector = MtcnnDetector(min_face_size=settings.ROLLCALL_DETECTOR_MIN_FACE, device=settings.ROLLCALL_DEVICE)
     embedder = create_embedder(settings.ROLLCALL_EMBEDDER, **settings.ROLLCALL_EMBEDDER_OPTIONS)
     return FacePipeline(detector=detector, embedder=embedder)

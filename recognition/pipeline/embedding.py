@@ -19,7 +19,6 @@ Registry (``create_embedder``):
 
 from __future__ import annotations
 
-import os
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -157,6 +156,9 @@ class OnnxEmbedder(ModelEmbedder):
     """An ONNX export (dynamic batch) run by ONNX Runtime; ``prepare`` as for ``TorchEmbedder``."""
 
     prepare: Callable[[np.ndarray], np.ndarray]
+    # Intra-op threads of sessions made without ``threads`` (0: one per core). The portal sets it
+    # from its settings before it builds the pipeline (recognition.engine.get_pipeline).
+    default_threads: int = 0
 
     def __init__(self, *, path: Path, aligner: Aligner | Sequence[Aligner], threads: int | None = None,
                  mirror: bool = False) -> None:
@@ -164,10 +166,7 @@ class OnnxEmbedder(ModelEmbedder):
 
         super().__init__(aligner=aligner, mirror=mirror)
         options = onnxruntime.SessionOptions()
-        # One knob for a process's inference threads: ROLLCALL_TORCH_THREADS=1 (a worker per core)
-        # holds ONNX Runtime to one thread too, unless ROLLCALL_ONNX_THREADS says otherwise.
-        options.intra_op_num_threads = threads or int(
-            os.environ.get("ROLLCALL_ONNX_THREADS") or os.environ.get("ROLLCALL_TORCH_THREADS") or "0")
+        options.intra_op_num_threads = threads or self.default_threads
         # Idle ONNX Runtime threads otherwise spin for a while after each run and steal the CPU
         # from the detector (torch) that runs next (fused detect+align+embed: 176 ms with, 135 ms without).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")

@@ -34,6 +34,10 @@ FORMATS: dict[str, tuple[str, str]] = {
 # The openers Pillow may try (an MPO is recognised by the JPEG opener).
 OPENERS = [fmt for fmt in FORMATS if fmt != "MPO"]
 Image.init()  # register every plugin, so ``formats=OPENERS`` finds WebP and TIFF
+# The size check in load_image replaces Pillow's global bomb warning with a typed error. Set once
+# for the process: warnings.catch_warnings around each decode is not thread-safe (frames decode
+# side by side).
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 ImageSource = bytes | str | Path | BinaryIO
 
@@ -49,48 +53,43 @@ def load_image(
     Raises ImageDecodeError, ImageTooLargeError or ImageTooSmallError with a message a user can act on.
     """
     stream: BinaryIO | str | Path = io.BytesIO(source) if isinstance(source, bytes) else source
-    with warnings.catch_warnings():
-        # The size check below replaces Pillow's global bomb warning with a typed error.
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        try:
-            image = Image.open(stream, formats=OPENERS)
-        except Image.DecompressionBombError as exc:
+    try:
+        image = Image.open(stream, formats=OPENERS)
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLargeError(
+            f"Image announces over {2 * (Image.MAX_IMAGE_PIXELS or 0) / 1e6:.0f} megapixels; "
+            f"the limit is {max_pixels / 1e6:.0f} megapixels."
+        ) from exc
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise ImageDecodeError("File is not a readable image (JPEG, PNG, WebP, BMP, GIF, TIFF).") from exc
+    with image:
+        width, height = image.size
+        if width * height > max_pixels:
             raise ImageTooLargeError(
-                f"Image announces over {2 * (Image.MAX_IMAGE_PIXELS or 0) / 1e6:.0f} megapixels; "
+                f"Image is {width}x{height} ({width * height / 1e6:.1f} megapixels); "
                 f"the limit is {max_pixels / 1e6:.0f} megapixels."
-            ) from exc
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-            raise ImageDecodeError("File is not a readable image (JPEG, PNG, WebP, BMP, GIF, TIFF).") from exc
-        with image:
-            width, height = image.size
-            if width * height > max_pixels:
-                raise ImageTooLargeError(
-                    f"Image is {width}x{height} ({width * height / 1e6:.1f} megapixels); "
-                    f"the limit is {max_pixels / 1e6:.0f} megapixels."
-                )
-            if min(width, height) < min_side:
-                raise ImageTooSmallError(
-                    f"Image is {width}x{height}; at least {min_side}x{min_side} pixels are needed."
-                )
-            try:
-                image.load()
-                image = _upright(image)
-                return _to_rgb_array(image)
-            except (OSError, ValueError, SyntaxError, EOFError) as exc:
-                raise ImageDecodeError(f"Image data is corrupt or truncated ({exc}).") from exc
+            )
+        if min(width, height) < min_side:
+            raise ImageTooSmallError(
+                f"Image is {width}x{height}; at least {min_side}x{min_side} pixels are needed."
+            )
+        try:
+            image.load()
+            image = _upright(image)
+            return _to_rgb_array(image)
+        except (OSError, ValueError, SyntaxError, EOFError) as exc:
+            raise ImageDecodeError(f"Image data is corrupt or truncated ({exc}).") from exc
 
 
 def image_format(source: ImageSource) -> str | None:
     """The decoded format of ``source`` (a key of FORMATS) from its header, or None when it is not
     one of the images RollCall reads. Cheap: the pixels are not decoded."""
     stream: BinaryIO | str | Path = io.BytesIO(source) if isinstance(source, bytes) else source
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        try:
-            with Image.open(stream, formats=OPENERS) as image:
-                return image.format if image.format in FORMATS else None
-        except (Image.DecompressionBombError, UnidentifiedImageError, OSError, ValueError, SyntaxError):
-            return None
+    try:
+        with Image.open(stream, formats=OPENERS) as image:
+            return image.format if image.format in FORMATS else None
+    except (Image.DecompressionBombError, UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        return None
 
 
 def format_suffix(fmt: str | None) -> str:

@@ -16,6 +16,7 @@ no motion, exactly as with detection on each frame).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -109,41 +110,39 @@ class FaceTracker:
         found = self._checked(image, guess, self._points(image, guess))
         return found if found is not None else self.detect(image)
 
-    def find_many(self, images: list[np.ndarray], *, reach: int = 3) -> list[Tracked | None]:
+    def find_many(self, images: Iterable[np.ndarray], *, reach: int = 3) -> list[Tracked | None]:
         """Each frame's face as ``find`` gives it, each frame tracked from the state of the last
         frame with a face at most ``reach`` frames before it (detection otherwise).
 
         Worked in passes rather than frame by frame: O-Net along the burst first, then the 68
         points of every frame, then their checks. Each model's weights then stay in the CPU's
         cache from one frame to the next (the 68-point predictor is about 100 MB and takes about
-        3 ms a frame right after O-Net ran, under 1 ms run back to back). A frame whose check
-        fails is detected, and the passes start again after it, so the answers are exactly
-        ``find``'s."""
-        found: list[Tracked | None] = [None] * len(images)
-        start, last, state = 0, None, None
-        while start < len(images):
-            guesses: list[_Guess | None] = []
-            for index in range(start, len(images)):
-                guess = self._guess(images[index], state if last is not None and index - last <= reach else None)
-                guesses.append(guess)
-                if guess is not None:
-                    last, state = index, guess.state
-            points = [None if guess is None else self._points(images[start + offset], guess)
-                      for offset, guess in enumerate(guesses)]
-            restart = None
-            for offset, (guess, seen) in enumerate(zip(guesses, points, strict=True)):
-                index = start + offset
-                found[index] = None if guess is None else self._checked(images[index], guess, seen)
-                if guess is not None and found[index] is None:
-                    found[index] = self.detect(images[index])
-                    restart = index + 1
-                    break
-            if restart is None:
-                break
-            faces = [i for i in range(restart) if found[i] is not None]
-            last = faces[-1] if faces else None
-            state = found[last].state if last is not None else None
-            start = restart
+        3 ms a frame right after O-Net ran, under 1 ms run back to back). From the first frame
+        whose check fails (detected instead) the rest goes frame by frame, so the answers are
+        exactly ``find``'s."""
+        images = list(images)
+        guesses: list[_Guess | None] = []
+        last, state = None, None
+        for index, image in enumerate(images):
+            guess = self._guess(image, state if last is not None and index - last <= reach else None)
+            guesses.append(guess)
+            if guess is not None:
+                last, state = index, guess.state
+        points = [None if guess is None else self._points(image, guess)
+                  for image, guess in zip(images, guesses, strict=True)]
+        found: list[Tracked | None] = []
+        diverged = False  # a check failed: the later guesses were made from a state that is not the frame's
+        last, state = None, None
+        for index, image in enumerate(images):
+            if diverged:
+                result = self.find(image, state if last is not None and index - last <= reach else None)
+            elif (guess := guesses[index]) is None:
+                result = None
+            elif (result := self._checked(image, guess, points[index])) is None:
+                result, diverged = self.detect(image), True
+            found.append(result)
+            if result is not None:
+                last, state = index, result.state
         return found
 
     def _detected(self, image: np.ndarray) -> _Guess | None:

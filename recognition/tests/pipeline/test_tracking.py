@@ -86,3 +86,41 @@ def test_a_hint_at_nothing_or_elsewhere_falls_back_to_detection(detector: MtcnnD
     # A box another detector sent (no anchor) is used where O-Net confirms a face there.
     foreign = tracker.find(frame, [truth.box[0] - 10, truth.box[1] + 10, truth.box[2] + 5, truth.box[3] - 5])
     assert foreign is not None and not foreign.detected and iou(foreign.face.box, truth.box) > 0.6
+
+
+class _Spoiled:
+    """The real 68-point predictor, except on one frame where its points land outside the image
+    (a tracked face there fails its check and is detected again)."""
+
+    def __init__(self, landmarks: object, spoiled: np.ndarray) -> None:
+        self.landmarks, self.spoiled = landmarks, spoiled
+
+    def __call__(self, image: np.ndarray, face: object) -> np.ndarray:
+        points = self.landmarks(image, face)
+        return points - 5000.0 if image is self.spoiled else points
+
+
+@pytest.mark.parametrize("reach", [1, 3])
+def test_a_whole_burst_tracked_in_passes_finds_exactly_what_frame_by_frame_finds(
+        detector: MtcnnDetector, checker: LivenessChecker, blink: list[np.ndarray], faces_dir: Path, reach: int) -> None:
+    nobody = load_image(faces_dir / "no_face.jpg")
+    spoiled = blink[10].copy()
+    frames = [*blink[:6], nobody, *blink[6:10], spoiled, *blink[11:16], nobody, nobody, nobody, nobody, *blink[16:]]
+    tracker = FaceTracker(detector=detector, landmarks=_Spoiled(checker.landmarks, spoiled))
+    sequential, last, state = [], None, None
+    for index, frame in enumerate(frames):
+        found = tracker.find(frame, state if last is not None and index - last <= reach else None)
+        sequential.append(found)
+        if found is not None:
+            last, state = index, found.state
+    passes = tracker.find_many(iter(frames), reach=reach)  # any iterable of frames
+    assert len(passes) == len(frames)
+    for index, (one, other) in enumerate(zip(sequential, passes, strict=True)):
+        assert (one is None) == (other is None), index
+        if one is not None:
+            assert (one.detected, one.state, one.face.box) == (other.detected, other.state, other.face.box), index
+            assert np.array_equal(one.points, other.points), index
+    detected = [i for i, found in enumerate(passes) if found is not None and found.detected]
+    spoiled_at = next(i for i, frame in enumerate(frames) if frame is spoiled)
+    assert 0 in detected and spoiled_at in detected  # the spoiled frame failed its check
+    assert all(passes[i] is None for i, frame in enumerate(frames) if frame is nobody)
