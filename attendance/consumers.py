@@ -22,7 +22,10 @@ server makes each stream's key; the browser may leave it out, and may send a ``c
 ``burst_start``). Allowed as the kiosk page's REST check-in is: a manager's session, or a device
 token, given as ``Authorization: Device <token>`` on the handshake or (browsers cannot set that
 header) in a first message ``{"type": "auth", "token": T}``, answered ``{"type": "authorised"}``.
-Anything else is answered ``not_allowed``; a wrong token also closes the socket (4401).
+Anything else is answered ``not_allowed``; a wrong token also closes the socket (4401). The
+manager's session is checked again at every ``burst_start`` and ``burst_end`` (as a device's token
+is): once it is signed out, expired, its password changed, or the manager deactivated or no longer
+a manager, the answer is ``not_allowed`` and the socket closes (4401); nothing is written.
 """
 
 from __future__ import annotations
@@ -36,11 +39,14 @@ import math
 import re
 import uuid
 from dataclasses import dataclass
+from importlib import import_module
+from types import SimpleNamespace
 from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
+from django.contrib import auth
 from django.contrib.auth.models import AnonymousUser
 from django.utils import timezone
 
@@ -395,9 +401,10 @@ def _error_of(exc: BaseException) -> tuple[str, str]:
     return "server_error", "The server failed to handle this message; it has been logged."
 
 
-# Close codes: 4401 unknown or disabled token at connect; 4403 the device was deactivated,
-# deleted or its token rotated while connected.
+# Close codes: 4401 unknown or disabled token at connect (or, on /ws/kiosk/, a manager's session
+# that ended); 4403 the device was deactivated, deleted or its token rotated while connected.
 CLOSE_DEVICE_REVOKED = 4403
+CLOSE_SESSION_ENDED = 4401  # the kiosk's manager signed out, or may no longer use the kiosk
 
 
 class DeviceConsumer(BurstStreaming, AsyncJsonWebsocketConsumer):
@@ -497,6 +504,16 @@ def _kiosk_session(user: Any) -> Any:
     return user if user is not None and may_use_kiosk_page(user) else None
 
 
+def _kiosk_session_still_valid(session_key: str | None, user_pk: int) -> bool:
+    """The kiosk's manager session is still what it was when the socket opened: not signed out or
+    expired, the same user, still active (Django's own checks: a changed password ends the
+    session) and still allowed the kiosk. Read afresh: the socket's session copy was loaded at
+    connect."""
+    engine = import_module(settings.SESSION_ENGINE)
+    user = auth.get_user(SimpleNamespace(session=engine.SessionStore(session_key)))
+    return user.is_authenticated and user.pk == user_pk and may_use_kiosk_page(user)
+
+
 class KioskConsumer(BurstStreaming, AsyncJsonWebsocketConsumer):
     """The kiosk page's streamed check-in (see the module docstring)."""
 
@@ -548,6 +565,14 @@ class KioskConsumer(BurstStreaming, AsyncJsonWebsocketConsumer):
                 if revoked:
                     await self._burst_error(key, "not_allowed", "This device's access was revoked.")
                     await self.close(code=CLOSE_DEVICE_REVOKED)
+                    return
+                session = self.scope.get("session")
+                ended = self.actor is not None and kind != "frame" and not await database_sync_to_async(
+                    _kiosk_session_still_valid)(getattr(session, "session_key", None), self.actor.pk)
+                if ended:
+                    self._drop()
+                    await self._burst_error(key, "not_allowed", "This kiosk's session has ended: log in again.")
+                    await self.close(code=CLOSE_SESSION_ENDED)
                     return
                 await self.burst_message(kind, content)
             else:

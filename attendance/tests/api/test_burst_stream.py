@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import pytest
 from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -267,3 +268,43 @@ def test_the_kiosk_socket_is_for_managers_and_device_tokens(sam: Employee, burst
     assert seen["device"]["answer"]["outcome"] == "checked_out"
     sources = sorted(RecognitionLog.objects.values_list("source", flat=True))
     assert sources == ["device:Lobby kiosk", "kiosk"] and AttendanceEvent.objects.count() == 2
+
+
+def test_a_kiosk_whose_manager_signed_out_or_lost_the_role_stops_streaming(sam: Employee, burst: list[bytes],
+                                                                       settings) -> None:
+    settings.ROLLCALL_LIVENESS = "off"
+    manager = User.objects.create_user("boss", password="pw-boss-123")
+    mona = Employee.objects.create(user=manager, code="M", full_name="Mona Manager", role="manager")
+    browsers = {}
+    for name in ("signs out", "demoted"):
+        browsers[name] = Client()
+        browsers[name].force_login(manager)
+
+    async def opened(name: str) -> WebsocketCommunicator:
+        socket = _socket("/ws/kiosk/", session=browsers[name].cookies["sessionid"].value)
+        assert (await socket.connect())[0]
+        return socket
+
+    async def scenario() -> dict[str, object]:
+        seen: dict[str, object] = {}
+        signs_out, demoted = await opened("signs out"), await opened("demoted")
+        await signs_out.send_json_to({"type": "burst_start", "fps": 12})
+        started = await signs_out.receive_json_from(timeout=WAIT)
+        assert started["type"] == "burst_started", started
+        frame = base64.b64encode(burst[0]).decode()
+        await signs_out.send_json_to({"type": "frame", "key": started["key"], "index": 0, "jpeg": frame})
+        await database_sync_to_async(browsers["signs out"].logout)()  # the kiosk's manager signs out mid-burst
+        await signs_out.send_json_to({"type": "burst_end", "key": started["key"], "frames": 1})
+        seen["signed out"] = await signs_out.receive_json_from(timeout=WAIT)
+        seen["signed out closes"] = await signs_out.receive_output(timeout=WAIT)
+        await database_sync_to_async(Employee.objects.filter(pk=mona.pk).update)(role="employee")
+        await demoted.send_json_to({"type": "burst_start", "fps": 12})
+        seen["demoted"] = await demoted.receive_json_from(timeout=WAIT)
+        seen["demoted closes"] = await demoted.receive_output(timeout=WAIT)
+        return seen
+
+    seen = async_to_sync(scenario)()
+    for name in ("signed out", "demoted"):
+        assert seen[name]["code"] == "not_allowed" and "session has ended" in seen[name]["detail"], seen[name]
+        assert seen[f"{name} closes"] == {"type": "websocket.close", "code": 4401}, seen[f"{name} closes"]
+    assert RecognitionLog.objects.count() == 0 and AttendanceEvent.objects.count() == 0
