@@ -129,6 +129,51 @@ def test_device_events_from_the_worker_reach_the_monitor_through_redis(stack: di
     assert rows == "1"
 
 
+def test_a_streamed_burst_is_worked_on_by_the_worker_and_answered_once(stack: dict[str, object],
+                                                                       people: dict[str, list[Path]]) -> None:
+    """burst_start, frames and burst_end over the device websocket: each frame goes to the Celery
+    worker as it arrives (task attendance.burst_frame, its payload through Redis), the decision
+    too (attendance.burst_finish); the answer equals the REST one for the same frames, and the
+    same key streamed again gets the stored answer without a second row."""
+    import base64
+    import json
+
+    import websocket
+
+    url = stack["url"]
+    token = subprocess.run([*stack["manage"], "create_device", "Streaming door", "--token-only"], env=stack["env"],
+                           capture_output=True, text=True, check=True, cwd=ROOT).stdout.strip()
+    frames = [people["joe_biden"][1].read_bytes()] * 4
+    rest = requests.post(f"{url}/api/v1/check-ins", headers={"Authorization": f"Device {token}"}, timeout=120,
+                         data={"key": "prod-rest-0001"}, files=[("frames", ("f.jpg", f, "image/jpeg")) for f in frames])
+    assert rest.status_code == 200, rest.text
+    device = websocket.create_connection(f"{url.replace('http://', 'ws://')}/ws/device/", origin=url, timeout=120,
+                                         header=[f"Authorization: Device {token}"])
+    assert json.loads(device.recv())["type"] == "hello"
+    answers = []
+    for _ in range(2):
+        device.send(json.dumps({"type": "burst_start", "key": "prod-stream-0001", "fps": 12}))
+        assert json.loads(device.recv()) == {"type": "burst_started", "key": "prod-stream-0001"}
+        for index, frame in enumerate(frames):
+            device.send(json.dumps({"type": "frame", "key": "prod-stream-0001", "index": index,
+                                    "jpeg": base64.b64encode(frame).decode()}))
+        device.send(json.dumps({"type": "burst_end", "key": "prod-stream-0001", "frames": len(frames)}))
+        answers.append(json.loads(device.recv()))
+    device.close()
+    assert [a["type"] for a in answers] == ["decision", "decision"], answers
+    streamed = answers[0]["answer"]
+    assert answers[1]["answer"] == streamed
+    assert {k: v for k, v in streamed.items() if k not in ("at", "log_id")} == {
+        k: v for k, v in rest.json().items() if k not in ("at", "log_id")}
+    log = (stack["logs"] / "worker.log").read_text()
+    assert "attendance.burst_frame" in log and "attendance.burst_finish" in log  # the worker did the work
+    rows = subprocess.run(
+        [*stack["manage"], "shell", "-c",
+         "from attendance.models import RecognitionLog; print(RecognitionLog.objects.filter(key='prod-stream-0001').count())"],
+        env=stack["env"], capture_output=True, text=True, check=True, cwd=ROOT).stdout.split()[-1]
+    assert rows == "1"
+
+
 def test_no_worker_and_dead_broker_give_503_and_leave_nothing(stack: dict[str, object], people: dict[str, list[Path]]) -> None:
     api, url, processes = _api(stack), stack["url"], stack["processes"]
     os.killpg(processes["worker"].pid, signal.SIGTERM)
