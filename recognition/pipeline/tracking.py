@@ -30,14 +30,14 @@ LOST_IOU = 0.4  # below this the tracked face is not trusted: detect again
 
 
 @dataclass(frozen=True)
-class Tracked:
-    """One frame's main face. ``seed`` is the box the 68 landmarks were found from (the detector's
-    box convention); ``anchor`` O-Net's box when that seed was set; ``calibration`` how the
-    detector's box sits around O-Net's (offsets in O-Net box widths/heights, from the last
-    detection). The three carry to the next frame (``state``)."""
+class Guess:
+    """Where a frame's main face is, before its 68 points are found and checked. ``seed`` is the box
+    the 68 landmarks are found from (the detector's box convention); ``anchor`` O-Net's box when
+    that seed was set; ``calibration`` how the detector's box sits around O-Net's (offsets in
+    O-Net box widths/heights, from the last detection). The three carry to the next frame
+    (``state``)."""
 
     face: Face
-    points: np.ndarray  # (68, 2) float32, dlib's 68-point layout
     seed: Box
     anchor: Box
     calibration: tuple[float, float, float, float]
@@ -45,28 +45,16 @@ class Tracked:
 
     @property
     def state(self) -> list[float]:
-        return _state(self.seed, self.anchor, self.calibration)
+        # Rounded as it travels between a stream's frames (JSON): the streamed and the
+        # whole-burst paths track from the same numbers.
+        return [round(float(v), 4) for v in (*self.seed, *self.anchor, *self.calibration)]
 
 
 @dataclass(frozen=True)
-class _Guess:
-    """A frame's face before its 68 points are found and checked (``Tracked`` without points)."""
+class Tracked(Guess):
+    """One frame's main face, checked, with its 68 points."""
 
-    face: Face
-    seed: Box
-    anchor: Box
-    calibration: tuple[float, float, float, float]
-    detected: bool
-
-    @property
-    def state(self) -> list[float]:
-        return _state(self.seed, self.anchor, self.calibration)
-
-
-def _state(seed: Box, anchor: Box, calibration: tuple[float, float, float, float]) -> list[float]:
-    # Rounded as it travels between a stream's frames (JSON): the streamed and the whole-burst
-    # paths track from the same numbers.
-    return [round(float(v), 4) for v in (*seed, *anchor, *calibration)]
+    points: np.ndarray  # (68, 2) float32, dlib's 68-point layout
 
 
 def iou(a: Box, b: Box) -> float:
@@ -121,7 +109,7 @@ class FaceTracker:
         whose check fails (detected instead) the rest goes frame by frame, so the answers are
         exactly ``find``'s."""
         images = list(images)
-        guesses: list[_Guess | None] = []
+        guesses: list[Guess | None] = []
         last, state = None, None
         for index, image in enumerate(images):
             guess = self._guess(image, state if last is not None and index - last <= reach else None)
@@ -145,16 +133,16 @@ class FaceTracker:
                 last, state = index, result.state
         return found
 
-    def _detected(self, image: np.ndarray) -> _Guess | None:
+    def _detected(self, image: np.ndarray) -> Guess | None:
         faces = self.detector.detect(image)
         if not faces:
             return None
         main = max(faces, key=lambda f: f.width * f.height)
         refined = self.detector.refine(image, main.box)
         anchor = refined.box if refined is not None else main.box
-        return _Guess(main, main.box, anchor, _calibration(main.box, anchor), detected=True)
+        return Guess(main, main.box, anchor, _calibration(main.box, anchor), detected=True)
 
-    def _guess(self, image: np.ndarray, state: list[float] | tuple[float, ...] | None) -> _Guess | None:
+    def _guess(self, image: np.ndarray, state: list[float] | tuple[float, ...] | None) -> Guess | None:
         """Where the face is, from ``state`` where O-Net confirms it; detection otherwise."""
         if state is None:
             return self._detected(image)
@@ -166,7 +154,7 @@ class FaceTracker:
         if len(values) != 12:  # a foreign box (the edge device's detector): it only says where to look
             if iou(refined.box, seed) < LOST_IOU:
                 return self._detected(image)
-            return _Guess(refined, refined.box, refined.box, (0.0, 0.0, 0.0, 0.0), detected=False)
+            return Guess(refined, refined.box, refined.box, (0.0, 0.0, 0.0, 0.0), detected=False)
         anchor, calibration = tuple(values[4:8]), tuple(values[8:])
         overlap = iou(refined.box, anchor)
         if overlap < LOST_IOU:
@@ -174,14 +162,14 @@ class FaceTracker:
         box = _calibrated(refined.box, calibration)
         if overlap < STILL_IOU:
             seed, anchor = box, refined.box
-        return _Guess(Face(box=box, score=refined.score, landmarks=refined.landmarks), seed, anchor, calibration,
+        return Guess(Face(box=box, score=refined.score, landmarks=refined.landmarks), seed, anchor, calibration,
                       detected=False)
 
-    def _points(self, image: np.ndarray, guess: _Guess) -> np.ndarray:
+    def _points(self, image: np.ndarray, guess: Guess) -> np.ndarray:
         face = guess.face
         return self.landmarks(image, Face(box=guess.seed, score=face.score, landmarks=face.landmarks))
 
-    def _checked(self, image: np.ndarray, guess: _Guess, points: np.ndarray) -> Tracked | None:
+    def _checked(self, image: np.ndarray, guess: Guess, points: np.ndarray) -> Tracked | None:
         """The frame's Tracked; None when a tracked face's 68 points do not describe a face where
         O-Net saw one (outside the image, or their box not overlapping the face's): detect then."""
         if not guess.detected:
