@@ -39,14 +39,11 @@ import math
 import re
 import uuid
 from dataclasses import dataclass
-from importlib import import_module
-from types import SimpleNamespace
 from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
-from django.contrib import auth
 from django.contrib.auth.models import AnonymousUser
 from django.utils import timezone
 
@@ -64,7 +61,14 @@ from attendance.services import (
     device_heartbeat,
 )
 from portal.models import Device, Employee
-from portal.permissions import check_in_answer_for, employee_of, is_admin, is_manager, may_use_kiosk_page
+from portal.permissions import (
+    check_in_answer_for,
+    employee_of,
+    is_admin,
+    is_manager,
+    kiosk_session_still_valid,
+    may_use_kiosk_page,
+)
 from portal.services import device_connected, device_gone
 from recognition.pipeline.errors import PipelineError
 
@@ -504,16 +508,6 @@ def _kiosk_session(user: Any) -> Any:
     return user if user is not None and may_use_kiosk_page(user) else None
 
 
-def _kiosk_session_still_valid(session_key: str | None, user_pk: int) -> bool:
-    """The kiosk's manager session is still what it was when the socket opened: not signed out or
-    expired, the same user, still active (Django's own checks: a changed password ends the
-    session) and still allowed the kiosk. Read afresh: the socket's session copy was loaded at
-    connect."""
-    engine = import_module(settings.SESSION_ENGINE)
-    user = auth.get_user(SimpleNamespace(session=engine.SessionStore(session_key)))
-    return user.is_authenticated and user.pk == user_pk and may_use_kiosk_page(user)
-
-
 class KioskConsumer(BurstStreaming, AsyncJsonWebsocketConsumer):
     """The kiosk page's streamed check-in (see the module docstring)."""
 
@@ -568,7 +562,7 @@ class KioskConsumer(BurstStreaming, AsyncJsonWebsocketConsumer):
                     return
                 session = self.scope.get("session")
                 ended = self.actor is not None and kind != "frame" and not await database_sync_to_async(
-                    _kiosk_session_still_valid)(getattr(session, "session_key", None), self.actor.pk)
+                    kiosk_session_still_valid)(getattr(session, "session_key", None), self.actor.pk)
                 if ended:
                     self._drop()
                     await self._burst_error(key, "not_allowed", "This kiosk's session has ended: log in again.")

@@ -117,7 +117,8 @@ def _look(frames: list[bytes], fps: float, challenge: str | None = None) -> _See
         return _Seen(KioskOutcome("no_face", "No picture arrived from the camera."))
     # The JPEG decoder lets go of the GIL: the frames decode side by side, on as many threads as
     # the process's inference (the first bad frame's error is raised, as decoding in order would).
-    threads = min(len(frames), 4, settings.ROLLCALL_TORCH_THREADS or len(os.sched_getaffinity(0)))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    threads = min(len(frames), 4, settings.ROLLCALL_TORCH_THREADS or cores)
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="rollcall-decode") as pool:
         images = list(pool.map(decode_upload, frames))
     return look_at_images(images, fps, challenge)

@@ -175,6 +175,22 @@ def may_use_kiosk_page(actor: User) -> bool:
     return is_manager(actor)
 
 
+def kiosk_session_still_valid(session_key: str | None, user_pk: int) -> bool:
+    """A kiosk socket's manager session is still what it was when the socket opened: not signed
+    out or expired, the same user, still active (Django's own checks: a changed password ends the
+    session) and still allowed the kiosk page. Read afresh from the session store (a socket's copy
+    was loaded when it connected); nothing is saved."""
+    from importlib import import_module
+    from types import SimpleNamespace
+
+    from django.conf import settings
+    from django.contrib import auth
+
+    engine = import_module(settings.SESSION_ENGINE)
+    user = auth.get_user(SimpleNamespace(session=engine.SessionStore(session_key)))
+    return user.is_authenticated and user.pk == user_pk and may_use_kiosk_page(user)
+
+
 def may_manage_learning(actor: User) -> bool:
     """See the nightly learning (its runs, figures and model versions), run it now, roll it back: admins only."""
     return is_admin(actor)

@@ -301,6 +301,8 @@ def test_a_kiosk_whose_manager_signed_out_or_lost_the_role_stops_streaming(sam: 
         await demoted.send_json_to({"type": "burst_start", "fps": 12})
         seen["demoted"] = await demoted.receive_json_from(timeout=WAIT)
         seen["demoted closes"] = await demoted.receive_output(timeout=WAIT)
+        for socket in (signs_out, demoted):
+            await socket.disconnect()
         return seen
 
     seen = async_to_sync(scenario)()

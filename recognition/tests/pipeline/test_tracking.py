@@ -102,7 +102,8 @@ class _Spoiled:
 
 @pytest.mark.parametrize("reach", [1, 3])
 def test_a_whole_burst_tracked_in_passes_finds_exactly_what_frame_by_frame_finds(
-        detector: MtcnnDetector, checker: LivenessChecker, blink: list[np.ndarray], faces_dir: Path, reach: int) -> None:
+        detector: MtcnnDetector, checker: LivenessChecker, blink: list[np.ndarray], faces_dir: Path,
+        reach: int) -> None:
     nobody = load_image(faces_dir / "no_face.jpg")
     spoiled = blink[10].copy()
     frames = [*blink[:6], nobody, *blink[6:10], spoiled, *blink[11:16], nobody, nobody, nobody, nobody, *blink[16:]]
