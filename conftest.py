@@ -11,6 +11,22 @@ FACES = ROOT / "recognition" / "fixtures" / "faces"
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    from django.db.backends.signals import connection_created
+
+    connection_created.connect(_shared_cache_reads_take_no_table_locks, weak=False)
+
+
+def _shared_cache_reads_take_no_table_locks(sender: object, connection: object, **kwargs: object) -> None:
+    """The test database is SQLite in memory with a shared cache, where a read holds a table lock
+    that makes another thread's write fail at once ("database table is locked": a shared cache
+    has no busy wait), unlike the file the embedded default runs on, which waits. Background
+    threads (the Firebase mirror, streamed frames) read while a test writes: reads here take no
+    table locks, as a file database's readers do not stop its writer for long."""
+    if connection.vendor == "sqlite" and connection.is_in_memory_db():
+        connection.connection.execute("PRAGMA read_uncommitted = 1")
+
+
 @pytest.fixture(scope="session")
 def faces_dir() -> Path:
     return FACES
