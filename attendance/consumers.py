@@ -407,15 +407,15 @@ def _error_of(exc: BaseException) -> tuple[str, str]:
 
 # Close codes: 4401 unknown or disabled token at connect (or, on /ws/kiosk/, a manager's session
 # that ended); 4403 the device was deactivated, deleted or its token rotated while connected.
+CLOSE_NOT_ALLOWED = 4401
 CLOSE_DEVICE_REVOKED = 4403
-CLOSE_SESSION_ENDED = 4401  # the kiosk's manager signed out, or may no longer use the kiosk
 
 
 class DeviceConsumer(BurstStreaming, AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         self.device = await database_sync_to_async(_device_for)(self.scope.get("headers", []))
         if self.device is None:
-            await self.close(code=4401)
+            await self.close(code=CLOSE_NOT_ALLOWED)
             return
         await self.channel_layer.group_add(device_group(self.device.pk), self.channel_name)
         await self.accept()
@@ -546,7 +546,7 @@ class KioskConsumer(BurstStreaming, AsyncJsonWebsocketConsumer):
                 device = await database_sync_to_async(Device.for_token)(token) if valid else None
                 if device is None:
                     await self._burst_error(None, "not_allowed", "This device token is not valid.")
-                    await self.close(code=4401)
+                    await self.close(code=CLOSE_NOT_ALLOWED)
                     return
                 self.device, self.actor = device, None
                 await self.send_json({"type": "authorised", "device": device.name})
@@ -566,7 +566,7 @@ class KioskConsumer(BurstStreaming, AsyncJsonWebsocketConsumer):
                 if ended:
                     self._drop()
                     await self._burst_error(key, "not_allowed", "This kiosk's session has ended: log in again.")
-                    await self.close(code=CLOSE_SESSION_ENDED)
+                    await self.close(code=CLOSE_NOT_ALLOWED)
                     return
                 await self.burst_message(kind, content)
             else:
