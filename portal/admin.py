@@ -89,6 +89,15 @@ class EmployeeAdmin(admin.ModelAdmin):
             else:
                 self.message_user(request, "Photo enrolled.", level=messages.SUCCESS)
 
+    def save_model(self, request, obj: Employee, form, change) -> None:  # noqa: ANN001
+        if not change:
+            super().save_model(request, obj, form, change)
+            return
+        from portal.services import employee_update
+
+        # Through the service, so deactivating here also ends the login and leaves the galleries.
+        employee_update(employee=obj)
+
     def delete_model(self, request, obj: Employee) -> None:
         from portal.services import employee_delete
 

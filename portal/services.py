@@ -110,7 +110,9 @@ def employee_update(*, employee: Employee, **fields: object) -> Employee:
 
     try:
         with transaction.atomic():
-            was_active = employee.is_active
+            # As stored, not as the caller's instance says: a form may already have set the new value.
+            stored = Employee.objects.select_for_update().filter(pk=employee.pk).values_list("is_active", flat=True)
+            was_active = stored.first() if employee.pk else employee.is_active
             for name, value in fields.items():
                 setattr(employee, name, value)
             employee.save()

@@ -93,6 +93,21 @@ def test_the_manage_page_deactivation_ends_the_login(org) -> None:
     assert _token_client("bob").get("/api/v1/employees").status_code == 401
 
 
+
+def test_the_django_admin_deactivation_ends_the_login_too(org) -> None:
+    """The Django admin's change form saves through employee_update, like the manage pages."""
+    bob = org["bob"]
+    admin = Client()
+    admin.force_login(User.objects.get(username="admin"))
+    response = admin.post(f"/admin/portal/employee/{bob.pk}/change/", {
+        "user": bob.user_id, "code": bob.code, "full_name": bob.full_name, "department": bob.department_id or "",
+        "role": bob.role, "faces-TOTAL_FORMS": "0", "faces-INITIAL_FORMS": "0", "faces-MIN_NUM_FORMS": "0",
+        "faces-MAX_NUM_FORMS": "1000"})  # is_active left unticked
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert Employee.objects.get(pk=bob.pk).is_active is False
+    assert User.objects.get(username="bob").is_active is False
+    assert _token_client("bob").get("/api/v1/employees").status_code == 401
+
 @pytest.mark.parametrize("authorization", [None, "Token not-a-real-token", "Token", "Device wrong-token"])
 def test_unauthenticated_api_calls_get_401_with_www_authenticate(org, authorization: str | None) -> None:
     client = APIClient(HTTP_AUTHORIZATION=authorization) if authorization else APIClient()
