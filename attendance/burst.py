@@ -116,9 +116,9 @@ def analyse_frame(data: bytes, *, index: int, hint: list[float] | None, embed: b
     """One JPEG of a streamed burst (the task ``attendance.burst_frame``): ``analyse_image``, and
     with ``embed`` (and a face) the view's vector, thumbnail and aligned crop too."""
     from recognition.engine import get_pipeline
-    from recognition.services import decode_upload
+    from recognition.services import decode_frame
 
-    image = decode_upload(data)
+    image = decode_frame(data)
     result = analyse_image(image, index=index, hint=hint)
     if embed and result["face"]:
         vector = get_pipeline().embedder.embed_pairs([(image, face_of(result))])[0]

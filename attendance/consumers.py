@@ -37,6 +37,7 @@ import datetime as dt
 import logging
 import math
 import re
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -68,12 +69,33 @@ from portal.permissions import (
     is_manager,
     kiosk_session_still_valid,
     may_use_kiosk_page,
+    session_user_now,
 )
 from portal.services import device_connected, device_gone
 from recognition.pipeline.errors import PipelineError
 
 MAX_PREVIEW_BYTES = 256 * 1024
 log = logging.getLogger(__name__)
+
+
+class JsonTextFrames:
+    """Each message is one JSON object in a text frame; anything else (a binary frame, text that
+    is not JSON, JSON nested too deep to decode) is answered with a bad_request error and the
+    connection stays up. Mixed in before AsyncJsonWebsocketConsumer."""
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
+        if text_data is None:
+            await self.message_refused("Send each message as JSON in a text frame (binary frames are not read).")
+            return
+        try:
+            content = await self.decode_json(text_data)
+        except (ValueError, RecursionError):  # not JSON, not UTF-8 JSON, or nested too deep
+            await self.message_refused("The message is not JSON (or is nested too deeply).")
+            return
+        await self.receive_json(content, **kwargs)
+
+    async def message_refused(self, detail: str) -> None:
+        await self.send_json({"type": "error", "key": None, "code": "bad_request", "detail": detail})
 
 
 @dataclass(frozen=True)
@@ -97,12 +119,34 @@ def _viewer(user: Any) -> Viewer | None:
                   department_id=employee.department_id if employee else None)
 
 
-class MonitorConsumer(AsyncJsonWebsocketConsumer):
+def _viewer_now(session_key: str | None, user_pk: int) -> Viewer | None:
+    """What the monitor socket's viewer may see now: from its session (signed out, expired or a
+    changed password: None), or, for a socket opened without one, from the user's row."""
+    if session_key is None:
+        from django.contrib.auth import get_user_model
+
+        user = get_user_model().objects.filter(pk=user_pk, is_active=True).first()
+    else:
+        user = session_user_now(session_key, user_pk)
+    return _viewer(user)
+
+
+class MonitorConsumer(JsonTextFrames, AsyncJsonWebsocketConsumer):
+    """The live monitor. The viewer's right to it is read again before an event is sent, at most
+    every ``ROLLCALL_MONITOR_RECHECK_SECONDS``: a manager who signed out, was deactivated, demoted
+    or moved to another department gets ``not_allowed`` and the socket closes (4401); a page
+    reload reconnects with what they may see now."""
+
     async def connect(self) -> None:
-        self.viewer = await database_sync_to_async(_viewer)(self.scope.get("user"))
+        user = self.scope.get("user")
+        self.viewer = await database_sync_to_async(_viewer)(user)
         if self.viewer is None:
             await self.close(code=4403)
             return
+        self.session_key = getattr(self.scope.get("session"), "session_key", None)
+        self.user_pk = user.pk
+        self.checked_at = time.monotonic()
+        self.revoked = False
         self.device_filter: int | None = None
         self.preview_device: int | None = None
         for group in self.viewer.groups:
@@ -117,7 +161,27 @@ class MonitorConsumer(AsyncJsonWebsocketConsumer):
         if self.preview_device is not None:
             await self.channel_layer.group_discard(preview_group(self.preview_device), self.channel_name)
 
+    async def message_refused(self, detail: str) -> None:
+        await self.send_json({"kind": "error", "code": "bad_request", "detail": detail})
+
+    async def _still_allowed(self, *, now: bool = False) -> bool:
+        if self.revoked:
+            return False
+        if not now and time.monotonic() - self.checked_at < settings.ROLLCALL_MONITOR_RECHECK_SECONDS:
+            return True
+        viewer = await database_sync_to_async(_viewer_now)(self.session_key, self.user_pk)
+        if viewer != self.viewer:
+            self.revoked = True
+            await self.send_json({"kind": "error", "code": "not_allowed",
+                                  "detail": "Your session ended or your access changed: reload the page."})
+            await self.close(code=CLOSE_NOT_ALLOWED)
+            return False
+        self.checked_at = time.monotonic()
+        return True
+
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        if not await self._still_allowed(now=True):
+            return
         if not isinstance(content, dict) or content.get("type") != "watch":
             await self.send_json({"kind": "error", "code": "unknown_message", "detail": "Send {\"type\": \"watch\", ...}."})
             return
@@ -142,7 +206,8 @@ class MonitorConsumer(AsyncJsonWebsocketConsumer):
                 return
         elif self.device_filter is not None and event.get("kind") == "recognition" and event.get("device_id") != self.device_filter:
             return
-        await self.send_json(event)
+        if await self._still_allowed():
+            await self.send_json(event)
 
 
 def _device_for(headers: list[tuple[bytes, bytes]]) -> Device | None:
@@ -411,7 +476,7 @@ CLOSE_NOT_ALLOWED = 4401
 CLOSE_DEVICE_REVOKED = 4403
 
 
-class DeviceConsumer(BurstStreaming, AsyncJsonWebsocketConsumer):
+class DeviceConsumer(JsonTextFrames, BurstStreaming, AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         self.device = await database_sync_to_async(_device_for)(self.scope.get("headers", []))
         if self.device is None:
@@ -445,21 +510,6 @@ class DeviceConsumer(BurstStreaming, AsyncJsonWebsocketConsumer):
         await self.send_json({"type": "error", "key": None, "code": "device_revoked",
                               "detail": f"This device's access was revoked ({reason}); reconnect with a valid token."})
         await self.close(code=CLOSE_DEVICE_REVOKED)
-
-    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
-        """Each message is one JSON object in a text frame; anything else (a binary frame, text that
-        is not JSON) is answered with a bad_request error and the connection stays up."""
-        if text_data is None:
-            await self.send_json({"type": "error", "key": None, "code": "bad_request",
-                                  "detail": "Send each message as JSON in a text frame (binary frames are not read)."})
-            return
-        try:
-            content = await self.decode_json(text_data)
-        except ValueError:  # json.JSONDecodeError, and text that is not valid UTF-8 JSON
-            await self.send_json({"type": "error", "key": None, "code": "bad_request",
-                                  "detail": "The message is not JSON."})
-            return
-        await self.receive_json(content, **kwargs)
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         kind = content.get("type") if isinstance(content, dict) else None
@@ -508,7 +558,7 @@ def _kiosk_session(user: Any) -> Any:
     return user if user is not None and may_use_kiosk_page(user) else None
 
 
-class KioskConsumer(BurstStreaming, AsyncJsonWebsocketConsumer):
+class KioskConsumer(JsonTextFrames, BurstStreaming, AsyncJsonWebsocketConsumer):
     """The kiosk page's streamed check-in (see the module docstring)."""
 
     _burst_device_keys = False

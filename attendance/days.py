@@ -8,7 +8,9 @@ The rules (after Frappe HRMS):
   zoneinfo). An event counts for its local calendar day, except on an overnight shift (one whose
   end is at or before its start, e.g. 22:00-06:00): an event before the previous day's shift end
   plus ``Shift.checkout_after_end_minutes`` (default 4 h, so before 10:00 for a 22:00-06:00
-  shift) counts for the previous day, the day the shift started.
+  shift) counts for the previous day, the day the shift started. When the day's own shift starts
+  inside that window (a rota back to days, a 24-hour shift), the two are split halfway between
+  the overnight end and the day's start (at the start if they overlap).
 - **In and out by position.** Every recognition is stored as an event with its capture time,
   source and score. A day's events are sorted by capture time; an event within
   ``ATTENDANCE_REPEAT_WINDOW_SECONDS`` after the previous *kept* event is the same visit and is
@@ -46,7 +48,15 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from attendance.models import AttendanceCorrection, AttendanceEvent, AttendanceRecord, Holiday, Shift, ShiftAssignment
+from attendance.models import (
+    AttendanceCorrection,
+    AttendanceEvent,
+    AttendanceRecord,
+    ClosedDay,
+    Holiday,
+    Shift,
+    ShiftAssignment,
+)
 from portal.models import Employee
 
 Status = AttendanceRecord.Status
@@ -147,14 +157,36 @@ def shift_bounds(shift: Shift, day: dt.date) -> tuple[dt.datetime, dt.datetime]:
     return local_at(day, shift.start), local_at(end_day, shift.end)
 
 
+def overnight_cutoff(*, employee: Employee, day: dt.date) -> dt.datetime | None:
+    """For an overnight shift starting on ``day``: the moment on the next day from which events
+    count for the next day (None: not an overnight shift). It is the shift's end plus its
+    check-out allowance, unless the next day's own shift starts before that (a rota back to days,
+    a 24-hour shift): then the two windows are split halfway between the end and the next start,
+    or at the next start when they overlap."""
+    shift = shift_for(employee=employee, day=day)
+    if shift is None or not shift.overnight:
+        return None
+    _, end = shift_bounds(shift, day)
+    cutoff = end + dt.timedelta(minutes=shift.checkout_after_end_minutes)
+    following = day + dt.timedelta(days=1)
+    next_shift = shift_for(employee=employee, day=following)
+    if next_shift is not None and is_working_day(shift=next_shift, day=following):
+        next_start, _ = shift_bounds(next_shift, following)
+        if next_start < cutoff:
+            cutoff = next_start if next_start <= end else end + (next_start - end) / 2
+    return cutoff
+
+
 def correction_time(record: AttendanceRecord, time: dt.time) -> dt.datetime:
-    """A clock time a manager typed for ``record``'s day: on an overnight shift, a time before the
-    shift's end plus its allowance is on the next calendar day (the same rule as for events)."""
+    """A clock time a manager typed for ``record``'s day: on an overnight shift, a time on the next
+    morning before the day's cut-off (``overnight_cutoff``) is on the next calendar day (the same
+    rule as for events)."""
     shift = shift_for(employee=record.employee, day=record.date)
-    if shift is not None and shift.overnight:
-        _, end = shift_bounds(shift, record.date)
-        if time < (end + dt.timedelta(minutes=shift.checkout_after_end_minutes)).time() and time < shift.start:
-            return local_at(record.date + dt.timedelta(days=1), time)
+    cutoff = overnight_cutoff(employee=record.employee, day=record.date)
+    if shift is not None and cutoff is not None and time < shift.start:
+        next_morning = local_at(record.date + dt.timedelta(days=1), time)
+        if next_morning < cutoff:
+            return next_morning
     return local_at(record.date, time)
 
 
@@ -162,11 +194,9 @@ def attendance_day(*, employee: Employee, at: dt.datetime) -> dt.date:
     """The attendance day an event captured at ``at`` counts for (see the module docstring)."""
     local = at.astimezone(site_zone())
     previous = local.date() - dt.timedelta(days=1)
-    shift = shift_for(employee=employee, day=previous)
-    if shift is not None and shift.overnight:
-        _, end = shift_bounds(shift, previous)
-        if at.astimezone(UTC) < (end + dt.timedelta(minutes=shift.checkout_after_end_minutes)).astimezone(UTC):
-            return previous
+    cutoff = overnight_cutoff(employee=employee, day=previous)
+    if cutoff is not None and at.astimezone(UTC) < cutoff.astimezone(UTC):
+        return previous
     return local.date()
 
 
@@ -219,7 +249,14 @@ def attendance_check(*, employee: Employee, at: dt.datetime | None = None, sourc
     with transaction.atomic():
         record, _ = AttendanceRecord.objects.select_for_update().get_or_create(employee=employee, date=day)
         before = _snapshot(record)
-        late = record.settled_at is not None or AttendanceEvent.objects.filter(employee=employee, day=day, at__gt=at).exists()
+        # A day already closed (for this employee, or for the site: a day off leaves them no record
+        # at the close) settles at once, as it would have had the event arrived before the close.
+        closing = record.settled_at is not None or (
+            not _still_running(employee=employee, day=day)
+            and ClosedDay.objects.filter(date=day).exists())
+        if closing and record.settled_at is None:
+            record.settled_at = timezone.now()
+        late = closing or AttendanceEvent.objects.filter(employee=employee, day=day, at__gt=at).exists()
         event = AttendanceEvent.objects.create(employee=employee, at=at, day=day, kind=Kind.CHECK_IN, source=source,
                                                score=score, needs_review=record.corrected)
         timeline, events = _rederive(record)
@@ -230,7 +267,7 @@ def attendance_check(*, employee: Employee, at: dt.datetime | None = None, sourc
                 record=record, source=source[:40], before=before, after=before,
                 reason=f"An event captured {_clock(at)} arrived after the correction: attached for review, not applied.")
         else:
-            _fill(record, timeline, closing=record.settled_at is not None)
+            _fill(record, timeline, closing=closing)
             if late and _snapshot(record) != before:
                 AttendanceCorrection.objects.create(
                     record=record, source=source[:40], before=before, after=_snapshot(record),
@@ -249,10 +286,19 @@ def _clock(at: dt.datetime) -> str:
     return f"{local.day} {local:%b %Y %H:%M:%S}"
 
 
+def _still_running(*, employee: Employee, day: dt.date) -> bool:
+    """``day``'s overnight shift (with its check-out allowance) has not ended yet: too early to settle."""
+    cutoff = overnight_cutoff(employee=employee, day=day)
+    return cutoff is not None and timezone.now() < cutoff
+
+
 def attendance_close_day(*, day: dt.date) -> int:
-    """Settle ``day`` for every active employee: final status, absences, holidays. Idempotent."""
+    """Settle ``day`` for every active employee, and for a deactivated one with a record that day:
+    final status, absences, holidays. An overnight shift still running (the 00:15 close of the
+    day it started) is left open: the next night's catch-up settles it. Idempotent."""
     settled = 0
-    for employee in Employee.objects.filter(is_active=True):
+    ClosedDay.objects.get_or_create(date=day, defaults={"closed_at": timezone.now()})
+    for employee in Employee.objects.filter(Q(is_active=True) | Q(attendance_records__date=day)).distinct():
         with transaction.atomic():
             record = AttendanceRecord.objects.select_for_update().filter(employee=employee, date=day).first()
             if record is None:
@@ -262,6 +308,8 @@ def attendance_close_day(*, day: dt.date) -> int:
                 record = AttendanceRecord.objects.create(employee=employee, date=day)
             if record.corrected:
                 continue  # a manager's decision stands
+            if record.settled_at is None and _still_running(employee=employee, day=day):
+                continue  # an unsettled record: days_to_close lists the day again tomorrow
             timeline, _ = _rederive(record)
             record.settled_at = record.settled_at or timezone.now()
             _fill(record, timeline, closing=True)
@@ -281,6 +329,12 @@ def _fill(record: AttendanceRecord, timeline: Timeline, *, closing: bool) -> Non
 def _apply_rules(record: AttendanceRecord, *, closing: bool) -> None:
     shift = shift_for(employee=record.employee, day=record.date)
     record.late = record.early_exit = False
+    if record.first_in is not None and shift is not None and not is_working_day(shift=shift, day=record.date):
+        # Work on a holiday or a weekly day off: no shift times to be late or early for, never absent.
+        record.status = Status.HOLIDAY if is_holiday(shift=shift, day=record.date) else Status.PRESENT
+        if not closing and record.last_out is None:
+            record.status = Status.OPEN
+        return
     if shift is not None:
         start, end = shift_bounds(shift, record.date)
         if record.first_in is not None:
@@ -336,6 +390,8 @@ def attendance_correct(*, record: AttendanceRecord, changed_by: AbstractBaseUser
             record.status = status
         else:
             _apply_rules(record, closing=True)
+        # As the close would say, whichever came first: the correction or the close.
+        record.missing_checkout = record.first_in is not None and record.last_out is None
         record.corrected = True
         record.needs_review = False
         record.save()

@@ -132,7 +132,12 @@ def recognition_published(entry: RecognitionLog) -> None:
     def send() -> None:
         payload = recognition_payload(entry)
         for group in recognition_groups(payload):
-            _send(group, {"type": "monitor.event", "event": payload})
+            event = payload
+            if group == UNKNOWN_GROUP:
+                # An unknown face's similarity is to the closest enrolled person, whom only admins
+                # may see (portal.permissions.check_in_answer_for): managers get the event without it.
+                event = {**payload, "similarity": None}
+            _send(group, {"type": "monitor.event", "event": event})
         mirror_published(payload)
 
     transaction.on_commit(send)

@@ -145,6 +145,17 @@ class AttendanceRecord(models.Model):
         return f"{self.employee.full_name}, {self.date:%Y-%m-%d}: {self.get_status_display()}"
 
 
+class ClosedDay(models.Model):
+    """A day the nightly job closed: an event arriving for it afterwards settles at once (even for
+    someone it left no record for: a day off, no shift)."""
+
+    date = models.DateField(unique=True)
+    closed_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.date:%Y-%m-%d} closed"
+
+
 class AttendanceCorrection(models.Model):
     """Audit trail of a record: every manager change (``changed_by``) and every change a late event
     made (``source``: the device or kiosk that delivered it), with the reason and before/after values."""

@@ -13,6 +13,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from attendance.models import AttendanceRecord, RecognitionLog
+from attendance.days import is_working_day
 from attendance.services import shift_for
 from portal.models import Device, Employee
 from portal.permissions import is_admin, visible_employees
@@ -29,8 +30,12 @@ def employees_for(user: AbstractBaseUser, *, department_id: int | None = None) -
 
 def records_for(user: AbstractBaseUser, *, start: dt.date, end: dt.date,
                 department_id: int | None = None) -> QuerySet[AttendanceRecord]:
-    return (AttendanceRecord.objects.filter(employee__in=employees_for(user, department_id=department_id),
-                                            date__gte=start, date__lte=end)
+    # Deactivated people's past days stay in the reports (payroll needs them); only the living
+    # lists (the today board, the sheet's empty rows) are of active employees.
+    employees = visible_employees(user)
+    if department_id:
+        employees = employees.filter(department_id=department_id)
+    return (AttendanceRecord.objects.filter(employee__in=employees, date__gte=start, date__lte=end)
             .select_related("employee", "employee__department").order_by("date", "employee__full_name"))
 
 
@@ -65,7 +70,7 @@ def today_board(user: AbstractBaseUser, *, day: dt.date | None = None, departmen
                 board.off.append(employee)
                 continue
             shift = shift_for(employee=employee, day=day)
-            if shift is None or day.weekday() in (shift.working_days or []):
+            if shift is None or is_working_day(shift=shift, day=day):
                 board.not_yet_in.append(employee)
             else:
                 board.off.append(employee)
@@ -79,6 +84,8 @@ def today_board(user: AbstractBaseUser, *, day: dt.date | None = None, departmen
 def _is_out(record: AttendanceRecord) -> bool:
     from attendance.models import AttendanceEvent
 
+    if record.corrected:  # the manager's values stand, not the events'
+        return record.last_out is not None
     last = (AttendanceEvent.objects.filter(employee_id=record.employee_id, day=record.date)
             .exclude(kind=AttendanceEvent.Kind.REPEAT).order_by("-at", "-pk").first())
     return last is not None and last.kind == AttendanceEvent.Kind.CHECK_OUT
@@ -138,11 +145,16 @@ def month_sheet(user: AbstractBaseUser, *, year: int, month: int, department_id:
 
 def period_sheet(user: AbstractBaseUser, *, start: dt.date, end: dt.date, department_id: int | None = None) -> MonthSheet:
     """The attendance sheet of ``start``..``end``: every active employee ``user`` may see (in the
-    department, if given), every day, each with its record (if any) and totals."""
+    department, if given), and every deactivated one with a record in the period; every day, each
+    with its record (if any) and totals."""
     days = [start + dt.timedelta(days=n) for n in range((end - start).days + 1)]
-    records = {(r.employee_id, r.date): r for r in records_for(user, start=start, end=end, department_id=department_id)}
+    found = list(records_for(user, start=start, end=end, department_id=department_id))
+    records = {(r.employee_id, r.date): r for r in found}
+    people = {e.pk: e for e in employees_for(user, department_id=department_id)}
+    for record in found:
+        people.setdefault(record.employee_id, record.employee)
     rows = []
-    for employee in employees_for(user, department_id=department_id):
+    for employee in sorted(people.values(), key=lambda e: (e.full_name, e.pk)):
         cells, totals, worked = [], {letter: 0 for letter in TOTAL_LETTERS}, 0
         for day in days:
             record = records.get((employee.pk, day))
@@ -156,15 +168,15 @@ def period_sheet(user: AbstractBaseUser, *, start: dt.date, end: dt.date, depart
     for index, _ in enumerate(days):
         column = [row.cells[index].letter for row in rows if row.cells[index].letter not in ("", "O")]
         daily_rate.append(round(sum(letter in "PLH" for letter in column) / len(column), 3) if column else 0.0)
-    weekly: dict[str, int] = {}
+    # Weeks in calendar order: keyed by ISO (year, week), so 1-3 Jan 2027 (week 53 of 2026) come first.
+    weekly: dict[tuple[int, int], int] = {}
+    for day in days:
+        weekly.setdefault(day.isocalendar()[:2], 0)
     for row in rows:
         for cell in row.cells:
-            week = f"W{cell.day.isocalendar().week}"
-            weekly[week] = weekly.get(week, 0) + (cell.letter == "L")
-    for day in days:
-        weekly.setdefault(f"W{day.isocalendar().week}", 0)
+            weekly[cell.day.isocalendar()[:2]] += cell.letter == "L"
     return MonthSheet(start.year, start.month, days, rows, daily_rate,
-                      sorted(weekly.items(), key=lambda kv: int(kv[0][1:])))
+                      [(f"W{week}", late) for (_, week), late in sorted(weekly.items())])
 
 
 def recognitions_for(user: AbstractBaseUser | AnonymousUser, *, device_id: int | None = None,
@@ -172,11 +184,17 @@ def recognitions_for(user: AbstractBaseUser | AnonymousUser, *, device_id: int |
     """The latest monitor history ``user`` may see: every unknown face, and recognitions of the
     employees they may see (the same rule the live monitor applies to each event)."""
     entries = RecognitionLog.objects.filter(state=RecognitionLog.State.DONE).select_related("employee", "device")
-    if not is_admin(user):
+    admin = is_admin(user)
+    if not admin:
         entries = entries.filter(Q(employee__isnull=True) | Q(employee__in=visible_employees(user)))
     if device_id is not None:
         entries = entries.filter(device_id=device_id)
-    return list(entries[:limit])
+    found = list(entries[:limit])
+    if not admin:
+        for entry in found:
+            if entry.employee_id is None:
+                entry.similarity = None  # the closest enrolled person's score: admins only (as live)
+    return found
 
 
 def device_statuses() -> list[tuple[Device, bool]]:

@@ -111,16 +111,17 @@ def _look(frames: list[bytes], fps: float, challenge: str | None = None) -> _See
     those views (see GalleryIndex.decide_burst). attendance.burst holds the rules, shared with
     the streamed path."""
     from attendance.burst import look_at_images
-    from recognition.services import decode_upload
+    from recognition.services import check_burst_pixels, decode_frame
 
     if not frames:
         return _Seen(KioskOutcome("no_face", "No picture arrived from the camera."))
+    check_burst_pixels(frames)
     # The JPEG decoder lets go of the GIL: the frames decode side by side, on as many threads as
     # the process's inference (the first bad frame's error is raised, as decoding in order would).
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     threads = min(len(frames), 4, settings.ROLLCALL_TORCH_THREADS or cores)
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="rollcall-decode") as pool:
-        images = list(pool.map(decode_upload, frames))
+        images = list(pool.map(decode_frame, frames))
     return look_at_images(images, fps, challenge)
 
 
@@ -189,6 +190,10 @@ def _record(seen: _Seen, *, source: str, device_id: int | None, log_id: int | No
                     return KioskOutcome(**entry.answer)
             else:
                 entry = RecognitionLog(at=at, source=source, device_id=device_id)
+            if seen.outcome is None and not Employee.objects.select_for_update().filter(
+                    pk=seen.employee.pk, is_active=True).exists():
+                # Deleted or deactivated while their burst was being looked at: nobody to check in.
+                seen = _Seen(KioskOutcome("unknown", UNKNOWN_MESSAGE), thumbnail=seen.thumbnail)
             outcome = seen.outcome or _checked(seen, at=at, source=source)
             entry.state = RecognitionLog.State.DONE
             entry.outcome, entry.message = outcome.outcome, outcome.message

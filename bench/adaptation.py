@@ -151,7 +151,7 @@ def simulate(args: argparse.Namespace, *, finetune: bool) -> dict:
     only = args.work / "gallery.txt"
     only.write_text("\n".join(r["path"] for r in gallery) + "\n")
     started = time.perf_counter()
-    call_command("enroll_folder", str(args.root / "images"), "--only", str(only), "--quiet")
+    call_command("enroll_folder", str(args.root / "images"), "--only", str(only), "--quiet", "--consent")
     enrol_seconds = time.perf_counter() - started
     Employee.objects.update(biometric_consent_at=timezone.now())
     codes = dict(Employee.objects.filter(faces__isnull=False).values_list("pk", "code"))

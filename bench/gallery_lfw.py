@@ -56,7 +56,7 @@ def main() -> None:
     only.write_text("\n".join(r["path"] for r in gallery) + "\n")
     get_pipeline()  # load the models before timing
     started = time.perf_counter()
-    call_command("enroll_folder", str(args.lfw / "images"), "--only", str(only), "--quiet")
+    call_command("enroll_folder", str(args.lfw / "images"), "--only", str(only), "--quiet", "--consent")
     enrol_seconds = time.perf_counter() - started
     enrolled_people = set(Employee.objects.filter(faces__isnull=False).values_list("code", flat=True))
     codes = dict(Employee.objects.values_list("pk", "code"))

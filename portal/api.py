@@ -7,10 +7,11 @@ import logging
 import re
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
-from rest_framework import serializers, status
-from rest_framework.exceptions import ValidationError
+from rest_framework import parsers, serializers, status
+from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -30,10 +31,26 @@ STATUS_BY_CODE = {
 log = logging.getLogger("rollcall.api")
 
 
+class JSONParser(parsers.JSONParser):
+    """DRF's JSON parser, with a body nested too deep for the decoder a 400 (not a RecursionError's 500)."""
+
+    def parse(self, stream, media_type=None, parser_context=None):  # noqa: ANN001, ANN201
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise ParseError("JSON parse error - the body is nested too deeply.") from None
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, PipelineError):
         http_status = STATUS_BY_CODE.get(exc.code, status.HTTP_400_BAD_REQUEST)
         return Response({"code": exc.code, "detail": exc.detail}, status=http_status)
+    if isinstance(exc, RequestDataTooBig):
+        return Response({"code": "request_too_large", "detail": "The request body is over the size limit."},
+                        status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+    if isinstance(exc, TooManyFieldsSent | TooManyFilesSent):
+        return Response({"code": "bad_request", "detail": "The request has too many fields or files."},
+                        status=status.HTTP_400_BAD_REQUEST)
     response = drf_exception_handler(exc, context)
     if response is not None:
         detail = response.data

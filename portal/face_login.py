@@ -24,7 +24,7 @@ from recognition.engine import get_liveness_checker
 from recognition.jobs import check_upload_size
 from recognition.pipeline.errors import PipelineError
 from recognition.pipeline.liveness import head_yaw
-from recognition.services import decode_upload, face_verify, liveness_challenge_redeem
+from recognition.services import check_burst_pixels, decode_frame, face_verify, liveness_challenge_redeem
 
 
 def _limits(request: HttpRequest, username: str) -> list[tuple[str, int]]:
@@ -92,19 +92,22 @@ def face_login(request: HttpRequest):
                                 status=429)
         response["Retry-After"] = str(settings.FACE_LOGIN_WINDOW_SECONDS)
         return response
-    user = get_user_model().objects.filter(username=username, is_active=True).first()
-    employee = Employee.objects.filter(user=user).first() if user else None
-    if employee is None or not may_face_login_as(employee):
-        return _fail(keys, "Face login is not enabled for this account.")
+    # The request's own shape first, the same answer for every account (no hint who opted in).
     if not frames or len(frames) > 48:
         return _fail(keys, "Send between 1 and 48 camera frames.")
     fps = _fps(request.POST.get("fps", "12"))
     if fps is None:
         return _fail(keys, "fps must be a number from 1 to 120.")
+    user = get_user_model().objects.filter(username=username, is_active=True).first()
+    employee = Employee.objects.filter(user=user).first() if user else None
+    if employee is None or not may_face_login_as(employee):
+        return _fail(keys, "Face login is not enabled for this account.")
     try:
         for frame in frames:
             check_upload_size(frame.size)
-        images = [decode_upload(frame.read()) for frame in frames]
+        data = [frame.read() for frame in frames]
+        check_burst_pixels(data)
+        images = [decode_frame(frame) for frame in data]
         probe = images[len(images) // 2]
         if settings.ROLLCALL_LIVENESS == "challenge":
             # The login screen always asks for the head turn: no token, no login. The face is then

@@ -99,6 +99,16 @@ class EmployeeForm(forms.Form):
         data = super().clean()
         if data.get("password") and not data.get("username") and (self.employee is None or self.employee.user is None):
             self.add_error("username", "A password needs a login name.")
+        if data.get("password"):
+            # The site's password rules (settings.AUTH_PASSWORD_VALIDATORS), as on every other password form.
+            from django.contrib.auth import password_validation
+
+            user = self.employee.user if self.employee is not None and self.employee.user is not None else \
+                get_user_model()(username=data.get("username") or "")
+            try:
+                password_validation.validate_password(data["password"], user)
+            except forms.ValidationError as exc:
+                self.add_error("password", exc)
         if data.get("photo") and not data.get("consent"):
             self.add_error("consent", "A photo is enrolled only with the person's consent.")
         return data

@@ -6,7 +6,8 @@ see the employees of their own department (and themselves); employees see only t
 
 Acting (``may_edit``, ``may_manage_faces``, ``may_issue_enrolment_code``, ``may_correct_attendance``):
 admins act on everyone; a manager acts only on employees of their own department whose role is
-*employee* — never on a manager, an admin or themselves; employees act on nothing. Only admins
+*employee* — never on a manager, an admin (a superuser's login counts as one, whatever its
+employee row's role) or themselves; employees act on nothing. Only admins
 change roles, departments, devices and use the Django admin site.
 """
 
@@ -62,7 +63,9 @@ def manageable_employees(user: User) -> QuerySet[Employee]:
     me = employee_of(user)
     if me is None or not me.is_active or me.role != Employee.Role.MANAGER or me.department_id is None:
         return Employee.objects.none()
-    return Employee.objects.filter(department_id=me.department_id, role=Employee.Role.EMPLOYEE).exclude(pk=me.pk)
+    # A superuser's login is an admin whatever its employee row's role says: never a manager's to act on.
+    return (Employee.objects.filter(department_id=me.department_id, role=Employee.Role.EMPLOYEE)
+            .exclude(pk=me.pk).exclude(user__is_superuser=True))
 
 
 # --- Questions about one target ----------------------------------------------------------------
@@ -79,6 +82,7 @@ def may_edit(actor: User, target: Employee) -> bool:
     return (
         me is not None and me.is_active and me.role == Employee.Role.MANAGER and me.department_id is not None
         and target.pk != me.pk and target.role == Employee.Role.EMPLOYEE and target.department_id == me.department_id
+        and not (target.user_id is not None and target.user.is_superuser)
     )
 
 
@@ -175,11 +179,11 @@ def may_use_kiosk_page(actor: User) -> bool:
     return is_manager(actor)
 
 
-def kiosk_session_still_valid(session_key: str | None, user_pk: int) -> bool:
-    """A kiosk socket's manager session is still what it was when the socket opened: not signed
-    out or expired, the same user, still active (Django's own checks: a changed password ends the
-    session) and still allowed the kiosk page. Read afresh from the session store (a socket's copy
-    was loaded when it connected); nothing is saved."""
+def session_user_now(session_key: str | None, user_pk: int) -> User | None:
+    """The user a long-lived socket's session still stands for: None once it was signed out or
+    expired, or its user deactivated (Django's own checks: a changed password ends the session).
+    Read afresh from the session store (a socket's copy was loaded when it connected); nothing is
+    saved."""
     from importlib import import_module
     from types import SimpleNamespace
 
@@ -188,7 +192,14 @@ def kiosk_session_still_valid(session_key: str | None, user_pk: int) -> bool:
 
     engine = import_module(settings.SESSION_ENGINE)
     user = auth.get_user(SimpleNamespace(session=engine.SessionStore(session_key)))
-    return user.is_authenticated and user.pk == user_pk and may_use_kiosk_page(user)
+    return user if user.is_authenticated and user.pk == user_pk else None
+
+
+def kiosk_session_still_valid(session_key: str | None, user_pk: int) -> bool:
+    """A kiosk socket's manager session is still what it was when the socket opened (see
+    ``session_user_now``) and still allowed the kiosk page."""
+    user = session_user_now(session_key, user_pk)
+    return user is not None and may_use_kiosk_page(user)
 
 
 def may_manage_learning(actor: User) -> bool:

@@ -88,10 +88,18 @@ def device_gone(*, device: Device) -> None:
 def employee_delete(*, employee: Employee) -> None:
     """Erase an employee: their face photos, crops and embeddings go with them (see recognition.signals),
     and their monitor history with its copy in the Firebase mirror."""
+    from django.contrib.auth import get_user_model
+    from rest_framework.authtoken.models import Token
+
     from attendance.events import mirror_deletes_published
 
     with transaction.atomic():
         mirror_deletes_published(list(employee.recognitions.values_list("pk", flat=True)))
+        if employee.user_id is not None:
+            # Their login goes with them: no password, no API token, no session (kept inactive, not
+            # deleted, so what they did keeps its author).
+            get_user_model().objects.filter(pk=employee.user_id).update(is_active=False)
+            Token.objects.filter(user_id=employee.user_id).delete()
         employee.delete()
 
 

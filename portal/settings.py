@@ -271,12 +271,18 @@ ROLLCALL_DEVICE = os.environ.get("ROLLCALL_DEVICE", "cpu")
 ROLLCALL_TORCH_THREADS = int(os.environ.get("ROLLCALL_TORCH_THREADS", "0"))  # 0: one per core
 ROLLCALL_ONNX_THREADS = int(os.environ.get("ROLLCALL_ONNX_THREADS", "0"))  # 0: as ROLLCALL_TORCH_THREADS
 ROLLCALL_MAX_IMAGE_PIXELS = int(os.environ.get("ROLLCALL_MAX_IMAGE_PIXELS", "50000000"))
+# A burst's camera frames (kiosk, device, face login): each at most a 4K frame, all together at
+# most 64 megapixels (24 frames of 1080p, 48 of 720p), checked from the headers before decoding.
+ROLLCALL_FRAME_MAX_PIXELS = env_int("ROLLCALL_FRAME_MAX_PIXELS", 3840 * 2160)
+ROLLCALL_BURST_MAX_PIXELS = env_int("ROLLCALL_BURST_MAX_PIXELS", 64_000_000)
 # How long a web request waits for a recognition worker before answering 503.
 ROLLCALL_TASK_WAIT_SECONDS = float(os.environ.get("ROLLCALL_TASK_WAIT_SECONDS", "60"))
 ROLLCALL_ENROL_MIN_FACE = int(os.environ.get("ROLLCALL_ENROL_MIN_FACE", "80"))
 # Streamed check-ins (attendance.burst): an open stream that receives no frame for this long is
 # dropped; how many of a stream's frames are analysed at once (1 keeps every frame tracked from
 # the one before it; on Celery workers a few pipeline a stream across them).
+# A live-monitor socket reads its viewer's rights again before sending, at most this often.
+ROLLCALL_MONITOR_RECHECK_SECONDS = float(os.environ.get("ROLLCALL_MONITOR_RECHECK_SECONDS", "2"))
 ROLLCALL_BURST_IDLE_SECONDS = float(os.environ.get("ROLLCALL_BURST_IDLE_SECONDS", "10"))
 ROLLCALL_BURST_PIPELINE = int(os.environ.get("ROLLCALL_BURST_PIPELINE", "1" if ROLLCALL_TASKS_IN_PROCESS else "3"))
 
@@ -352,6 +358,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "portal.api.exception_handler",
+    "DEFAULT_PARSER_CLASSES": ["portal.api.JSONParser", "rest_framework.parsers.FormParser",
+                               "rest_framework.parsers.MultiPartParser"],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "RollCall API",

@@ -35,7 +35,7 @@ from recognition.models import (
     ReembedJob,
 )
 from recognition.pipeline.detection import Face
-from recognition.pipeline.errors import PipelineError
+from recognition.pipeline.errors import ImageTooLargeError, PipelineError
 from recognition.pipeline.image import MIN_SIDE, content_hash, format_suffix, image_format, load_image
 from recognition.pipeline.matching import Match, cosine_to_distance
 from recognition.quality import sharpness, yaw_ratio
@@ -59,6 +59,32 @@ def decode_upload(data: bytes) -> np.ndarray:
     check_upload_size(len(data))
     return load_image(data, max_pixels=settings.ROLLCALL_MAX_IMAGE_PIXELS,
                       min_side=max(MIN_SIDE, settings.ROLLCALL_DETECTOR_MIN_FACE))
+
+
+def decode_frame(data: bytes) -> np.ndarray:
+    """``decode_upload`` for one camera frame of a burst: at most ``ROLLCALL_FRAME_MAX_PIXELS``
+    (a camera frame, not a poster: a burst of 50-megapixel frames would hold gigabytes)."""
+    check_upload_size(len(data))
+    return load_image(data, max_pixels=min(settings.ROLLCALL_FRAME_MAX_PIXELS, settings.ROLLCALL_MAX_IMAGE_PIXELS),
+                      min_side=max(MIN_SIDE, settings.ROLLCALL_DETECTOR_MIN_FACE))
+
+
+def check_burst_pixels(frames: Iterable[bytes]) -> None:
+    """Refuse a burst whose frames' headers announce more than ``ROLLCALL_BURST_MAX_PIXELS`` in
+    all (ImageTooLargeError, 413) before any frame is decoded. Unreadable headers are left to the
+    decode, which names the problem."""
+    total = 0
+    for data in frames:
+        try:
+            with Image.open(io.BytesIO(data)) as image:
+                width, height = image.size
+        except (Image.DecompressionBombError, OSError, ValueError, SyntaxError):
+            continue
+        total += width * height
+        if total > settings.ROLLCALL_BURST_MAX_PIXELS:
+            raise ImageTooLargeError(
+                f"The burst's frames hold over {settings.ROLLCALL_BURST_MAX_PIXELS / 1e6:.0f} megapixels in all; "
+                "send camera frames of at most 1920x1080.")
 
 
 def stored_name(data: bytes) -> str:
@@ -418,7 +444,11 @@ def _code_hash(code: str) -> str:
 
 def enrolment_code_issue(*, employee: Employee, issued_by: AbstractBaseUser | None = None,
                          minutes: int = ENROLMENT_CODE_MINUTES) -> tuple[EnrolmentCode, str]:
-    """A fresh 6-digit one-time code letting a device add one photo for ``employee``; returned once."""
+    """A fresh 6-digit one-time code letting a device add one photo for ``employee``; returned once.
+    Refused (``no_consent``) for a person without a recorded biometric consent: their photo would be."""
+    if not Employee.objects.filter(pk=employee.pk, biometric_consent_at__isnull=False).exists():
+        raise EnrolmentRejected(f"{employee.full_name} has not consented to biometric processing: "
+                                "record their consent before enrolling a photo.", code="no_consent")
     now = timezone.now()
     while True:
         code = f"{secrets.randbelow(10**6):06d}"

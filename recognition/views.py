@@ -195,7 +195,11 @@ def gallery_enrolment_code(request: HttpRequest, pk: int) -> HttpResponse:
     employee = get_object_or_404(visible_employees(request.user), pk=pk)
     if not may_issue_enrolment_code(request.user, employee):
         _refuse(request)
-    entry, code = enrolment_code_issue(employee=employee, issued_by=request.user)
+    try:
+        entry, code = enrolment_code_issue(employee=employee, issued_by=request.user)
+    except PipelineError as exc:
+        messages.error(request, f"No enrolment code: {exc.detail}")
+        return redirect("gallery", pk=employee.pk)
     messages.success(request, f"Enrolment code for {employee.full_name}: {code} "
                               f"(valid until {timezone.localtime(entry.expires_at):%H:%M}, once).")
     return redirect("gallery", pk=employee.pk)

@@ -173,12 +173,13 @@ def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Portal]:
     cv2.imwrite(str(first_frame), video_frames(SAM_VIDEO)[0])
     portal.manage("shell", "-c", f"""
 from django.contrib.auth.models import User
+from django.utils import timezone
 from portal.models import Department, Employee
 from recognition.services import face_enroll
 team = Department.objects.create(name="Front office")
 boss = User.objects.create_user("boss", password="door-test-pw")
 Employee.objects.create(user=boss, code="M1", full_name="Mona Manager", role="manager", department=team)
-sam = Employee.objects.create(code="S1", full_name="Sam Selfie", department=team)
+sam = Employee.objects.create(biometric_consent_at=timezone.now(), code="S1", full_name="Sam Selfie", department=team)
 face_enroll(employee=sam, data=open({str(first_frame)!r}, "rb").read())
 """)
     portal.token = portal.manage("create_device", "Front door", "--token-only").strip()

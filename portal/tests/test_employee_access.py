@@ -124,3 +124,16 @@ def test_the_pages_session_still_authenticates_the_api(org) -> None:
     assert client.get("/api/v1/employees").status_code == 200
     # A write with the session alone still needs the CSRF token (SessionAuthentication's rule).
     assert client.patch(f"/api/v1/employees/{org['ana'].pk}", {"full_name": "X"}, format="json").status_code == 403
+
+
+def test_deleting_an_employee_ends_their_login_token_and_sessions(org) -> None:
+    bob_token = _token_client("bob")
+    assert bob_token.get("/api/v1/employees").status_code == 200
+    session = Client()
+    assert session.login(username="bob", password="pw-bob-long")
+    response = _token_client("boss").delete(f"/api/v1/employees/{org['bob'].pk}")
+    assert response.status_code == 204, response.content
+    assert bob_token.get("/api/v1/employees").status_code == 401
+    assert session.get("/me/").status_code == 302  # the open session is signed out
+    assert not Client().login(username="bob", password="pw-bob-long")
+    assert not Token.objects.filter(user__username="bob").exists()

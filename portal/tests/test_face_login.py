@@ -162,3 +162,38 @@ def test_a_success_gives_the_account_its_tries_back(ana, people, settings) -> No
     assert attempt("joe_biden", 1) == 200
     assert [attempt("alex_lacamoire", 0) for _ in range(2)] == [401, 401]
     assert attempt("joe_biden", 1) == 429
+
+
+def _blank_png(width: int, height: int, count: int) -> list[io.BytesIO]:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("L", (width, height)).save(buffer, format="PNG")  # a few kB that decode to megabytes
+    frames = []
+    for i in range(count):
+        frame = io.BytesIO(buffer.getvalue())
+        frame.name = f"f{i}.png"
+        frames.append(frame)
+    return frames
+
+
+def test_huge_frames_are_refused_from_their_headers_and_the_shape_check_names_no_account(ana, people,
+                                                                                        settings) -> None:
+    """A small upload must not make the server decode gigabytes: a frame over the per-frame limit
+    and a burst over the total are refused before decoding. Whether an account opted in is not
+    told by the request-shape errors."""
+    settings.ROLLCALL_LIVENESS = "off"
+    Employee.objects.filter(user=ana).update(face_login=True)
+    User.objects.create_user("bob", password="pw-bob-123")
+    client = Client()
+    for username in ("ana", "bob", "nobody"):
+        cache.clear()
+        shape = client.post("/accounts/face-login/", {"username": username, "frames": []})
+        assert shape.json()["detail"] == "Send between 1 and 48 camera frames.", username
+    cache.clear()
+    one = client.post("/accounts/face-login/", {"username": "ana", "frames": _blank_png(4000, 2500, 1)})
+    assert one.status_code == 400 and "10.0 megapixels" in one.json()["detail"], one.content
+    cache.clear()
+    many = client.post("/accounts/face-login/", {"username": "ana", "frames": _blank_png(3000, 2500, 10)})
+    assert many.status_code == 400 and "in all" in many.json()["detail"], many.content
+    assert client.get("/").status_code == 302  # not logged in

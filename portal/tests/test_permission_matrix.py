@@ -106,7 +106,7 @@ def world(people) -> World:
     for name, (role, department) in PEOPLE.items():
         # Managers are staff too: the Django admin must still not let them reach anyone.
         users[name] = User.objects.create(username=name, is_staff=role != "employee")
-        employees[name] = Employee.objects.create(user=users[name], code=name, full_name=f"Person {name}",
+        employees[name] = Employee.objects.create(biometric_consent_at=timezone.now(), user=users[name], code=name, full_name=f"Person {name}",
                                                   role=role, department=departments[department])
     # Admins and managers hold every model permission of the portal app: only the role decides.
     for name in ("admin", "manager_a", "manager_b"):
@@ -509,3 +509,25 @@ def test_learning_action(world: World, caller: str, action: str) -> None:
         if response.status_code == 302:
             assert "/accounts/login/" in response["Location"]
         assert after == before
+
+
+# --- A superuser's login is an admin, whatever its employee row's role says ---------------------------
+
+@pytest.mark.django_db
+def test_a_manager_cannot_act_on_a_superuser_whose_employee_row_says_employee(world: World) -> None:
+    target = world.employees["employee_a2"]
+    User.objects.filter(pk=target.user_id).update(is_superuser=True)
+    manager = world.client("manager_a")
+    assert manager.patch(f"/api/v1/employees/{target.pk}", {"full_name": "Owned"}, format="json").status_code in {403, 404}
+    response = manager.post(f"/manage/people/{target.pk}/", {
+        "code": target.code, "full_name": "Owned", "department": target.department_id, "role": "employee",
+        "is_active": "on", "password": "Hijacked-pass-123"})
+    assert response.status_code in {403, 404}
+    assert manager.post(f"/manage/people/{target.pk}/active/").status_code in {403, 404}
+    assert manager.delete(f"/api/v1/employees/{target.pk}").status_code in {403, 404}
+    target.refresh_from_db()
+    user = User.objects.get(pk=target.user_id)
+    assert target.full_name == "Person employee_a2" and target.is_active and not user.check_password("Hijacked-pass-123")
+    # The admin still acts on them.
+    assert world.client("admin").patch(f"/api/v1/employees/{target.pk}", {"full_name": "Renamed"},
+                                       format="json").status_code == 200

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from django.contrib.auth.models import User
+from django.utils import timezone
 from django.core.management import call_command
 from django.test import Client
 
@@ -28,9 +29,13 @@ def test_enroll_folder_creates_people_and_reports_rejections(tmp_path: Path, peo
     (tmp_path / "ghost").mkdir()
     shutil.copy(faces_dir / "no_face.jpg", tmp_path / "ghost" / "1.jpg")
     shutil.copy(faces_dir / "two_faces.jpg", tmp_path / "ghost" / "2.jpg")
-    call_command("enroll_folder", str(tmp_path), "--department", "Imported")
+    call_command("enroll_folder", str(tmp_path), "--department", "Imported")  # nobody consented yet
     out = capsys.readouterr().out
-    assert "4 enrolled, 2 rejected, 2 employees created" in out
+    assert "0 enrolled, 6 rejected, 2 employees created" in out and "rejected (no_consent): 6" in out
+    assert FaceImage.objects.count() == 0
+    call_command("enroll_folder", str(tmp_path), "--department", "Imported", "--consent")
+    out = capsys.readouterr().out
+    assert "4 enrolled, 2 rejected, 0 employees created" in out
     assert "rejected (no_face): 1" in out and "rejected (multiple_faces): 1" in out
     assert Employee.objects.get(code="rose_leslie").faces.count() == 2  # matched by code, not duplicated
     kit = Employee.objects.get(code="kit_harington")
@@ -40,7 +45,7 @@ def test_enroll_folder_creates_people_and_reports_rejections(tmp_path: Path, peo
 
 
 def test_reembedding_moves_stale_photos_to_the_active_embedder(people) -> None:
-    ana = Employee.objects.create(code="A", full_name="Ana")
+    ana = Employee.objects.create(biometric_consent_at=timezone.now(), code="A", full_name="Ana")
     face = face_enroll(employee=ana, data=people["joe_biden"][0].read_bytes())
     good_vector = face.vector.copy()
     FaceImage.objects.filter(pk=face.pk).update(embedder="dlib", embedder_version="old", embedding=b"\0" * 512)
@@ -61,7 +66,7 @@ def boss_client() -> tuple[Client, Employee]:
     sales = Department.objects.create(name="Sales")
     user = User.objects.create_user("boss", password="pw-boss-123", is_staff=True, is_superuser=True)
     Employee.objects.create(user=user, code="M", full_name="Boss", department=sales, role="manager")
-    ana = Employee.objects.create(code="A", full_name="Ana Sales", department=sales)
+    ana = Employee.objects.create(biometric_consent_at=timezone.now(), code="A", full_name="Ana Sales", department=sales)
     client = Client()
     client.force_login(user)
     return client, ana
@@ -95,6 +100,7 @@ def test_admin_enrols_a_photo_and_deletes_an_employee_with_their_faces(boss_clie
         response = client.post(f"/admin/portal/employee/{ana.pk}/change/", {
             "code": ana.code, "full_name": ana.full_name, "department": ana.department_id, "role": "employee",
             "is_active": "on", "new_photo": photo,
+            "biometric_consent_at_0": "2026-11-30", "biometric_consent_at_1": "09:00:00",
             "faces-TOTAL_FORMS": "0", "faces-INITIAL_FORMS": "0", "faces-MIN_NUM_FORMS": "0", "faces-MAX_NUM_FORMS": "1000",
         }, follow=True)
     assert "Photo enrolled" in response.content.decode()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
+from django.utils import timezone
 from django.core.management import call_command
 from django.test import Client
 
@@ -23,7 +24,7 @@ def boss_client() -> tuple[Client, Employee]:
     sales = Department.objects.create(name="Sales")
     user = User.objects.create_user("boss", password="pw-boss-123")
     Employee.objects.create(user=user, code="M", full_name="Boss", department=sales, role="manager")
-    ana = Employee.objects.create(code="A", full_name="Ana Sales", department=sales)
+    ana = Employee.objects.create(biometric_consent_at=timezone.now(), code="A", full_name="Ana Sales", department=sales)
     client = Client()
     client.force_login(user)
     return client, ana
@@ -60,7 +61,7 @@ def test_enroll_folder_bar_is_not_broken_by_per_photo_lines(tmp_path: Path, peop
         shutil.copy(photo, tmp_path / "kit_harington" / photo.name)
     shutil.copy(faces_dir / "no_face.jpg", tmp_path / "kit_harington" / "zz_none.jpg")
     out, err = io.StringIO(), io.StringIO()
-    call_command("enroll_folder", str(tmp_path), stdout=out, stderr=err)
+    call_command("enroll_folder", str(tmp_path), "--consent", stdout=out, stderr=err)
     bar = err.getvalue()
     assert "enrolling" in bar and "3/3" in bar and "rejected=1" in bar and "rejected " not in bar.replace("rejected=", "")
     lines = out.getvalue().splitlines()
@@ -71,7 +72,7 @@ def test_enroll_folder_bar_is_not_broken_by_per_photo_lines(tmp_path: Path, peop
 def test_reembed_gallery_shows_a_bar_and_the_admin_shows_progress(people) -> None:
     from recognition.services import face_enroll
 
-    ana = Employee.objects.create(code="A", full_name="Ana")
+    ana = Employee.objects.create(biometric_consent_at=timezone.now(), code="A", full_name="Ana")
     for photo in people["rose_leslie"][:2]:
         face_enroll(employee=ana, data=photo.read_bytes())
     FaceImage.objects.update(embedder="old", embedder_version="0")

@@ -42,7 +42,7 @@ def door() -> tuple[APIClient, object]:
 @pytest.fixture()
 def ana(people) -> Employee:
     team = Department.objects.create(name="Team")
-    employee = Employee.objects.create(code="A", full_name="Ana Example", department=team)
+    employee = Employee.objects.create(biometric_consent_at=timezone.now(), code="A", full_name="Ana Example", department=team)
     face_enroll(employee=employee, data=people["joe_biden"][0].read_bytes())
     return employee
 
@@ -95,8 +95,8 @@ def test_enrolment_with_a_managers_one_time_code(door, people) -> None:
     team, other = Department.objects.create(name="Team"), Department.objects.create(name="Other")
     boss_user = User.objects.create_user("boss")
     Employee.objects.create(user=boss_user, code="M", full_name="Boss", role="manager", department=team)
-    rose = Employee.objects.create(code="R", full_name="Rose Leslie", department=team)
-    stranger = Employee.objects.create(code="X", full_name="Out Sider", department=other)
+    rose = Employee.objects.create(biometric_consent_at=timezone.now(), code="R", full_name="Rose Leslie", department=team)
+    stranger = Employee.objects.create(biometric_consent_at=timezone.now(), code="X", full_name="Out Sider", department=other)
     boss = APIClient()
     boss.force_authenticate(boss_user)
     assert boss.post(f"/api/v1/employees/{stranger.pk}/enrolment-code").status_code == 404
@@ -173,7 +173,7 @@ def test_a_manager_issues_a_door_enrolment_code_from_the_gallery_page(people) ->
     team = Department.objects.create(name="Team")
     boss = User.objects.create_user("boss", password="pw")
     Employee.objects.create(user=boss, code="M", full_name="Boss", role="manager", department=team)
-    rose = Employee.objects.create(code="R", full_name="Rose Leslie", department=team)
+    rose = Employee.objects.create(biometric_consent_at=timezone.now(), code="R", full_name="Rose Leslie", department=team)
     page = Client()
     page.force_login(boss)
     answer = page.post(f"/people/{rose.pk}/enrolment-code/", follow=True).content.decode()

@@ -238,7 +238,8 @@ def test_device_socket_answers_non_json_and_binary_frames_and_stays_open() -> No
         communicator = _device_socket(token)
         assert (await communicator.connect())[0]
         assert (await communicator.receive_json_from(timeout=5))["type"] == "hello"
-        for frame in ({"text_data": "{not json"}, {"text_data": "[1, 2"}, {"bytes_data": b"\x00\x01binary"}):
+        for frame in ({"text_data": "{not json"}, {"text_data": "[1, 2"}, {"bytes_data": b"\x00\x01binary"},
+                      {"text_data": "[" * 5000 + "]" * 5000}):
             await communicator.send_to(**frame)
             reply = await communicator.receive_json_from(timeout=5)
             assert reply["type"] == "error" and reply["code"] == "bad_request", (frame, reply)
@@ -247,3 +248,104 @@ def test_device_socket_answers_non_json_and_binary_frames_and_stays_open() -> No
         await communicator.disconnect()
 
     async_to_sync(scenario)()
+
+
+def test_the_monitor_socket_answers_bad_frames_and_stays_open() -> None:
+    manager = _user("boss", "manager")
+
+    async def scenario() -> None:
+        communicator = await _monitor(manager)
+        assert (await communicator.connect())[0]
+        for frame in ({"text_data": "{not json"}, {"bytes_data": b"\x00binary"}, {"text_data": "[" * 5000 + "]" * 5000}):
+            await communicator.send_to(**frame)
+            reply = await communicator.receive_json_from(timeout=5)
+            assert reply["kind"] == "error" and reply["code"] == "bad_request", (frame, reply)
+        await communicator.send_json_to({"type": "watch", "device": None})
+        assert (await communicator.receive_json_from(timeout=5))["kind"] == "watching"
+        await communicator.disconnect()
+
+    async_to_sync(scenario)()
+
+
+def test_a_monitor_whose_manager_signed_out_or_lost_the_right_stops_receiving(settings) -> None:
+    """Each of three managers' sockets loses its right a different way; the next event is not
+    sent to it: it hears not_allowed and closes (4401). An unchanged manager keeps receiving."""
+    from django.test import Client
+
+    settings.ROLLCALL_MONITOR_RECHECK_SECONDS = 0
+    sales, lab = Department.objects.create(name="Sales"), Department.objects.create(name="Lab")
+    managers = {name: _user(name, "manager", sales) for name in ("signs_out", "demoted", "moved", "stays")}
+    browsers = {}
+    for name, user in managers.items():
+        browsers[name] = Client()
+        browsers[name].force_login(user)
+    seller = Employee.objects.create(code="S1", full_name="Sam Seller", department=sales)
+
+    def publish() -> None:
+        with transaction.atomic():
+            entry = RecognitionLog.objects.create(at=timezone.now(), state="done", outcome="checked_in", employee=seller)
+            recognition_published(entry)
+
+    async def scenario() -> dict[str, list]:
+        sockets = {}
+        for name in managers:
+            sockets[name] = WebsocketCommunicator(application, "/ws/monitor/", headers=[
+                (b"origin", b"http://localhost"), (b"host", b"localhost"),
+                (b"cookie", f"sessionid={browsers[name].cookies['sessionid'].value}".encode())])
+            assert (await sockets[name].connect())[0], name
+        await database_sync_to_async(publish)()
+        for name, socket in sockets.items():
+            assert (await socket.receive_json_from(timeout=5))["employee"] == "Sam Seller", name
+        await database_sync_to_async(browsers["signs_out"].logout)()
+        await database_sync_to_async(Employee.objects.filter(user=managers["demoted"]).update)(role="employee")
+        await database_sync_to_async(Employee.objects.filter(user=managers["moved"]).update)(department=lab)
+        await database_sync_to_async(publish)()
+        seen = {}
+        for name, socket in sockets.items():
+            seen[name] = [await socket.receive_output(timeout=5)]
+            if name != "stays":
+                seen[name].append(await socket.receive_output(timeout=5))
+            await socket.disconnect()
+        return seen
+
+    seen = async_to_sync(scenario)()
+    import json
+
+    assert json.loads(seen["stays"][0]["text"])["employee"] == "Sam Seller"
+    for name in ("signs_out", "demoted", "moved"):
+        refused, closed = seen[name]
+        assert json.loads(refused["text"])["code"] == "not_allowed", (name, refused)
+        assert closed == {"type": "websocket.close", "code": 4401}, (name, closed)
+
+
+def test_an_unknown_face_s_closest_score_reaches_admins_only() -> None:
+    """The similarity of an unknown face is to the closest enrolled person, whom only admins may
+    see: live and in the page's history, managers get the event without it."""
+    from django.test import Client
+
+    sales = Department.objects.create(name="Sales")
+    manager, admin = _user("boss", "manager", sales), _user("root", "admin")
+
+    def publish() -> None:
+        with transaction.atomic():
+            entry = RecognitionLog.objects.create(at=timezone.now(), state="done", outcome="unknown", similarity=0.861)
+            recognition_published(entry)
+
+    async def scenario() -> tuple[dict, dict]:
+        boss, root = await _monitor(manager), await _monitor(admin)
+        assert (await boss.connect())[0] and (await root.connect())[0]
+        await database_sync_to_async(publish)()
+        seen = await boss.receive_json_from(timeout=5), await root.receive_json_from(timeout=5)
+        await boss.disconnect()
+        await root.disconnect()
+        return seen
+
+    to_boss, to_root = async_to_sync(scenario)()
+    assert to_boss["outcome"] == "unknown" and to_boss["similarity"] is None
+    assert to_root["similarity"] == 0.861
+    pages = {}
+    for user in (manager, admin):
+        client = Client()
+        client.force_login(user)
+        pages[user.username] = client.get("/monitor/").content.decode()
+    assert "score 0.86" in pages["root"] and "score 0.86" not in pages["boss"]

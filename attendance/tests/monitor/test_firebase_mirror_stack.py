@@ -73,7 +73,7 @@ def test_a_slow_or_failing_firebase_never_delays_a_check_in_on_the_workers(mirro
     url = stack["url"]
     api = requests.Session()
     api.headers["Authorization"] = f"Token {stack['token']}"
-    employee = api.post(f"{url}/api/v1/employees", json={"code": "M-1", "full_name": "Mia Mirror"}, timeout=30)
+    employee = api.post(f"{url}/api/v1/employees", json={"code": "M-1", "full_name": "Mia Mirror", "biometric_consent_at": "2026-01-01T00:00:00Z"}, timeout=30)
     assert employee.status_code == 201, employee.text
     with open(people["joe_biden"][0], "rb") as photo:
         assert api.post(f"{url}/api/v1/faces", data={"employee": employee.json()["id"]}, files={"image": photo},

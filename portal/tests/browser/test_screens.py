@@ -90,7 +90,7 @@ for back in range(1, 11):
 now = timezone.now()
 if people:
     attendance_check(employee=people[0], at=now - dt.timedelta(minutes=30))
-starter = Employee.objects.create(code="N-001", full_name="New Starter", department=team)
+starter = Employee.objects.create(code="N-001", full_name="New Starter", department=team, biometric_consent_at=now)
 print(people[0].pk, (today - dt.timedelta(days=1)).strftime("%Y-%m"), starter.pk)
 """
 

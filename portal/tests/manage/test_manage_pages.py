@@ -120,6 +120,15 @@ def test_an_admin_adds_a_person_with_a_photo_and_hears_why_a_photo_is_refused(ad
     assert no_consent.status_code == 200 and "consent" in no_consent.content.decode()
     assert not Employee.objects.filter(code="E-10").exists()
 
+    # The site's password rules apply here as on every password form.
+    for weak in ("1", "password", "12345678"):
+        refused = admin.post(f"/manage/people/{joe.pk}/", {
+            "code": "E-9", "full_name": "Joe Example", "department": sales.pk, "role": "employee",
+            "is_active": "on", "consent": "on", "password": weak})
+        assert refused.status_code == 200 and 'id="id_password"' in refused.content.decode(), weak
+        joe.user.refresh_from_db()
+        assert joe.user.check_password("a-long-pass-123"), weak
+
     listing = admin.get("/manage/people/", {"q": "exam", "department": sales.pk, "role": "employee", "active": "yes"})
     assert "Joe Example" in listing.content.decode() and "Ada" not in listing.content.decode()
     assert admin.post(f"/manage/people/{joe.pk}/active/").status_code == 302

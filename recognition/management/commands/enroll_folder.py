@@ -7,6 +7,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Q
+from django.utils import timezone
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
@@ -21,7 +22,8 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".g
 class Command(BaseCommand):
     help = (
         "Enrol DIR/<employee code or name>/*.jpg. A folder matching an employee's code (or full name) "
-        "adds to that employee; otherwise an employee is created with the folder name as code and name."
+        "adds to that employee; otherwise an employee is created with the folder name as code and name. "
+        "Only people who consented to biometric processing are enrolled (--consent records it for DIR's people)."
     )
 
     def add_arguments(self, parser) -> None:
@@ -29,8 +31,12 @@ class Command(BaseCommand):
         parser.add_argument("--department", help="department for employees created by this run")
         parser.add_argument("--only", type=Path, help="a text file listing the image paths (relative to DIR) to enrol")
         parser.add_argument("--quiet", action="store_true", help="no list of rejected photos at the end")
+        parser.add_argument("--consent", action="store_true",
+                            help="the people in DIR consented to biometric processing: record it now (photos of "
+                                 "people without consent are refused)")
 
-    def handle(self, *args, directory: Path, department: str | None, only: Path | None, quiet: bool, **options) -> None:
+    def handle(self, *args, directory: Path, department: str | None, only: Path | None, quiet: bool, consent: bool,
+               **options) -> None:
         if not directory.is_dir():
             raise CommandError(f"{directory} is not a directory")
         dept = Department.objects.get_or_create(name=department)[0] if department else None
@@ -56,6 +62,9 @@ class Command(BaseCommand):
                     if employee is None:
                         employee = Employee.objects.create(code=folder, full_name=folder.replace("_", " "), department=dept)
                         created += 1
+                    if consent and employee.biometric_consent_at is None:
+                        employee.biometric_consent_at = timezone.now()
+                        employee.save(update_fields=["biometric_consent_at"])
                     employees[folder] = employee
                 try:
                     workers.enroll(employee=employee, data=photo.read_bytes(), filename=photo.name,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.utils import timezone
 from django.contrib.auth.models import User
 from PIL import Image
 from rest_framework.authtoken.models import Token
@@ -29,7 +30,7 @@ def org() -> dict[str, object]:
     for username, role, dept in [("admin", "admin", None), ("boss", "manager", sales), ("ana", "employee", sales),
                                  ("olga", "employee", ops)]:
         user = User.objects.create_user(username, password="pw-" + username)
-        users[username] = Employee.objects.create(user=user, code=username.upper(), full_name=username.title(),
+        users[username] = Employee.objects.create(biometric_consent_at=timezone.now(), user=user, code=username.upper(), full_name=username.title(),
                                                   department=dept, role=role)
     return {"sales": sales, "ops": ops, **users}
 

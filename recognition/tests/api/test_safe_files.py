@@ -30,7 +30,7 @@ def boss() -> Employee:
 
 
 def test_a_face_uploaded_as_html_is_stored_and_served_as_the_image_it_is(boss, people) -> None:
-    ana = Employee.objects.create(code="A", full_name="Ana", department=boss.department)
+    ana = Employee.objects.create(biometric_consent_at=timezone.now(), code="A", full_name="Ana", department=boss.department)
     png = io.BytesIO()
     Image.open(people["kit_harington"][0]).save(png, format="PNG")
     upload = io.BytesIO(png.getvalue())
@@ -57,7 +57,7 @@ def test_a_stored_file_that_is_not_an_image_is_never_rendered(boss, people) -> N
     """A file planted before this fix (an old upload kept its .html) is sent as a download."""
     from django.core.files.base import ContentFile
 
-    ana = Employee.objects.create(code="A", full_name="Ana", department=boss.department)
+    ana = Employee.objects.create(biometric_consent_at=timezone.now(), code="A", full_name="Ana", department=boss.department)
     face = FaceImage(employee=ana, content_hash="x" * 64, embedding=b"", embedder="e", embedder_version="1",
                      detection_score=1, box=[0, 0, 1, 1], face_size=1, sharpness=1)
     face.image.save("old.html", ContentFile(b"<script>alert(1)</script>"), save=False)
@@ -74,7 +74,7 @@ def test_a_stored_file_that_is_not_an_image_is_never_rendered(boss, people) -> N
 def test_every_page_has_a_csp_without_inline_script(boss, people) -> None:
     page = Client()
     page.force_login(boss.user)
-    Employee.objects.create(code="A", full_name="Ana", department=boss.department)
+    Employee.objects.create(biometric_consent_at=timezone.now(), code="A", full_name="Ana", department=boss.department)
     for url in ("/", "/me/", "/recognize/", "/reports/today/", "/reports/month/", "/kiosk/", "/monitor/",
                 f"/people/{boss.pk}/faces/", "/api/docs/", "/accounts/login/", "/accounts/face-login/"):
         response = page.get(url)
@@ -109,7 +109,7 @@ def test_api_errors_are_json_for_unknown_urls_missing_objects_and_methods(boss) 
 
 def test_exports_neutralise_formulas(boss) -> None:
     for index, name in enumerate(("=HYPERLINK(\"http://evil\",\"x\")", "+1+1", "-2", "@SUM(A1)", "\tTab", "\rCR")):
-        employee = Employee.objects.create(code=f"E{index}", full_name=name, department=boss.department)
+        employee = Employee.objects.create(biometric_consent_at=timezone.now(), code=f"E{index}", full_name=name, department=boss.department)
         AttendanceRecord.objects.create(employee=employee, date=timezone.localdate(), status="present")
     page = Client()
     page.force_login(boss.user)

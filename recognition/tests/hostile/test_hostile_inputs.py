@@ -20,6 +20,7 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
 from django.apps import apps
+from django.utils import timezone
 from django.conf import settings as django_settings
 from django.contrib.auth.models import User
 from django.test import Client
@@ -70,7 +71,7 @@ def world(settings, people) -> dict[str, Any]:
     for username, role, department in [("root", "admin", None), ("boss", "manager", sales), ("ana", "employee", sales),
                                        ("olga", "employee", ops)]:
         user = User.objects.create_user(username, password=f"pw-{username}-hostile")
-        users[username] = Employee.objects.create(user=user, code=username.upper(), full_name=username.title(),
+        users[username] = Employee.objects.create(biometric_consent_at=timezone.now(), user=user, code=username.upper(), full_name=username.title(),
                                                   department=department, role=role)
     face_enroll(employee=users["ana"], data=people["rose_leslie"][0].read_bytes())
     _, files_token = device_create(name="files door")

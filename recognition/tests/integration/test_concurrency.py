@@ -38,6 +38,7 @@ pytestmark = pytest.mark.integration
 SEED = """
 import json
 from django.contrib.auth.models import User
+from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from portal.models import Employee
 from portal.services import device_create
@@ -60,10 +61,10 @@ for path in spec["candidates"]:  # photos the gallery accepts (quality gate), fo
     except PipelineError:
         pass
 probe.delete()
-targets = [Employee.objects.create(code=f"T{{r}}", full_name=f"Target {{r}}").pk for r in range(spec["rounds"])]
+targets = [Employee.objects.create(biometric_consent_at=timezone.now(), code=f"T{{r}}", full_name=f"Target {{r}}").pk for r in range(spec["rounds"])]
 codes = []
 for r in range(spec["rounds"]):
-    coded = Employee.objects.create(code=f"C{{r}}", full_name=f"Coded {{r}}")
+    coded = Employee.objects.create(biometric_consent_at=timezone.now(), code=f"C{{r}}", full_name=f"Coded {{r}}")
     codes.append([coded.pk, enrolment_code_issue(employee=coded, minutes=240)[1]])
 print(json.dumps({{"token": Token.objects.get_or_create(user=admin)[0].key, "device": device_create(name="Door")[1],
                   "joe": joe.pk, "sam": sam.pk, "good": good, "targets": targets, "codes": codes}}))

@@ -48,7 +48,7 @@ def _api(stack: dict[str, object]) -> requests.Session:
 
 def test_enrol_and_recognise_through_worker_redis_and_postgres(stack: dict[str, object], people: dict[str, list[Path]]) -> None:
     api, url = _api(stack), stack["url"]
-    employee = api.post(f"{url}/api/v1/employees", json={"code": "P-1", "full_name": "Paula Prod"}, timeout=30)
+    employee = api.post(f"{url}/api/v1/employees", json={"code": "P-1", "full_name": "Paula Prod", "biometric_consent_at": "2026-01-01T00:00:00Z"}, timeout=30)
     assert employee.status_code == 201, employee.text
     employee_id = employee.json()["id"]
     with open(people["joe_biden"][0], "rb") as photo:

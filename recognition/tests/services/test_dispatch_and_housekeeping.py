@@ -44,7 +44,7 @@ def _files(under: str = "") -> list[Path]:
 
 @pytest.fixture()
 def ana() -> Employee:
-    return Employee.objects.create(code="E-1", full_name="Ana Example")
+    return Employee.objects.create(biometric_consent_at=timezone.now(), code="E-1", full_name="Ana Example")
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,213 @@
+"""Days that arrive late, days off, overnight rotas, corrections and deactivated people: each
+case gives the same answer whatever the order of events, closes and corrections (found by an
+order-and-concurrency probe of the attendance rules)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from unittest import mock
+
+import pytest
+from django.contrib.auth.models import User
+
+from attendance.models import AttendanceCorrection, AttendanceEvent, AttendanceRecord, Holiday, HolidayList, Shift, ShiftAssignment
+from attendance.selectors import month_sheet, records_for, today_board
+from attendance.services import attendance_check, attendance_close_day, attendance_correct
+from attendance.services_close import days_to_close
+from portal.models import Department, Employee
+
+pytestmark = pytest.mark.django_db
+UTC = dt.UTC
+Status = AttendanceRecord.Status
+
+
+@pytest.fixture()
+def team(settings):
+    settings.TIME_ZONE = "UTC"
+    settings.ATTENDANCE_REPEAT_WINDOW_SECONDS = 120
+    team = Department.objects.create(name="Ops")
+    hol = HolidayList.objects.create(name="H")
+    Holiday.objects.create(holiday_list=hol, date=dt.date(2026, 11, 11), name="Holiday")  # a Wednesday
+    day = Shift.objects.create(name="Day", start=dt.time(9), end=dt.time(17), working_days=[0, 1, 2, 3, 4], holiday_list=hol)
+    ShiftAssignment.objects.create(shift=day, department=team, valid_from=dt.date(2026, 1, 1))
+    return team, day
+
+
+def at(d: int, h: int, m: int = 0) -> dt.datetime:
+    return dt.datetime(2026, 11, d, h, m, tzinfo=UTC)
+
+
+def snap(r: AttendanceRecord) -> tuple:
+    return r.first_in, r.last_out, r.worked_seconds, r.status, r.late, r.early_exit, r.missing_checkout
+
+
+# 1. A late event for a day already closed, where the employee had no record (weekly day off, no
+#    shift), settles at once, as it would have before the close (not "open" until the next night).
+def test_a_late_event_for_a_day_closed_without_their_record_settles_as_in_order(team) -> None:
+    noshift = Employee.objects.create(code="C", full_name="Cy NoShift")
+    weekend = Employee.objects.create(code="A", full_name="Ana Day", department=team[0])
+    # In order: the events arrive before the close of Sat 14 Nov.
+    for e in (noshift, weekend):
+        attendance_check(employee=e, at=at(14, 10))
+        attendance_check(employee=e, at=at(14, 11))
+        attendance_check(employee=e, at=at(14, 15))  # forgot to check out after this
+    attendance_close_day(day=dt.date(2026, 11, 14))
+    in_order = {e.code: snap(AttendanceRecord.objects.get(employee=e)) for e in (noshift, weekend)}
+    AttendanceEvent.objects.all().delete(), AttendanceRecord.objects.all().delete()
+    # Late: the close ran first, the door's queue delivers afterwards.
+    attendance_close_day(day=dt.date(2026, 11, 14))
+    for e in (noshift, weekend):
+        attendance_check(employee=e, at=at(14, 10))
+        attendance_check(employee=e, at=at(14, 11))
+        attendance_check(employee=e, at=at(14, 15))  # forgot to check out after this
+    late = {e.code: snap(AttendanceRecord.objects.get(employee=e)) for e in (noshift, weekend)}
+    assert in_order["C"][3] == Status.PRESENT and in_order["A"][3] == Status.PRESENT and in_order["A"][6]
+    assert late == in_order, f"late delivery after the close: {late} != in order: {in_order}"
+
+
+# 2. The nightly close (00:15) leaves an overnight shift's day open while the shift is running: not
+#    absent with a missing check-out, and the on-time check-out is no "late event".
+def test_the_nightly_close_leaves_a_running_overnight_shift_open(team) -> None:
+    night = Shift.objects.create(name="Night", start=dt.time(22), end=dt.time(6), working_days=[0, 1, 2, 3, 4, 5, 6])
+    nina = Employee.objects.create(code="N", full_name="Nina Night", department=team[0])
+    ShiftAssignment.objects.create(shift=night, employee=nina, valid_from=dt.date(2026, 1, 1))
+    attendance_check(employee=nina, at=at(12, 21, 55))
+    with mock.patch("attendance.days.timezone.now", return_value=at(13, 0, 15)):
+        attendance_close_day(day=dt.date(2026, 11, 12))  # the scheduled job at 00:15 on the 13th
+    record = AttendanceRecord.objects.get(employee=nina, date=dt.date(2026, 11, 12))
+    during_shift = (record.status, record.missing_checkout, record.settled_at)
+    with mock.patch("attendance.days.timezone.now", return_value=at(13, 6, 5)):
+        attendance_check(employee=nina, at=at(13, 6, 5))  # on time, delivered at once
+    audits = list(AttendanceCorrection.objects.filter(record=record).values_list("reason", flat=True))
+    assert (during_shift, audits) == ((Status.OPEN, False, None), []), (
+        f"at 00:15, inside her shift, the day reads {during_shift}; on-time check-out audited: {audits}")
+    # The next night's catch-up lists the day again and settles it as worked.
+    assert dt.date(2026, 11, 12) in days_to_close(today=dt.date(2026, 11, 14))
+    attendance_close_day(day=dt.date(2026, 11, 12))
+    record.refresh_from_db()
+    assert record.settled_at is not None and record.worked_seconds == 8 * 3600 + 10 * 60 and not record.missing_checkout
+
+
+# 3. Shift rotation: the morning after a night-shift period, the day shift's check-in counts for its
+#    own day (the overnight window is split halfway to the day shift's start).
+def test_first_day_shift_after_a_night_shift_period(team) -> None:
+    night = Shift.objects.create(name="Night", start=dt.time(22), end=dt.time(6), working_days=[0, 1, 2, 3, 4, 5, 6])
+    rota = Employee.objects.create(code="R", full_name="Rota", department=team[0])  # department's Day shift
+    ShiftAssignment.objects.create(shift=night, employee=rota, valid_from=dt.date(2026, 11, 1), valid_to=dt.date(2026, 11, 15))
+    # Monday 16 Nov, back on the department's 09:00-17:00 shift.
+    attendance_check(employee=rota, at=at(16, 9))
+    attendance_check(employee=rota, at=at(16, 17))
+    days = {r.date: snap(r) for r in AttendanceRecord.objects.filter(employee=rota)}
+    assert list(days) == [dt.date(2026, 11, 16)], f"records: {days}"
+    assert days[dt.date(2026, 11, 16)][:3] == (at(16, 9), at(16, 17), 8 * 3600)
+
+
+# 4. The today board on a holiday lists the shift's employees as "Off", not "Not yet in".
+def test_today_board_on_a_holiday(team) -> None:
+    Employee.objects.create(code="A", full_name="Ana", department=team[0])
+    admin = User.objects.create_superuser("root", password="x")
+    board = today_board(admin, day=dt.date(2026, 11, 11))  # Wednesday, a holiday of her shift
+    assert [e.code for e in board.off] == ["A"] and board.not_yet_in == [], (
+        f"off={[e.code for e in board.off]} not_yet_in={[e.code for e in board.not_yet_in]}")
+
+
+# 5. The today board follows a manager's correction: a check-out added by a correction shows "Out".
+def test_today_board_after_a_correction(team) -> None:
+    ana = Employee.objects.create(code="A", full_name="Ana", department=team[0])
+    admin = User.objects.create_superuser("root", password="x")
+    record = attendance_check(employee=ana, at=at(12, 9)).record
+    attendance_correct(record=record, changed_by=admin, reason="forgot to check out", last_out=at(12, 13))
+    board = today_board(admin, day=dt.date(2026, 11, 12))
+    assert [r.employee.code for r in board.left] == ["A"], (
+        f"inside={[r.employee.code for r in board.inside]} left={[r.employee.code for r in board.left]}")
+
+
+# 6. A deactivated employee's past, closed attendance stays in the month sheet, the CSV export and
+#    the records API for the months they worked.
+def test_a_deactivated_employee_stays_in_past_reports(team) -> None:
+    ana = Employee.objects.create(code="A", full_name="Ana", department=team[0])
+    admin = User.objects.create_superuser("root", password="x")
+    attendance_check(employee=ana, at=at(12, 9))
+    attendance_check(employee=ana, at=at(12, 17))
+    attendance_close_day(day=dt.date(2026, 11, 12))
+    before = month_sheet(admin, year=2026, month=11).worked_seconds
+    Employee.objects.filter(pk=ana.pk).update(is_active=False)
+    after = month_sheet(admin, year=2026, month=11).worked_seconds
+    listed = records_for(admin, start=dt.date(2026, 11, 1), end=dt.date(2026, 11, 30)).count()
+    assert (before, after, listed) == (8 * 3600, 8 * 3600, 1)
+
+
+# 7. A deactivated employee's open day is settled by the close (not listed by days_to_close forever).
+def test_a_deactivated_employee_s_open_day_is_settled(team) -> None:
+    ana = Employee.objects.create(code="A", full_name="Ana", department=team[0])
+    attendance_check(employee=ana, at=at(12, 9))
+    Employee.objects.filter(pk=ana.pk).update(is_active=False)
+    attendance_close_day(day=dt.date(2026, 11, 12))
+    record = AttendanceRecord.objects.get(employee=ana)
+    assert record.settled_at is not None, (record.status, days_to_close(today=dt.date(2026, 11, 20)))
+
+
+# 8. The weekly late chart is in calendar order: in January 2027 the 1st-3rd (ISO week 53 of 2026)
+#    come first; in December 2025 the 29th-31st (ISO week 1 of 2026) last.
+def test_weekly_late_is_in_calendar_order(team) -> None:
+    admin = User.objects.create_superuser("root", password="x")
+    jan = month_sheet(admin, year=2027, month=1)
+    dec = month_sheet(admin, year=2025, month=12)
+    assert [w for w, _ in jan.weekly_late][0] == "W53", [w for w, _ in jan.weekly_late]
+    assert [w for w, _ in dec.weekly_late][-1] == "W1", [w for w, _ in dec.weekly_late]
+
+
+# 9. A correction that supplies the missing check-out clears missing_checkout, whether the day was
+#    closed before or after it.
+@pytest.mark.parametrize("close_first", [False, True])
+def test_correction_clears_missing_checkout_whatever_the_order(team, close_first) -> None:
+    ana = Employee.objects.create(code="A", full_name="Ana", department=team[0])
+    boss = User.objects.create_superuser("root", password="x")
+    record = attendance_check(employee=ana, at=at(12, 9)).record
+    if close_first:
+        attendance_close_day(day=dt.date(2026, 11, 12))
+    fixed = attendance_correct(record=AttendanceRecord.objects.get(pk=record.pk), changed_by=boss,
+                               reason="left at 17:00", last_out=at(12, 17))
+    if not close_first:
+        attendance_close_day(day=dt.date(2026, 11, 12))
+    fixed.refresh_from_db()
+    assert (fixed.status, fixed.worked_seconds, fixed.missing_checkout) == (Status.PRESENT, 8 * 3600, False)
+
+
+# 10. Half an hour of work on a holiday (or a weekly day off) is never settled as "absent".
+@pytest.mark.parametrize("day", [11, 14])  # Wed 11 Nov is a holiday of the shift, Sat 14 Nov a day off
+def test_brief_work_on_a_holiday_or_day_off_is_not_an_absence(team, day) -> None:
+    ana = Employee.objects.create(code="A", full_name="Ana", department=team[0])
+    attendance_check(employee=ana, at=at(day, 10))
+    attendance_check(employee=ana, at=at(day, 10, 30))
+    attendance_close_day(day=dt.date(2026, 11, day))
+    record = AttendanceRecord.objects.get(employee=ana)
+    assert record.status != Status.ABSENT, (record.status, record.worked_seconds)
+
+
+# 11. An employee deleted while their check-in is in flight (recognised, not yet written): the door
+#     hears "not recognised" (no IntegrityError at commit, no 500) and nothing is checked in.
+@pytest.mark.django_db(transaction=True)
+def test_an_employee_deleted_while_their_check_in_is_in_flight_is_not_recognised(settings) -> None:
+    from attendance.services import _record, _Seen
+    from portal.services import device_create, employee_delete
+
+    settings.TIME_ZONE = "UTC"
+    device, _ = device_create(name="Door")
+    vic = Employee.objects.create(code="V", full_name="Vic")
+    seen = _Seen(None, vic, 0.93, "ok")  # what recognition answered a moment ago
+    employee_delete(employee=Employee.objects.get(pk=vic.pk))
+    outcome = _record(seen, source="device:Door", device_id=device.pk, log_id=None, captured_at=at(12, 9))
+    assert outcome.outcome in ("unknown", "no_face"), outcome
+
+
+# 3b. The same overlap on a 24-hour shift (08:00-08:00): the next shift's check-in at 08:05 counts
+#     for its own day (the windows meet at 08:00).
+def test_24h_shift_next_check_in(team) -> None:
+    guard = Shift.objects.create(name="24h", start=dt.time(8), end=dt.time(8), working_days=[0, 1, 2, 3, 4, 5, 6])
+    gil = Employee.objects.create(code="G", full_name="Gil Guard", department=team[0])
+    ShiftAssignment.objects.create(shift=guard, employee=gil, valid_from=dt.date(2026, 1, 1))
+    for t in (at(12, 8), at(13, 7, 55), at(13, 8, 5)):
+        attendance_check(employee=gil, at=t)
+    days = {r.date: (r.first_in, r.last_out) for r in AttendanceRecord.objects.filter(employee=gil)}
+    assert days == {dt.date(2026, 11, 12): (at(12, 8), at(13, 7, 55)), dt.date(2026, 11, 13): (at(13, 8, 5), None)}, days
