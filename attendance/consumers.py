@@ -121,7 +121,8 @@ def _viewer(user: Any) -> Viewer | None:
 
 def _viewer_now(session_key: str | None, user_pk: int) -> Viewer | None:
     """What the monitor socket's viewer may see now: from its session (signed out, expired or a
-    changed password: None), or, for a socket opened without one, from the user's row."""
+    changed password: None), or, for a socket whose scope carries a user but no session (an ASGI
+    stack without the session middleware, Channels' test communicator), from the user's row."""
     if session_key is None:
         from django.contrib.auth import get_user_model
 
@@ -132,16 +133,16 @@ def _viewer_now(session_key: str | None, user_pk: int) -> Viewer | None:
 
 
 class MonitorConsumer(JsonTextFrames, AsyncJsonWebsocketConsumer):
-    """The live monitor. The viewer's right to it is read again before an event is sent, at most
-    every ``ROLLCALL_MONITOR_RECHECK_SECONDS``: a manager who signed out, was deactivated, demoted
-    or moved to another department gets ``not_allowed`` and the socket closes (4401); a page
-    reload reconnects with what they may see now."""
+    """The live monitor. The viewer's right to it is read again before an event is sent (and a
+    ``watch`` is taken), at most every ``ROLLCALL_MONITOR_RECHECK_SECONDS``: a manager who signed
+    out, was deactivated, demoted or moved to another department gets ``not_allowed`` and the
+    socket closes (4401); the page then reloads, so it shows what they may see now."""
 
     async def connect(self) -> None:
         user = self.scope.get("user")
         self.viewer = await database_sync_to_async(_viewer)(user)
         if self.viewer is None:
-            await self.close(code=4403)
+            await self.close(code=CLOSE_NOT_A_MONITOR)
             return
         self.session_key = getattr(self.scope.get("session"), "session_key", None)
         self.user_pk = user.pk
@@ -164,13 +165,18 @@ class MonitorConsumer(JsonTextFrames, AsyncJsonWebsocketConsumer):
     async def message_refused(self, detail: str) -> None:
         await self.send_json({"kind": "error", "code": "bad_request", "detail": detail})
 
-    async def _still_allowed(self, *, now: bool = False) -> bool:
+    async def _still_allowed(self) -> bool:
         if self.revoked:
             return False
-        if not now and time.monotonic() - self.checked_at < settings.ROLLCALL_MONITOR_RECHECK_SECONDS:
+        if time.monotonic() - self.checked_at < settings.ROLLCALL_MONITOR_RECHECK_SECONDS:
             return True
-        viewer = await database_sync_to_async(_viewer_now)(self.session_key, self.user_pk)
-        if viewer != self.viewer:
+        try:
+            viewer = await database_sync_to_async(_viewer_now)(self.session_key, self.user_pk)
+        except Exception:  # noqa: BLE001 - the database or session store is down: send nothing, keep the socket
+            log.warning("monitor: could not re-read the viewer's rights; event not sent", exc_info=True)
+            return False
+        # The audience is what matters: an admin whose employee row moved still sees everything.
+        if viewer is None or viewer.groups != self.viewer.groups:
             self.revoked = True
             await self.send_json({"kind": "error", "code": "not_allowed",
                                   "detail": "Your session ended or your access changed: reload the page."})
@@ -180,7 +186,7 @@ class MonitorConsumer(JsonTextFrames, AsyncJsonWebsocketConsumer):
         return True
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
-        if not await self._still_allowed(now=True):
+        if not await self._still_allowed():
             return
         if not isinstance(content, dict) or content.get("type") != "watch":
             await self.send_json({"kind": "error", "code": "unknown_message", "detail": "Send {\"type\": \"watch\", ...}."})
@@ -470,10 +476,12 @@ def _error_of(exc: BaseException) -> tuple[str, str]:
     return "server_error", "The server failed to handle this message; it has been logged."
 
 
-# Close codes: 4401 unknown or disabled token at connect (or, on /ws/kiosk/, a manager's session
-# that ended); 4403 the device was deactivated, deleted or its token rotated while connected.
+# Close codes: 4401 unknown or disabled token at connect, or (on /ws/kiosk/ and /ws/monitor/) a
+# session that ended or lost its right; 4403 the device was deactivated, deleted or its token
+# rotated while connected, or (on /ws/monitor/, at connect) a caller who is no manager.
 CLOSE_NOT_ALLOWED = 4401
 CLOSE_DEVICE_REVOKED = 4403
+CLOSE_NOT_A_MONITOR = 4403
 
 
 class DeviceConsumer(JsonTextFrames, BurstStreaming, AsyncJsonWebsocketConsumer):

@@ -166,12 +166,13 @@ def overnight_cutoff(*, employee: Employee, day: dt.date) -> dt.datetime | None:
     shift = shift_for(employee=employee, day=day)
     if shift is None or not shift.overnight:
         return None
-    _, end = shift_bounds(shift, day)
+    # On UTC instants: the allowance and the halfway point are real time, also on a DST night.
+    end = shift_bounds(shift, day)[1].astimezone(UTC)
     cutoff = end + dt.timedelta(minutes=shift.checkout_after_end_minutes)
     following = day + dt.timedelta(days=1)
     next_shift = shift_for(employee=employee, day=following)
     if next_shift is not None and is_working_day(shift=next_shift, day=following):
-        next_start, _ = shift_bounds(next_shift, following)
+        next_start = shift_bounds(next_shift, following)[0].astimezone(UTC)
         if next_start < cutoff:
             cutoff = next_start if next_start <= end else end + (next_start - end) / 2
     return cutoff
@@ -307,7 +308,12 @@ def attendance_close_day(*, day: dt.date) -> int:
                     continue  # no shift, or a weekly day off: nothing to record
                 record = AttendanceRecord.objects.create(employee=employee, date=day)
             if record.corrected:
-                continue  # a manager's decision stands
+                # A manager's decision stands; the close only says the day is over (as it would
+                # have, had the correction come after it).
+                record.settled_at = record.settled_at or timezone.now()
+                record.missing_checkout = record.first_in is not None and record.last_out is None
+                record.save(update_fields=["settled_at", "missing_checkout", "updated_at"])
+                continue
             if record.settled_at is None and _still_running(employee=employee, day=day):
                 continue  # an unsettled record: days_to_close lists the day again tomorrow
             timeline, _ = _rederive(record)
@@ -390,8 +396,9 @@ def attendance_correct(*, record: AttendanceRecord, changed_by: AbstractBaseUser
             record.status = status
         else:
             _apply_rules(record, closing=True)
-        # As the close would say, whichever came first: the correction or the close.
-        record.missing_checkout = record.first_in is not None and record.last_out is None
+        # As the close says for a corrected day (attendance_close_day), whichever comes first.
+        closed = record.settled_at is not None or ClosedDay.objects.filter(date=record.date).exists()
+        record.missing_checkout = closed and record.first_in is not None and record.last_out is None
         record.corrected = True
         record.needs_review = False
         record.save()

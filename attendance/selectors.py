@@ -13,8 +13,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from attendance.models import AttendanceRecord, RecognitionLog
-from attendance.days import is_working_day
-from attendance.services import shift_for
+from attendance.services import is_working_day, shift_for
 from portal.models import Device, Employee
 from portal.permissions import is_admin, visible_employees
 
@@ -150,11 +149,11 @@ def period_sheet(user: AbstractBaseUser, *, start: dt.date, end: dt.date, depart
     days = [start + dt.timedelta(days=n) for n in range((end - start).days + 1)]
     found = list(records_for(user, start=start, end=end, department_id=department_id))
     records = {(r.employee_id, r.date): r for r in found}
-    people = {e.pk: e for e in employees_for(user, department_id=department_id)}
-    for record in found:
-        people.setdefault(record.employee_id, record.employee)
+    people = visible_employees(user).filter(Q(is_active=True) | Q(pk__in={r.employee_id for r in found}))
+    if department_id:
+        people = people.filter(department_id=department_id)
     rows = []
-    for employee in sorted(people.values(), key=lambda e: (e.full_name, e.pk)):
+    for employee in people.select_related("department").order_by("full_name"):
         cells, totals, worked = [], {letter: 0 for letter in TOTAL_LETTERS}, 0
         for day in days:
             record = records.get((employee.pk, day))
@@ -190,10 +189,10 @@ def recognitions_for(user: AbstractBaseUser | AnonymousUser, *, device_id: int |
     if device_id is not None:
         entries = entries.filter(device_id=device_id)
     found = list(entries[:limit])
-    if not admin:
-        for entry in found:
-            if entry.employee_id is None:
-                entry.similarity = None  # the closest enrolled person's score: admins only (as live)
+    for entry in found:
+        # An unknown face's score is its closest enrolled person's: admins only (as live). A
+        # separate attribute: the stored value is never touched.
+        entry.shown_similarity = entry.similarity if admin or entry.employee_id is not None else None
     return found
 
 

@@ -14,7 +14,7 @@ import os
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import cv2
 import numpy as np
@@ -190,10 +190,15 @@ def _record(seen: _Seen, *, source: str, device_id: int | None, log_id: int | No
                     return KioskOutcome(**entry.answer)
             else:
                 entry = RecognitionLog(at=at, source=source, device_id=device_id)
-            if seen.outcome is None and not Employee.objects.select_for_update().filter(
-                    pk=seen.employee.pk, is_active=True).exists():
-                # Deleted or deactivated while their burst was being looked at: nobody to check in.
-                seen = _Seen(KioskOutcome("unknown", UNKNOWN_MESSAGE), thumbnail=seen.thumbnail)
+            if seen.employee is not None:
+                # Deleted or deactivated while their burst was being looked at: nobody to check in,
+                # and a deleted person is named nowhere (the row is locked as employee_delete locks it).
+                active = Employee.objects.select_for_update().filter(pk=seen.employee.pk).values_list(
+                    "is_active", flat=True).first()
+                if active is None and seen.outcome is not None:
+                    seen = replace(seen, employee=None)
+                elif not active and seen.outcome is None:
+                    seen = _Seen(KioskOutcome("unknown", UNKNOWN_MESSAGE), thumbnail=seen.thumbnail)
             outcome = seen.outcome or _checked(seen, at=at, source=source)
             entry.state = RecognitionLog.State.DONE
             entry.outcome, entry.message = outcome.outcome, outcome.message

@@ -8,7 +8,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from attendance.days import attendance_close_day
-from attendance.models import AttendanceRecord
+from attendance.models import AttendanceRecord, ClosedDay
 
 
 def days_to_close(*, today: dt.date, max_days: int = 31) -> list[dt.date]:
@@ -18,8 +18,7 @@ def days_to_close(*, today: dt.date, max_days: int = 31) -> list[dt.date]:
     yesterday = today - dt.timedelta(days=1)
     earliest = today - dt.timedelta(days=max_days)
     days = {yesterday}
-    last_closed = (AttendanceRecord.objects.filter(settled_at__isnull=False, date__gte=earliest, date__lt=today)
-                   .aggregate(last=Max("date"))["last"])
+    last_closed = ClosedDay.objects.filter(date__gte=earliest, date__lt=today).aggregate(last=Max("date"))["last"]
     if last_closed is not None:
         day = last_closed + dt.timedelta(days=1)
         while day < yesterday:

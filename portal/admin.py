@@ -6,7 +6,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from portal.models import Department, Device, Employee
-from portal.permissions import may_edit, may_use_admin_site
+from portal.permissions import may_delete, may_edit, may_use_admin_site
 from portal.services import device_create, device_delete, device_rotate_token, device_update
 from recognition.models import FaceImage
 
@@ -106,8 +106,16 @@ class EmployeeAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj: Employee | None = None) -> bool:
         return super().has_change_permission(request, obj) and (obj is None or may_edit(request.user, obj))
 
+    def delete_queryset(self, request, queryset) -> None:  # noqa: ANN001
+        from portal.services import employee_delete
+
+        # "Delete selected" erases each person through the service (login, mirror), never one's own row.
+        for employee in queryset:
+            if may_delete(request.user, employee):
+                employee_delete(employee=employee)
+
     def has_delete_permission(self, request, obj: Employee | None = None) -> bool:
-        return super().has_delete_permission(request, obj) and (obj is None or may_edit(request.user, obj))
+        return super().has_delete_permission(request, obj) and (obj is None or may_delete(request.user, obj))
 
 
 @admin.register(Device)

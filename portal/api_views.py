@@ -20,6 +20,7 @@ from portal.permissions import (
     is_admin,
     may_change_role,
     may_create_employee,
+    may_delete,
     may_edit,
     may_place_in_department,
     visible_employees,
@@ -127,8 +128,9 @@ class EmployeeDetailApi(APIView):
     @extend_schema(responses={204: None})
     def delete(self, request: Request, pk: int) -> Response:
         employee = get_object_or_404(_employees(request), pk=pk)
-        if not may_edit(request.user, employee):
-            raise PermissionDenied("You may not delete this employee (managers: employees of their own department only).")
+        if not may_delete(request.user, employee):
+            raise PermissionDenied("You may not delete this employee (managers: employees of their own department "
+                                   "only; nobody deletes themselves).")
         employee_delete(employee=employee)
         return Response(status=status.HTTP_204_NO_CONTENT)
 

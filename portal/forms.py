@@ -4,7 +4,7 @@ views hand the cleaned values to one service each. Every control has a label."""
 from __future__ import annotations
 
 from django import forms
-from django.contrib.auth import get_user_model
+from django.contrib.auth import get_user_model, password_validation
 
 from attendance.models import HolidayList, Shift
 from portal.models import Department, Employee
@@ -101,10 +101,9 @@ class EmployeeForm(forms.Form):
             self.add_error("username", "A password needs a login name.")
         if data.get("password"):
             # The site's password rules (settings.AUTH_PASSWORD_VALIDATORS), as on every other password form.
-            from django.contrib.auth import password_validation
-
-            user = self.employee.user if self.employee is not None and self.employee.user is not None else \
-                get_user_model()(username=data.get("username") or "")
+            user = get_user_model()(username=data.get("username") or "")
+            if self.employee is not None and self.employee.user is not None:
+                user = self.employee.user
             try:
                 password_validation.validate_password(data["password"], user)
             except forms.ValidationError as exc:

@@ -87,7 +87,9 @@ def may_edit(actor: User, target: Employee) -> bool:
 
 
 def may_delete(actor: User, target: Employee) -> bool:
-    return may_edit(actor, target)
+    """Delete ``target`` (their faces, history and login go with them): as ``may_edit``, but never
+    one's own row (an admin would lock themselves out)."""
+    return may_edit(actor, target) and not (actor.is_authenticated and target.user_id == actor.pk)
 
 
 def may_change_role(actor: User, target: Employee, role: str) -> bool:

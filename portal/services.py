@@ -94,12 +94,16 @@ def employee_delete(*, employee: Employee) -> None:
     from attendance.events import mirror_deletes_published
 
     with transaction.atomic():
+        # The employee's row first (a check-in being written locks it, then the day's record):
+        # the same order as a check-in, so the two never deadlock.
+        Employee.objects.select_for_update().filter(pk=employee.pk).first()
         mirror_deletes_published(list(employee.recognitions.values_list("pk", flat=True)))
         if employee.user_id is not None:
             # Their login goes with them: no password, no API token, no session (kept inactive, not
-            # deleted, so what they did keeps its author).
-            get_user_model().objects.filter(pk=employee.user_id).update(is_active=False)
-            Token.objects.filter(user_id=employee.user_id).delete()
+            # deleted, so what they did keeps its author). A superuser's login is the site's
+            # operator, not only this employee: it stays.
+            get_user_model().objects.filter(pk=employee.user_id, is_superuser=False).update(is_active=False)
+            Token.objects.filter(user_id=employee.user_id, user__is_superuser=False).delete()
         employee.delete()
 
 

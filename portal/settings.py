@@ -281,10 +281,10 @@ ROLLCALL_ENROL_MIN_FACE = int(os.environ.get("ROLLCALL_ENROL_MIN_FACE", "80"))
 # Streamed check-ins (attendance.burst): an open stream that receives no frame for this long is
 # dropped; how many of a stream's frames are analysed at once (1 keeps every frame tracked from
 # the one before it; on Celery workers a few pipeline a stream across them).
-# A live-monitor socket reads its viewer's rights again before sending, at most this often.
-ROLLCALL_MONITOR_RECHECK_SECONDS = float(os.environ.get("ROLLCALL_MONITOR_RECHECK_SECONDS", "2"))
 ROLLCALL_BURST_IDLE_SECONDS = float(os.environ.get("ROLLCALL_BURST_IDLE_SECONDS", "10"))
 ROLLCALL_BURST_PIPELINE = int(os.environ.get("ROLLCALL_BURST_PIPELINE", "1" if ROLLCALL_TASKS_IN_PROCESS else "3"))
+# A live-monitor socket reads its viewer's rights again before sending, at most this often.
+ROLLCALL_MONITOR_RECHECK_SECONDS = float(os.environ.get("ROLLCALL_MONITOR_RECHECK_SECONDS", "2"))
 
 # --- Attendance --------------------------------------------------------------------------------
 # A recognition this soon after the employee's previous check event is the same visit.

@@ -36,7 +36,7 @@ from recognition.models import (
 )
 from recognition.pipeline.detection import Face
 from recognition.pipeline.errors import ImageTooLargeError, PipelineError
-from recognition.pipeline.image import MIN_SIDE, content_hash, format_suffix, image_format, load_image
+from recognition.pipeline.image import MIN_SIDE, OPENERS, content_hash, format_suffix, image_format, load_image
 from recognition.pipeline.matching import Match, cosine_to_distance
 from recognition.quality import sharpness, yaw_ratio
 from recognition.selectors import gallery_index
@@ -49,6 +49,15 @@ class EnrolmentRejected(PipelineError):
     """The photo decodes and shows one face, but is unfit for the gallery (size, blur, pose, duplicate)."""
 
     code = "enrolment_rejected"
+
+
+def consent_required(employee: Employee) -> None:
+    """Refuse (``no_consent``) a photo of a person without a recorded biometric consent, read
+    afresh from the database. Every way a photo comes in asks this (recognition.workers.enroll,
+    enrolment codes); ``face_enroll`` itself is also the seeding and benchmark tool and does not."""
+    if not Employee.objects.filter(pk=employee.pk, biometric_consent_at__isnull=False).exists():
+        raise EnrolmentRejected(f"{employee.full_name} has not consented to biometric processing: "
+                                "record their consent before enrolling a photo.", code="no_consent")
 
 
 def decode_upload(data: bytes) -> np.ndarray:
@@ -73,18 +82,29 @@ def check_burst_pixels(frames: Iterable[bytes]) -> None:
     """Refuse a burst whose frames' headers announce more than ``ROLLCALL_BURST_MAX_PIXELS`` in
     all (ImageTooLargeError, 413) before any frame is decoded. Unreadable headers are left to the
     decode, which names the problem."""
+    frames = list(frames)
     total = 0
     for data in frames:
         try:
-            with Image.open(io.BytesIO(data)) as image:
+            with Image.open(io.BytesIO(data), formats=OPENERS) as image:
                 width, height = image.size
         except (Image.DecompressionBombError, OSError, ValueError, SyntaxError):
             continue
         total += width * height
         if total > settings.ROLLCALL_BURST_MAX_PIXELS:
+            budget = settings.ROLLCALL_BURST_MAX_PIXELS
+            each = budget / len(frames)
             raise ImageTooLargeError(
-                f"The burst's frames hold over {settings.ROLLCALL_BURST_MAX_PIXELS / 1e6:.0f} megapixels in all; "
-                "send camera frames of at most 1920x1080.")
+                f"The burst's {len(frames)} frames hold over {budget / 1e6:.0f} megapixels in all; send frames of "
+                f"at most {each / 1e6:.1f} megapixels each (e.g. {_frame_example(each)}), or fewer of them.")
+
+
+def _frame_example(pixels: float) -> str:
+    """The largest usual 16:9 camera size within ``pixels``."""
+    for width, height in ((3840, 2160), (2560, 1440), (1920, 1080), (1280, 720), (960, 540), (640, 360)):
+        if width * height <= pixels:
+            return f"{width}x{height}"
+    return "320x180"
 
 
 def stored_name(data: bytes) -> str:
@@ -446,9 +466,7 @@ def enrolment_code_issue(*, employee: Employee, issued_by: AbstractBaseUser | No
                          minutes: int = ENROLMENT_CODE_MINUTES) -> tuple[EnrolmentCode, str]:
     """A fresh 6-digit one-time code letting a device add one photo for ``employee``; returned once.
     Refused (``no_consent``) for a person without a recorded biometric consent: their photo would be."""
-    if not Employee.objects.filter(pk=employee.pk, biometric_consent_at__isnull=False).exists():
-        raise EnrolmentRejected(f"{employee.full_name} has not consented to biometric processing: "
-                                "record their consent before enrolling a photo.", code="no_consent")
+    consent_required(employee)
     now = timezone.now()
     while True:
         code = f"{secrets.randbelow(10**6):06d}"

@@ -13,7 +13,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from portal.models import Employee
 from recognition.jobs import run, stage
 from recognition.models import EnrolmentCode, FaceImage
-from recognition.services import EnrolmentRejected, enrolment_code_claim, enrolment_code_release
+from recognition.services import consent_required, enrolment_code_claim, enrolment_code_release
 
 
 def enroll(*, employee: Employee, data: bytes, filename: str = "photo.jpg",
@@ -22,9 +22,7 @@ def enroll(*, employee: Employee, data: bytes, filename: str = "photo.jpg",
     """Add a photo to ``employee``'s gallery; with ``claim`` (a claimed enrolment code) the photo
     and the code's use commit together, or neither does. Refused (``no_consent``) for a person
     who has not consented to biometric processing: every way a photo comes in passes here."""
-    if not Employee.objects.filter(pk=employee.pk, biometric_consent_at__isnull=False).exists():
-        raise EnrolmentRejected(f"{employee.full_name} has not consented to biometric processing: "
-                                "record their consent before enrolling a photo.", code="no_consent")
+    consent_required(employee)
     answer = run("recognition.face_enroll", staged=stage(data), employee_id=employee.pk, filename=filename, source=source,
                  created_by_id=created_by.pk if created_by is not None and created_by.is_authenticated else None,
                  enrolment_code_id=claim.pk if claim is not None else None,

@@ -75,6 +75,9 @@ RULES: dict[str, Callable[[str, str], bool]] = {
     "verify": lambda caller, target: sees(caller, target) if _role(caller) != "employee" else caller == target,
     "report": lambda caller, target: _role(caller) != "employee" and sees(caller, target),
     "admin_site": lambda caller, target: _role(caller) == "admin",
+    # Deleting: as acting, but nobody deletes their own row (an admin would lock themselves out).
+    "delete": lambda caller, target: acts(caller, target) and caller != target,
+    "admin_delete": lambda caller, target: _role(caller) == "admin" and caller != target,
 }
 
 
@@ -189,7 +192,7 @@ TARGET_ACTIONS: dict[str, Action] = {
         f"/api/v1/employees/{t.pk}", {"is_active": False}, format="json")),
     "api_change_role": Action("api", "role", 200, True, (), lambda c, w, t, x: c.patch(
         f"/api/v1/employees/{t.pk}", {"role": _new_role(t)}, format="json")),
-    "api_delete": Action("api", "act", 204, True, (), lambda c, w, t, x: c.delete(f"/api/v1/employees/{t.pk}")),
+    "api_delete": Action("api", "delete", 204, True, (), lambda c, w, t, x: c.delete(f"/api/v1/employees/{t.pk}")),
     "api_face_upload": Action("api", "act", 201, True, (), lambda c, w, t, x: c.post(
         "/api/v1/faces", {"employee": t.pk, "image": photo(w)}, format="multipart"), pipeline=True),
     "api_face_primary": Action("api", "act", 200, True, ("faces",), lambda c, w, t, x: c.patch(
@@ -218,16 +221,18 @@ TARGET_ACTIONS: dict[str, Action] = {
         f"/records/{x['record'].pk}/correct/", {"reason": "forgot the badge", "status": "absent"})),
     "admin_change_page": Action("admin", "admin_site", 200, False, (), lambda c, w, t, x: c.get(
         f"/admin/portal/employee/{t.pk}/change/")),
-    "admin_delete": Action("admin", "admin_site", 302, True, (), lambda c, w, t, x: c.post(
+    "admin_delete": Action("admin", "admin_delete", 302, True, (), lambda c, w, t, x: c.post(
         f"/admin/portal/employee/{t.pk}/delete/", {"post": "yes"})),
 }
 
 
 def refused_statuses(action: Action, caller: str, target: str) -> set[int]:
-    if caller in ("anonymous", "device") or action.surface == "admin":
+    if caller in ("anonymous", "device") or (action.surface == "admin" and _role(caller) != "admin"):
         # Not logged in (a device token opens no page and no people API): 401/403 from the API,
         # the login page otherwise; the admin site sends everyone but admins to its login.
         return {401, 403} if action.surface == "api" else {302}
+    if action.surface == "admin":
+        return {403}  # an admin refused on the admin site (deleting their own row)
     if not sees(caller, target):
         return {404}  # never confirm that someone one may not see exists
     return {403} if action.surface == "api" else {403, 404}

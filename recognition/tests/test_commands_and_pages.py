@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from django.contrib.auth.models import User
-from django.utils import timezone
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.test import Client
+from django.utils import timezone
 
 from portal.models import Department, Employee
 from recognition.models import FaceImage, ReembedJob
@@ -29,13 +30,12 @@ def test_enroll_folder_creates_people_and_reports_rejections(tmp_path: Path, peo
     (tmp_path / "ghost").mkdir()
     shutil.copy(faces_dir / "no_face.jpg", tmp_path / "ghost" / "1.jpg")
     shutil.copy(faces_dir / "two_faces.jpg", tmp_path / "ghost" / "2.jpg")
-    call_command("enroll_folder", str(tmp_path), "--department", "Imported")  # nobody consented yet
-    out = capsys.readouterr().out
-    assert "0 enrolled, 6 rejected, 2 employees created" in out and "rejected (no_consent): 6" in out
-    assert FaceImage.objects.count() == 0
+    with pytest.raises(CommandError, match="3 of the people .* no recorded consent .*ghost, kit_harington, rose_leslie"):
+        call_command("enroll_folder", str(tmp_path), "--department", "Imported")  # nobody consented yet
+    assert FaceImage.objects.count() == 0 and Employee.objects.count() == 1  # nothing created either
     call_command("enroll_folder", str(tmp_path), "--department", "Imported", "--consent")
     out = capsys.readouterr().out
-    assert "4 enrolled, 2 rejected, 0 employees created" in out
+    assert "4 enrolled, 2 rejected, 2 employees created" in out
     assert "rejected (no_face): 1" in out and "rejected (multiple_faces): 1" in out
     assert Employee.objects.get(code="rose_leslie").faces.count() == 2  # matched by code, not duplicated
     kit = Employee.objects.get(code="kit_harington")

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
-from django.utils import timezone
 from django.core.management import call_command
 from django.test import Client
+from django.utils import timezone
 
 from portal.models import Department, Employee
 from recognition.models import FaceImage, ReembedJob

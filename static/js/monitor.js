@@ -83,9 +83,11 @@
     socket = new WebSocket(`${scheme}://${location.host}${root.dataset.socket}`);
     socket.onopen = () => { status.textContent = "live"; status.className = "tag ok"; retry = 1000; watch(); };
     socket.onclose = (event) => {
-      status.textContent = event.code === 4403 ? "not allowed" : "reconnecting…";
+      status.textContent = event.code === 4403 ? "not allowed" : event.code === 4401 ? "access changed" : "reconnecting…";
       status.className = "tag late";
-      if (event.code !== 4403) { setTimeout(connect, retry); retry = Math.min(retry * 2, 15000); }
+      // 4401: the session ended or its rights changed: reload, so the page (or the login) shows what is allowed now.
+      if (event.code === 4401) setTimeout(() => location.reload(), 1500);
+      else if (event.code !== 4403) { setTimeout(connect, retry); retry = Math.min(retry * 2, 15000); }
     };
     socket.onmessage = (message) => {
       const e = JSON.parse(message.data);

@@ -10,7 +10,15 @@ from unittest import mock
 import pytest
 from django.contrib.auth.models import User
 
-from attendance.models import AttendanceCorrection, AttendanceEvent, AttendanceRecord, Holiday, HolidayList, Shift, ShiftAssignment
+from attendance.models import (
+    AttendanceCorrection,
+    AttendanceEvent,
+    AttendanceRecord,
+    Holiday,
+    HolidayList,
+    Shift,
+    ShiftAssignment,
+)
 from attendance.selectors import month_sheet, records_for, today_board
 from attendance.services import attendance_check, attendance_close_day, attendance_correct
 from attendance.services_close import days_to_close
@@ -211,3 +219,22 @@ def test_24h_shift_next_check_in(team) -> None:
         attendance_check(employee=gil, at=t)
     days = {r.date: (r.first_in, r.last_out) for r in AttendanceRecord.objects.filter(employee=gil)}
     assert days == {dt.date(2026, 11, 12): (at(12, 8), at(13, 7, 55)), dt.date(2026, 11, 13): (at(13, 8, 5), None)}, days
+
+
+# 3c. The halfway split is in real time, also on a DST night: Berlin's clocks go back at 03:00 on
+#     Sun 25 Oct 2026; a 22:00-01:00 shift ends 23:00 UTC, the next 05:00 shift starts 04:00 UTC,
+#     so the windows meet at 01:30 UTC (02:30 local, the second time round), not 30 minutes later.
+def test_the_overnight_split_is_in_real_time_on_a_dst_night(settings) -> None:
+    from attendance.days import attendance_day
+
+    settings.TIME_ZONE = "Europe/Berlin"
+    every_day = [0, 1, 2, 3, 4, 5, 6]
+    late = Shift.objects.create(name="Late", start=dt.time(22), end=dt.time(1), working_days=every_day,
+                                checkout_after_end_minutes=360)
+    early = Shift.objects.create(name="Early", start=dt.time(5), end=dt.time(13), working_days=every_day)
+    rota = Employee.objects.create(code="R", full_name="Rota")
+    ShiftAssignment.objects.create(shift=late, employee=rota, valid_from=dt.date(2026, 10, 1), valid_to=dt.date(2026, 10, 24))
+    ShiftAssignment.objects.create(shift=early, employee=rota, valid_from=dt.date(2026, 10, 25))
+    before, after = dt.datetime(2026, 10, 25, 1, 15, tzinfo=UTC), dt.datetime(2026, 10, 25, 1, 45, tzinfo=UTC)
+    assert attendance_day(employee=rota, at=before) == dt.date(2026, 10, 24)
+    assert attendance_day(employee=rota, at=after) == dt.date(2026, 10, 25)

@@ -12,6 +12,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from portal.models import Department, Employee
+from portal.services import employee_update
 from recognition import workers
 from recognition.models import FaceImage
 from recognition.pipeline.errors import PipelineError
@@ -46,6 +47,17 @@ class Command(BaseCommand):
             photos = sorted(p for p in directory.glob("*/*") if p.suffix.lower() in IMAGE_SUFFIXES)
         if not photos:
             raise CommandError(f"no photos found in {directory}/<person>/")
+        if not consent:
+            # Consent first, before anyone is created: a run that would refuse every photo of
+            # someone stops here and names them.
+            missing = sorted({photo.parent.name for photo in photos
+                              if not Employee.objects.filter(Q(code=photo.parent.name) | Q(full_name=photo.parent.name),
+                                                             biometric_consent_at__isnull=False).exists()})
+            if missing:
+                shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+                raise CommandError(f"{len(missing)} of the people in {directory} have no recorded consent to biometric "
+                                   f"processing ({shown}): record it on their page, or run with --consent if they "
+                                   "all consented.")
         outcomes: Counter[str] = Counter()
         created = 0
         employees: dict[str, Employee] = {}
@@ -63,8 +75,7 @@ class Command(BaseCommand):
                         employee = Employee.objects.create(code=folder, full_name=folder.replace("_", " "), department=dept)
                         created += 1
                     if consent and employee.biometric_consent_at is None:
-                        employee.biometric_consent_at = timezone.now()
-                        employee.save(update_fields=["biometric_consent_at"])
+                        employee_update(employee=employee, biometric_consent_at=timezone.now())
                     employees[folder] = employee
                 try:
                     workers.enroll(employee=employee, data=photo.read_bytes(), filename=photo.name,
