@@ -30,6 +30,7 @@ from portal.authentication import IsDeviceOrManager, IsManager
 from portal.models import Department, Device
 from portal.permissions import check_in_answer_for
 from recognition.api import read_upload
+from recognition.services import check_burst_bytes
 
 
 class EventRefused(APIException):
@@ -88,6 +89,7 @@ class CheckInApi(APIView):
 
     @extend_schema(request={"multipart/form-data": CheckInInput}, responses=CheckInOutput)
     def post(self, request: Request) -> Response:
+        check_burst_bytes(request.META.get("CONTENT_LENGTH"))  # before the body is read
         data = self.CheckInInput(data=request.data)
         data.is_valid(raise_exception=True)
         device = request.auth if isinstance(request.auth, Device) else None

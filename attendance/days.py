@@ -367,6 +367,9 @@ def _apply_rules(record: AttendanceRecord, *, closing: bool) -> None:
         record.status = Status.PRESENT
 
 
+CORRECTION_REASON_MAX = 1000
+
+
 def attendance_correct(*, record: AttendanceRecord, changed_by: AbstractBaseUser, reason: str,
                        first_in: dt.datetime | None = None, last_out: dt.datetime | None = None,
                        status: str | None = None) -> AttendanceRecord:
@@ -375,6 +378,8 @@ def attendance_correct(*, record: AttendanceRecord, changed_by: AbstractBaseUser
     waiting for review are taken into account and no longer flagged."""
     if not reason or not reason.strip():
         raise ValueError("A correction needs a reason.")
+    if len(reason.strip()) > CORRECTION_REASON_MAX:
+        raise ValueError(f"A correction's reason is at most {CORRECTION_REASON_MAX} characters.")
     if status is not None and status not in Status.values:
         raise ValueError(f"unknown status {status!r}")
     for value in (first_in, last_out):

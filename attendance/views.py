@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import re
 
 from django.conf import settings
 from django.contrib import messages
@@ -158,6 +159,10 @@ def correct(request: HttpRequest, record_pk: int) -> HttpResponse:
             value = request.POST.get(field, "").strip()
             if not value:
                 return None
+            # A clock time in the site's zone, as the form's time input sends it: "T10" or an
+            # offset ("10:00+05:00", silently dropped before) is refused.
+            if not re.fullmatch(r"[0-2][0-9]:[0-5][0-9](:[0-5][0-9])?", value):
+                raise ValueError(f"{field.replace('_', ' ').capitalize()} must be a time like 09:05.")
             return correction_time(record, dt.time.fromisoformat(value))
 
         try:

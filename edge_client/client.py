@@ -79,6 +79,8 @@ class EdgeClient:
                  outbox: Outbox | None, portal: PortalClient | None) -> None:
         self.config, self.source, self.detector, self.led, self.buttons = config, source, detector, led, buttons
         self.outbox, self.portal = outbox, portal
+        if outbox is not None:
+            outbox.max_retry_ahead = max(outbox.max_retry_ahead, 2 * config.retry_max_seconds)
         self.tracker = Tracker(max_gap=config.visit_gap_seconds)
         self.burst: Burst | None = None
         self.pending_enrol: str | None = None
@@ -94,6 +96,9 @@ class EdgeClient:
     def run(self) -> int:
         emit("started", detector=self.detector.name, source=type(self.source).__name__, dry_run=self.config.dry_run,
              pending=self.outbox.pending() if self.outbox else 0)
+        if self.outbox is not None and self.outbox.set_aside:
+            emit("queue_corrupt", logging.ERROR, set_aside=self.outbox.set_aside,
+                 detail="the queue file could not be read; it was kept under this name and a fresh queue started")
         if self.portal is not None and self.outbox is not None:
             self._sender = threading.Thread(target=self._send_loop, name="sender", daemon=True)
             self._sender.start()
@@ -239,57 +244,71 @@ class EdgeClient:
         dead-letter table; only a portal that cannot be reached at all holds everything back."""
         outages = 0
         last_heartbeat = 0.0
+        failures = 0
         while not self.stopping.is_set():
-            item = self.outbox.head()
-            if item is None:
-                state = self.outbox.dead_letter_state()
-                due = time.monotonic() - last_heartbeat >= self.config.heartbeat_seconds
-                if due or not self.reachable or state != self._reported:
-                    try:
-                        self._heartbeat(state)
-                    except Unreachable as exc:
-                        self._portal_away(str(exc), outages)
-                        outages += 1
-                        continue
-                    except Rejected as exc:  # a heartbeat refused for good (a wrong portal_url, say): say so, keep trying
-                        emit("heartbeat_refused", logging.ERROR, code=exc.code, detail=exc.detail)
-                        self.stopping.wait(min(self.config.heartbeat_seconds, 30.0))
-                        last_heartbeat = time.monotonic()
-                        continue
-                    outages = 0
-                    last_heartbeat = time.monotonic()
-                    self._set_reachable(True)
-                next_due = self.outbox.due_in()
-                self.outbox.wait(min(1.0, self.config.heartbeat_seconds, 1.0 if next_due is None else max(0.05, next_due)))
-                continue
             try:
-                answer = self.portal.deliver(item.kind, item.key, item.captured_at, item.body)
-            except Unreachable as exc:
-                if exc.kind == "portal" or (exc.kind == "network" and not self._portal_answers()):
-                    # The portal is away or cannot take events now: not this event's fault.
-                    self.outbox.attempt_failed(item.seq, str(exc))
+                outages, last_heartbeat = self._send_step(outages, last_heartbeat)
+                failures = 0
+            except Exception as exc:  # noqa: BLE001 - the sender must outlive a disk error or a strange answer
+                failures += 1
+                emit("sender_error", logging.ERROR, error=repr(exc)[:300], failures=failures)
+                self.stopping.wait(min(60.0, 2.0 ** min(failures, 6)))
+
+    def _send_step(self, outages: int, last_heartbeat: float) -> tuple[int, float]:
+        """One turn of the send loop: a heartbeat when nothing is due, else the head event's try."""
+        item = self.outbox.head()
+        if item is None:
+            state = self.outbox.dead_letter_state()
+            due = time.monotonic() - last_heartbeat >= self.config.heartbeat_seconds
+            if due or not self.reachable or state != self._reported:
+                try:
+                    self._heartbeat(state)
+                except Unreachable as exc:
                     self._portal_away(str(exc), outages)
                     outages += 1
-                    continue
+                    return outages, last_heartbeat
+                except Rejected as exc:  # a heartbeat refused for good (a wrong portal_url, say): say so, keep trying
+                    emit("heartbeat_refused", logging.ERROR, code=exc.code, detail=exc.detail)
+                    self.stopping.wait(min(self.config.heartbeat_seconds, 30.0))
+                    last_heartbeat = time.monotonic()
+                    return outages, last_heartbeat
                 outages = 0
+                last_heartbeat = time.monotonic()
                 self._set_reachable(True)
-                self._event_failed(item, exc.code if exc.kind == "server" else "connection_lost", str(exc))
-                continue
-            except Rejected as exc:
-                outages = 0
-                self._set_reachable(True)
-                self._dead_letter(item, exc.code, exc.detail)
-                continue
+            next_due = self.outbox.due_in()
+            self.outbox.wait(min(1.0, self.config.heartbeat_seconds, 1.0 if next_due is None else max(0.05, next_due)))
+            return outages, last_heartbeat
+        try:
+            answer = self.portal.deliver(item.kind, item.key, item.captured_at, item.body)
+        except Unreachable as exc:
+            # A dropped connection or a 5xx is this event's fault only if the portal still
+            # answers a heartbeat (a proxy answering 502 for everything is the portal away).
+            if exc.kind == "portal" or (exc.kind in ("network", "server") and not self._portal_answers()):
+                # The portal is away or cannot take events now: not this event's fault.
+                self.outbox.attempt_failed(item.seq, str(exc))
+                self._portal_away(str(exc), outages)
+                outages += 1
+                return outages, last_heartbeat
             outages = 0
-            last_heartbeat = time.monotonic()
             self._set_reachable(True)
-            self.outbox.delivered(item.seq, answer)
-            self.stats["delivered"] += 1
-            age = time.time() - dt.datetime.fromisoformat(item.captured_at).timestamp()
-            emit("decision", key=item.key, kind=item.kind, outcome=answer.get("outcome"), employee=answer.get("employee"),
-                 message=answer.get("message"), attempts=item.attempts + 1, delay_s=round(age, 1),
-                 via=self.portal.last_via)
-            self._tell(LED_FOR_OUTCOME.get(answer.get("outcome"), "rejected"), age)
+            self._event_failed(item, exc.code if exc.kind == "server" else "connection_lost", str(exc))
+            return outages, last_heartbeat
+        except Rejected as exc:
+            outages = 0
+            self._set_reachable(True)
+            self._dead_letter(item, exc.code, exc.detail)
+            return outages, last_heartbeat
+        outages = 0
+        last_heartbeat = time.monotonic()
+        self._set_reachable(True)
+        self.outbox.delivered(item.seq, answer)
+        self.stats["delivered"] += 1
+        age = time.time() - dt.datetime.fromisoformat(item.captured_at).timestamp()
+        emit("decision", key=item.key, kind=item.kind, outcome=answer.get("outcome"), employee=answer.get("employee"),
+             message=answer.get("message"), attempts=item.attempts + 1, delay_s=round(age, 1),
+             via=self.portal.last_via)
+        self._tell(LED_FOR_OUTCOME.get(answer.get("outcome"), "rejected"), age)
+        return outages, last_heartbeat
 
     def _tell(self, state: str, age: float) -> None:
         """Show an answer on the LED while the person may still be at the door."""
@@ -322,6 +341,8 @@ class EdgeClient:
             return
         wait = self.retry.event_delay(failures)
         self.outbox.retry_later(item.seq, error, at=time.time() + wait)
+        if self.burst is None and self.led.state == "working":
+            self.led.show("unreachable", hold=True)  # queued for a later try: not "working" for the next person
         emit("delivery_failed", logging.WARNING, key=item.key, kind=item.kind, code=code, error=error[:200],
              failures=failures, retry_in=round(wait, 1), pending=self.outbox.pending())
 

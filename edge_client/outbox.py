@@ -85,19 +85,41 @@ class DeadLetter:
 
 
 class Outbox:
-    def __init__(self, path: str, keep_delivered: int = 500) -> None:
+    def __init__(self, path: str, keep_delivered: int = 500, max_retry_ahead: float = 900.0) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.path, self.keep_delivered = path, keep_delivered
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")  # a queued event survives a power cut
-        self._db.executescript(SCHEMA)
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(outbox)")}
-        for name, declaration in ADDED_COLUMNS.items():
-            if name not in columns:
-                self._db.execute(f"ALTER TABLE outbox ADD COLUMN {name} {declaration}")
+        # No retry waits longer than this (the client sets it from its retry bounds): a next try
+        # further ahead was scheduled by a clock that has since been stepped back.
+        self.max_retry_ahead = max_retry_ahead
+        self.set_aside: str | None = None
+        try:
+            self._db = self._open(path)
+        except sqlite3.DatabaseError:
+            # Storage corruption (not a killed write: WAL survives those): keep the file for a
+            # person to look at and start a fresh queue, so the door works again.
+            self.set_aside = f"{path}.corrupt-{int(time.time())}"
+            for suffix in ("", "-wal", "-shm"):
+                if Path(path + suffix).exists():
+                    Path(path + suffix).rename(self.set_aside + suffix)
+            self._db = self._open(path)
         self._lock = threading.Lock()
         self.changed = threading.Condition()
+
+    @staticmethod
+    def _open(path: str) -> sqlite3.Connection:
+        db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")  # a queued event survives a power cut
+            db.executescript(SCHEMA)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(outbox)")}
+            for name, declaration in ADDED_COLUMNS.items():
+                if name not in columns:
+                    db.execute(f"ALTER TABLE outbox ADD COLUMN {name} {declaration}")
+        except sqlite3.DatabaseError:
+            db.close()
+            raise
+        return db
 
     def put(self, *, key: str, kind: str, captured_at: str, body: dict[str, Any]) -> int:
         with self._lock:
@@ -110,21 +132,26 @@ class Outbox:
         return seq
 
     def head(self, now: float | None = None) -> Item | None:
-        """The oldest event not yet answered whose next try is due."""
+        """The oldest event not yet answered whose next try is due. A next try further ahead than
+        any retry waits (``max_retry_ahead``) was set by a clock since stepped back: due now."""
+        now = time.time() if now is None else now
         with self._lock:
             row = self._db.execute(
                 "SELECT seq, key, kind, captured_at, body, queued_at, attempts, failures FROM outbox "
-                "WHERE delivered_at IS NULL AND next_attempt_at <= ? ORDER BY seq LIMIT 1",
-                (time.time() if now is None else now,)).fetchone()
+                "WHERE delivered_at IS NULL AND (next_attempt_at <= ? OR next_attempt_at > ?) ORDER BY seq LIMIT 1",
+                (now, now + self.max_retry_ahead)).fetchone()
         if row is None:
             return None
         return Item(row[0], row[1], row[2], row[3], json.loads(row[4]), row[5], row[6], row[7])
 
     def due_in(self) -> float | None:
         """Seconds until the next pending event is due (0 if one is due now), None if none is pending."""
+        now = time.time()
         with self._lock:
-            row = self._db.execute("SELECT MIN(next_attempt_at) FROM outbox WHERE delivered_at IS NULL").fetchone()
-        return None if row[0] is None else max(0.0, row[0] - time.time())
+            row = self._db.execute(
+                "SELECT MIN(CASE WHEN next_attempt_at > ? THEN ? ELSE next_attempt_at END) FROM outbox "
+                "WHERE delivered_at IS NULL", (now + self.max_retry_ahead, now)).fetchone()
+        return None if row[0] is None else max(0.0, row[0] - now)
 
     def attempt_failed(self, seq: int, error: str) -> None:
         """A try that reached no portal: counted as an attempt, not held against the event."""

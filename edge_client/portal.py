@@ -212,7 +212,7 @@ class PortalClient:
         """A stream whose burst ended with no frames: nothing will be delivered under its key."""
         stream = self._streams.pop(key, None)
         if stream is not None:
-            stream.close()
+            stream.end()  # burst_end with 0 frames: the portal drops the stream (writing nothing), so the next burst may start
         self._mail.pop(key, None)
 
     def _stash(self, reply: dict[str, Any]) -> bool:
@@ -283,9 +283,12 @@ class PortalClient:
         try:
             body = response.json()
         except ValueError:
-            body = {"code": "error", "detail": response.text[:200]}
-        if not isinstance(body, dict):
-            body = {"code": "error", "detail": str(body)[:200]}
+            body = None
+        # Only the portal's own JSON answer can refuse an event for good: an HTML or empty 404/405
+        # from a proxy mid-deploy (or a wrong portal_url path) is the portal away, not the event.
+        typed = isinstance(body, dict)
+        if not typed:
+            body = {"code": str(response.status_code), "detail": response.text[:200]}
         if response.status_code in (200, 201):
             self.last_via = "rest"
             return body
@@ -296,6 +299,8 @@ class PortalClient:
             raise Unreachable(message, "portal", code)
         if response.status_code >= 500 or response.status_code == 408:
             raise Unreachable(message, "server", code)
+        if not typed:
+            raise Unreachable(message, "portal", code)
         raise Rejected(code, str(body.get("detail", "")))
 
     # --- what the client calls ---------------------------------------------------------------
@@ -314,12 +319,22 @@ class PortalClient:
                 files = [("frames", (f"{i}.jpg", base64.b64decode(f), "image/jpeg")) for i, f in enumerate(body["frames"])]
                 return self._rest("/api/v1/check-ins", {"key": key, "captured_at": captured_at, "fps": body["fps"]}, files)
             if kind == "enrol":
-                message = {"type": "enrol", "key": key, "code": body["code"], "photos": [body["photo"]]}
-                if len(json.dumps(message)) < WS_MAX_MESSAGE and self._socket() is not None:
-                    return self._ws_request(message, "enrolled")
-                files = [("photo", ("photo.jpg", base64.b64decode(body["photo"]), "image/jpeg"))]
-                return self._rest("/api/v1/device/enrol", {"code": body["code"], "key": key}, files)
+                try:
+                    return self._enrol(key, body)
+                except Unreachable as exc:
+                    if exc.code == "too_many_attempts":
+                        # This device's enrolment codes are locked out for a while: this event waits
+                        # its own retry; the check-ins behind it keep flowing.
+                        raise Unreachable(str(exc), "server", exc.code) from exc
+                    raise
             raise ValueError(f"unknown event kind {kind!r}")
+
+    def _enrol(self, key: str, body: dict[str, Any]) -> dict[str, Any]:
+        message = {"type": "enrol", "key": key, "code": body["code"], "photos": [body["photo"]]}
+        if len(json.dumps(message)) < WS_MAX_MESSAGE and self._socket() is not None:
+            return self._ws_request(message, "enrolled")
+        files = [("photo", ("photo.jpg", base64.b64decode(body["photo"]), "image/jpeg"))]
+        return self._rest("/api/v1/device/enrol", {"code": body["code"], "key": key}, files)
 
     def heartbeat(self, report: dict[str, Any] | None = None) -> None:
         """Tell the portal the device is alive; ``report`` (``dead_letters``, ``recent_dead_letters``)

@@ -24,7 +24,13 @@ from recognition.engine import get_liveness_checker
 from recognition.jobs import check_upload_size
 from recognition.pipeline.errors import PipelineError
 from recognition.pipeline.liveness import head_yaw
-from recognition.services import check_burst_pixels, decode_frame, face_verify, liveness_challenge_redeem
+from recognition.services import (
+    check_burst_bytes,
+    check_burst_pixels,
+    decode_frame,
+    face_verify,
+    liveness_challenge_redeem,
+)
 
 
 def _limits(request: HttpRequest, username: str) -> list[tuple[str, int]]:
@@ -77,6 +83,10 @@ def _fps(value: str) -> float | None:
 def face_login(request: HttpRequest):
     if request.method == "GET":
         return render(request, "registration/face_login.html")
+    try:
+        check_burst_bytes(request.META.get("CONTENT_LENGTH"))  # before the body is read
+    except PipelineError as exc:
+        return JsonResponse({"ok": False, "code": exc.code, "detail": exc.detail}, status=413)
     username = request.POST.get("username", "").strip()
     frames = request.FILES.getlist("frames")
     keys = _limits(request, username)

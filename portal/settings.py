@@ -275,6 +275,8 @@ ROLLCALL_MAX_IMAGE_PIXELS = int(os.environ.get("ROLLCALL_MAX_IMAGE_PIXELS", "500
 # most 64 megapixels (24 frames of 1080p, 48 of 720p), checked from the headers before decoding.
 ROLLCALL_FRAME_MAX_PIXELS = env_int("ROLLCALL_FRAME_MAX_PIXELS", 3840 * 2160)
 ROLLCALL_BURST_MAX_PIXELS = env_int("ROLLCALL_BURST_MAX_PIXELS", 64_000_000)
+# A burst request's body (all its frames), refused before it is read.
+ROLLCALL_BURST_MAX_BYTES = env_int("ROLLCALL_BURST_MAX_BYTES", 24 * 1024 * 1024)
 # How long a web request waits for a recognition worker before answering 503.
 ROLLCALL_TASK_WAIT_SECONDS = float(os.environ.get("ROLLCALL_TASK_WAIT_SECONDS", "60"))
 ROLLCALL_ENROL_MIN_FACE = int(os.environ.get("ROLLCALL_ENROL_MIN_FACE", "80"))

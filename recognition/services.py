@@ -78,6 +78,19 @@ def decode_frame(data: bytes) -> np.ndarray:
                       min_side=max(MIN_SIDE, settings.ROLLCALL_DETECTOR_MIN_FACE))
 
 
+def check_burst_bytes(size: int | str | None) -> None:
+    """Refuse a burst request whose body (``CONTENT_LENGTH``) is over ``ROLLCALL_BURST_MAX_BYTES``
+    (ImageTooLargeError, 413) before it is read: 48 frames of up to the upload limit each would
+    otherwise be held in memory at once."""
+    try:
+        size = int(size or 0)
+    except ValueError:
+        return  # no usable length: the parser's own limits apply
+    if size > settings.ROLLCALL_BURST_MAX_BYTES:
+        raise ImageTooLargeError(f"The burst is {size / 1e6:.1f} MB; the limit is "
+                                 f"{settings.ROLLCALL_BURST_MAX_BYTES / 1e6:.0f} MB for all its frames together.")
+
+
 def check_burst_pixels(frames: Iterable[bytes]) -> None:
     """Refuse a burst whose frames' headers announce more than ``ROLLCALL_BURST_MAX_PIXELS`` in
     all (ImageTooLargeError, 413) before any frame is decoded. Unreadable headers are left to the

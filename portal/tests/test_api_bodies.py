@@ -47,3 +47,22 @@ def test_too_many_fields_is_a_400(admin: APIClient, settings) -> None:
     response = admin.post("/api/v1/employees", fields, format="multipart")
     assert response.status_code == 400 and response.json()["code"] == "bad_request", response.content
     assert not Employee.objects.filter(code="X").exists()
+
+
+def test_a_burst_over_its_byte_limit_is_a_413_before_it_is_read(admin: APIClient, settings, people) -> None:
+    """Each frame under the upload limit, all together over ROLLCALL_BURST_MAX_BYTES: refused from
+    the request's length (REST check-in and face login), nothing recorded."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.test import Client
+
+    from attendance.models import RecognitionLog
+
+    photo = people["joe_biden"][0].read_bytes()
+    settings.ROLLCALL_BURST_MAX_BYTES = 3 * len(photo)
+    frames = [SimpleUploadedFile(f"{i}.jpg", photo, "image/jpeg") for i in range(6)]
+    response = admin.post("/api/v1/check-ins", {"frames": frames}, format="multipart")
+    assert response.status_code == 413 and response.json()["code"] == "image_too_large", response.content
+    assert "MB" in response.json()["detail"] and RecognitionLog.objects.count() == 0
+    frames = [SimpleUploadedFile(f"{i}.jpg", photo, "image/jpeg") for i in range(6)]
+    login = Client().post("/accounts/face-login/", {"username": "root", "frames": frames})
+    assert login.status_code == 413 and login.json()["code"] == "image_too_large", login.content
