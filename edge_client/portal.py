@@ -132,6 +132,10 @@ class PortalClient:
         self._mail: dict[str, list[dict[str, Any]]] = {}  # their replies, read while waiting for something else
         self._stream_paused_until = 0.0
         self.last_via = ""  # how the last delivered event went: stream, websocket or rest
+        self._preview_slot: str | None = None  # the newest preview frame not sent yet
+        self._preview_ready = threading.Condition()
+        self._preview_thread: threading.Thread | None = None
+        self._closed = False
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"Device {token}"
 
@@ -360,19 +364,39 @@ class PortalClient:
                 raise Unreachable(f"connection lost: {exc}") from exc
 
     def preview(self, jpeg: bytes, faces: list[dict[str, Any]]) -> None:
-        """Best effort, websocket only, never blocks the camera loop on a busy connection."""
-        if not self._lock.acquire(blocking=False):
-            return
-        try:
-            ws = self._ws
-            if ws is not None and ws.connected:
-                ws.send(json.dumps({"type": "preview", "image": base64.b64encode(jpeg).decode(), "faces": faces}))
-        except Exception:
-            self._drop()
-        finally:
-            self._lock.release()
+        """Best effort, websocket only: the frame is handed to a thread of its own (a newer frame
+        replaces one not sent yet), so a stalled or busy connection never holds up the camera loop."""
+        message = json.dumps({"type": "preview", "image": base64.b64encode(jpeg).decode(), "faces": faces})
+        with self._preview_ready:
+            self._preview_slot = message
+            if self._preview_thread is None:
+                self._preview_thread = threading.Thread(target=self._send_previews, name="preview", daemon=True)
+                self._preview_thread.start()
+            self._preview_ready.notify()
+
+    def _send_previews(self) -> None:
+        while True:
+            with self._preview_ready:
+                while self._preview_slot is None and not self._closed:
+                    self._preview_ready.wait()
+                if self._closed:
+                    return
+                message, self._preview_slot = self._preview_slot, None
+            if not self._lock.acquire(blocking=False):
+                continue  # the connection is busy with an event: this frame is dropped
+            try:
+                ws = self._ws
+                if ws is not None and ws.connected:
+                    ws.send(message)
+            except Exception:
+                self._drop()
+            finally:
+                self._lock.release()
 
     def close(self) -> None:
+        with self._preview_ready:
+            self._closed = True
+            self._preview_ready.notify()
         with self._lock:
             self._drop()
         self.session.close()

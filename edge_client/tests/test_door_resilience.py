@@ -212,3 +212,32 @@ def test_a_corrupt_queue_file_is_set_aside_and_the_door_starts(tmp_path: Path) -
     _event(outbox, "checkin0001", _now())
     assert outbox.pending() == 1
     outbox.close()
+
+
+def test_a_stalled_socket_never_holds_up_the_camera_loop_s_previews() -> None:
+    import socket
+
+    stall = threading.Event()
+
+    def script(n, m, c):  # noqa: ANN001, ANN202
+        if m["type"] == "preview":
+            stall.wait(30)  # the portal (or the network) stops reading
+            return True
+        return False
+
+    portal = ScriptedSocketPortal(script, small_buffers=True)
+    client = PortalClient(portal.url, "t" * 20, "websocket", timeout=5)
+    try:
+        client.heartbeat()
+        client._ws.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        client._ws.settimeout(3)
+        worst = 0.0
+        for _ in range(40):  # what the camera loop calls every couple of seconds
+            started = time.monotonic()
+            client.preview(b"\xff" * 64_000, [])
+            worst = max(worst, time.monotonic() - started)
+        assert worst < 0.5, worst
+    finally:
+        stall.set()
+        client.close()
+        portal.close()
