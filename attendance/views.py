@@ -161,7 +161,7 @@ def correct(request: HttpRequest, record_pk: int) -> HttpResponse:
                 return None
             # A clock time in the site's zone, as the form's time input sends it: "T10" or an
             # offset ("10:00+05:00", silently dropped before) is refused.
-            if not re.fullmatch(r"[0-2][0-9]:[0-5][0-9](:[0-5][0-9])?", value):
+            if not re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?", value):
                 raise ValueError(f"{field.replace('_', ' ').capitalize()} must be a time like 09:05.")
             return correction_time(record, dt.time.fromisoformat(value))
 

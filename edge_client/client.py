@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import logging
+import sqlite3
 import threading
 import time
 import uuid
@@ -298,6 +299,11 @@ class EdgeClient:
             self._set_reachable(True)
             self._dead_letter(item, exc.code, exc.detail)
             return outages, last_heartbeat
+        except sqlite3.Error:
+            raise  # the queue itself: the send loop's guard backs off and tries again
+        except Exception as exc:  # noqa: BLE001 - a malformed queued event must not block the queue forever
+            self._event_failed(item, "client_error", repr(exc)[:300])
+            return outages, last_heartbeat
         outages = 0
         last_heartbeat = time.monotonic()
         self._set_reachable(True)
@@ -341,8 +347,9 @@ class EdgeClient:
             return
         wait = self.retry.event_delay(failures)
         self.outbox.retry_later(item.seq, error, at=time.time() + wait)
-        if self.burst is None and self.led.state == "working":
-            self.led.show("unreachable", hold=True)  # queued for a later try: not "working" for the next person
+        # Queued for a later try: the person at the door (if it is theirs) sees yellow, not "working".
+        captured = time.time() - dt.datetime.fromisoformat(item.captured_at).timestamp() if item.captured_at else 0.0
+        self._tell("unreachable", captured)
         emit("delivery_failed", logging.WARNING, key=item.key, kind=item.kind, code=code, error=error[:200],
              failures=failures, retry_in=round(wait, 1), pending=self.outbox.pending())
 

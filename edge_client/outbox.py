@@ -94,10 +94,16 @@ class Outbox:
         self.set_aside: str | None = None
         try:
             self._db = self._open(path)
+        except sqlite3.OperationalError:
+            raise  # "database is locked" and the like: a healthy queue someone else holds, never set aside
         except sqlite3.DatabaseError:
-            # Storage corruption (not a killed write: WAL survives those): keep the file for a
-            # person to look at and start a fresh queue, so the door works again.
-            self.set_aside = f"{path}.corrupt-{int(time.time())}"
+            # Storage corruption ("file is not a database", "disk image is malformed"; not a killed
+            # write: WAL survives those): keep the file for a person to look at and start a fresh
+            # queue, so the door works again.
+            stamp = int(time.time())
+            while Path(f"{path}.corrupt-{stamp}").exists():
+                stamp += 1  # never over an earlier set-aside copy
+            self.set_aside = f"{path}.corrupt-{stamp}"
             for suffix in ("", "-wal", "-shm"):
                 if Path(path + suffix).exists():
                     Path(path + suffix).rename(self.set_aside + suffix)

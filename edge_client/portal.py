@@ -304,7 +304,9 @@ class PortalClient:
         if response.status_code >= 500 or response.status_code == 408:
             raise Unreachable(message, "server", code)
         if not typed:
-            raise Unreachable(message, "portal", code)
+            # Not the portal's own answer (a proxy's HTML page): like a 5xx, the client asks the
+            # portal for a heartbeat to tell "the portal is away" from "this event failed".
+            raise Unreachable(message, "server", code)
         raise Rejected(code, str(body.get("detail", "")))
 
     # --- what the client calls ---------------------------------------------------------------

@@ -241,3 +241,40 @@ def test_a_stalled_socket_never_holds_up_the_camera_loop_s_previews() -> None:
         stall.set()
         client.close()
         portal.close()
+
+
+def test_a_queue_held_by_another_process_is_never_set_aside(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """'database is locked' is an OperationalError, a DatabaseError too: it must not look like corruption."""
+    import sqlite3
+
+    path = tmp_path / "q.sqlite3"
+    first = Outbox(str(path))
+    _event(first, "checkin0001", _now())
+    first.close()
+
+    def locked(queue_path: str) -> sqlite3.Connection:
+        raise sqlite3.OperationalError("database is locked")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Outbox, "_open", staticmethod(locked))
+        with pytest.raises(sqlite3.OperationalError):
+            Outbox(str(path))
+    assert not list(tmp_path.glob("*.corrupt-*"))
+    again = Outbox(str(path))
+    assert again.set_aside is None and again.pending() == 1
+    again.close()
+
+
+def test_a_malformed_queued_event_waits_its_retry_and_the_rest_flow(tmp_path: Path) -> None:
+    portal = ScriptedPortal()
+    sender = Sender(portal.url, tmp_path / "q.sqlite3")
+    sender.outbox.put(key="broken00001", kind="check_in", captured_at=_now(), body={"frames": ["AA=="]})  # no fps
+    _event(sender.outbox, "checkin0001", _now())
+    sender.start()
+    try:
+        sender.wait_until(lambda: "checkin0001" in portal.delivered())
+        sender.wait_until(lambda: sender.outbox.dead_letter_count() == 1)  # after its tries, out of the way
+        assert sender.outbox.dead_letters()[0].key == "broken00001" and sender.client._sender.is_alive()
+    finally:
+        sender.close()
+        portal.close()

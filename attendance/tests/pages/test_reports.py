@@ -173,7 +173,7 @@ def test_employee_history_and_a_correction_through_the_pages(seeded) -> None:
     record = AttendanceRecord.objects.get(employee=ana, date=dt.date(2026, 11, 4))
     missing_reason = client.post(f"/records/{record.pk}/correct/", {"last_out": "17:00", "reason": ""})
     assert "needs a reason" in missing_reason.content.decode()
-    for value in ("17:00+05:00", "T17", "17"):  # an offset was silently dropped before
+    for value in ("17:00+05:00", "T17", "17", "25:00"):  # an offset was silently dropped before
         refused = client.post(f"/records/{record.pk}/correct/", {"last_out": value, "reason": "left"})
         assert "must be a time like 09:05" in refused.content.decode(), value
     too_long = client.post(f"/records/{record.pk}/correct/", {"last_out": "17:00", "reason": "x" * 1001})
