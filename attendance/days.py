@@ -253,8 +253,8 @@ def attendance_check(*, employee: Employee, at: dt.datetime | None = None, sourc
         # A day already closed (for this employee, or for the site: a day off leaves them no record
         # at the close) settles at once, as it would have had the event arrived before the close.
         closing = record.settled_at is not None or (
-            not _still_running(employee=employee, day=day)
-            and ClosedDay.objects.filter(date=day).exists())
+            ClosedDay.objects.filter(date=day).exists()  # one cheap query first: today is never closed
+            and not _still_running(employee=employee, day=day))
         if closing and record.settled_at is None:
             record.settled_at = timezone.now()
         late = closing or AttendanceEvent.objects.filter(employee=employee, day=day, at__gt=at).exists()

@@ -60,22 +60,23 @@ def consent_required(employee: Employee) -> None:
                                 "record their consent before enrolling a photo.", code="no_consent")
 
 
-def decode_upload(data: bytes) -> np.ndarray:
-    """Size-checked decode of uploaded bytes into an RGB array (typed errors on bad input).
+def decode_upload(data: bytes, *, max_pixels: int | None = None) -> np.ndarray:
+    """Size-checked decode of uploaded bytes into an RGB array (typed errors on bad input), at
+    most ``max_pixels`` (and never over ``ROLLCALL_MAX_IMAGE_PIXELS``).
 
     An image with a side under the detector's minimum face size cannot hold a face it would find:
     refused as ``image_too_small`` on every endpoint."""
     check_upload_size(len(data))
-    return load_image(data, max_pixels=settings.ROLLCALL_MAX_IMAGE_PIXELS,
-                      min_side=max(MIN_SIDE, settings.ROLLCALL_DETECTOR_MIN_FACE))
+    limit = settings.ROLLCALL_MAX_IMAGE_PIXELS
+    if max_pixels is not None:
+        limit = min(limit, max_pixels)
+    return load_image(data, max_pixels=limit, min_side=max(MIN_SIDE, settings.ROLLCALL_DETECTOR_MIN_FACE))
 
 
 def decode_frame(data: bytes) -> np.ndarray:
     """``decode_upload`` for one camera frame of a burst: at most ``ROLLCALL_FRAME_MAX_PIXELS``
     (a camera frame, not a poster: a burst of 50-megapixel frames would hold gigabytes)."""
-    check_upload_size(len(data))
-    return load_image(data, max_pixels=min(settings.ROLLCALL_FRAME_MAX_PIXELS, settings.ROLLCALL_MAX_IMAGE_PIXELS),
-                      min_side=max(MIN_SIDE, settings.ROLLCALL_DETECTOR_MIN_FACE))
+    return decode_upload(data, max_pixels=settings.ROLLCALL_FRAME_MAX_PIXELS)
 
 
 def check_burst_bytes(size: int | str | None) -> None:
