@@ -20,7 +20,7 @@ from django.views.decorators.http import require_http_methods
 from portal.models import Employee
 from portal.permissions import may_face_login_as
 from portal.throttling import CACHE_DOWN, client_ip
-from recognition.engine import get_liveness_checker
+from recognition.engine import get_liveness_checker, get_pipeline
 from recognition.jobs import check_upload_size
 from recognition.pipeline.errors import PipelineError
 from recognition.pipeline.liveness import head_yaw
@@ -28,9 +28,12 @@ from recognition.services import (
     check_burst_bytes,
     check_burst_pixels,
     decode_frame,
-    face_verify,
+    face_verify_embedded,
     liveness_challenge_redeem,
 )
+
+# The one answer for a wrong face, an unknown account, one without face login and one without a photo.
+NOT_THIS_ACCOUNT = "Face login failed: the face does not match this account, or face login is not enabled for it."
 
 
 def _limits(request: HttpRequest, username: str) -> list[tuple[str, int]]:
@@ -102,16 +105,14 @@ def face_login(request: HttpRequest):
                                 status=429)
         response["Retry-After"] = str(settings.FACE_LOGIN_WINDOW_SECONDS)
         return response
-    # The request's own shape first, the same answer for every account (no hint who opted in).
+    # Everything about the frames is judged before the account is looked up, and every account
+    # question ends in the same answer (NOT_THIS_ACCOUNT, 401): no error tells which accounts exist,
+    # opted in or have a photo.
     if not frames or len(frames) > 48:
         return _fail(keys, "Send between 1 and 48 camera frames.")
     fps = _fps(request.POST.get("fps", "12"))
     if fps is None:
         return _fail(keys, "fps must be a number from 1 to 120.")
-    user = get_user_model().objects.filter(username=username, is_active=True).first()
-    employee = Employee.objects.filter(user=user).first() if user else None
-    if employee is None or not may_face_login_as(employee):
-        return _fail(keys, "Face login is not enabled for this account.")
     try:
         for frame in frames:
             check_upload_size(frame.size)
@@ -129,15 +130,23 @@ def face_login(request: HttpRequest):
             if not live.live:
                 return _fail(keys, "Liveness check failed — please turn your head as asked and try again.")
             probe = images[min((i for i, p in enumerate(points) if p is not None), key=lambda i: abs(head_yaw(points[i])))]
-        verdict = face_verify(image=probe, employee=employee)
-        if settings.ROLLCALL_LIVENESS == "blink":
+        elif settings.ROLLCALL_LIVENESS == "blink":
             live = get_liveness_checker().check(images, fps)
             if not live.live:
                 return _fail(keys, "Liveness check failed — please blink and try again.")
+        embedded = get_pipeline().embed_single(probe)
     except PipelineError as exc:
         return _fail(keys, exc.detail)
+    user = get_user_model().objects.filter(username=username, is_active=True).first()
+    employee = Employee.objects.filter(user=user).first() if user else None
+    if employee is None or not may_face_login_as(employee):
+        return _fail(keys, NOT_THIS_ACCOUNT, status=401)
+    try:
+        verdict = face_verify_embedded(employee=employee, probe=embedded)
+    except PipelineError:  # no enrolled photo: the same answer as a face that does not match
+        return _fail(keys, NOT_THIS_ACCOUNT, status=401)
     if not verdict.same:
-        return _fail(keys, "Face not recognised for this account.", status=401)
+        return _fail(keys, NOT_THIS_ACCOUNT, status=401)
     cache.delete(keys[0][0])  # the account's count starts again
     _give_back([keys[1][0]])  # the address counts failures only: this try is returned
     login(request, user, backend="django.contrib.auth.backends.ModelBackend")

@@ -17,7 +17,7 @@ from django.core import signing
 from django.core.cache import cache
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.utils import timezone
 from PIL import Image
 
@@ -35,6 +35,7 @@ from recognition.models import (
     ReembedJob,
 )
 from recognition.pipeline.detection import Face
+from recognition.pipeline.pipeline import EmbeddedFace
 from recognition.pipeline.errors import ImageTooLargeError, PipelineError
 from recognition.pipeline.image import MIN_SIDE, OPENERS, content_hash, format_suffix, image_format, load_image
 from recognition.pipeline.matching import Match, cosine_to_distance
@@ -299,10 +300,23 @@ class Verification:
 def face_verify(*, employee: Employee, data: bytes | None = None, image: np.ndarray | None = None) -> Verification:
     """Is the one face in ``data`` this employee? (The seeds' verify(image, identity).)"""
     pipeline = get_pipeline()
-    faces = employee.faces.filter(embedder=pipeline.embedder.name, embedder_version=pipeline.embedder.version)
+    _verify_faces(employee)  # before the work: a clear "not enrolled" for an image of any quality
+    probe = pipeline.embed_single(decode_upload(data) if image is None else image)
+    return face_verify_embedded(employee=employee, probe=probe)
+
+
+def _verify_faces(employee: Employee) -> QuerySet[FaceImage]:
+    embedder = get_pipeline().embedder
+    faces = employee.faces.filter(embedder=embedder.name, embedder_version=embedder.version)
     if not faces.exists():
         raise EnrolmentRejected(f"{employee.full_name} has no enrolled photo to compare with.", code="not_enrolled")
-    probe = pipeline.embed_single(decode_upload(data) if image is None else image)
+    return faces
+
+
+def face_verify_embedded(*, employee: Employee, probe: EmbeddedFace) -> Verification:
+    """``face_verify`` for a face already found and embedded (``FacePipeline.embed_single``): face
+    login embeds the frame before it looks up the account, so no error tells which accounts exist."""
+    faces = _verify_faces(employee)
     # On the gallery index's scale (its hub normalisation) when the employee is in it: one
     # threshold means the same for "who is this?" and "is this them?". Otherwise (an inactive
     # employee) the plain cosine with their photos.

@@ -39,7 +39,7 @@ def test_opt_in_then_log_in_with_the_face(ana, people, settings) -> None:
     settings.ROLLCALL_LIVENESS = "off"  # this part checks verification; liveness is checked below
     client = Client()
     refused = client.post("/accounts/face-login/", {"username": "ana", "frames": _frames(people["joe_biden"][1], 3)})
-    assert refused.status_code == 400 and "not enabled" in refused.json()["detail"]
+    assert refused.status_code == 401 and "not enabled" in refused.json()["detail"]
     me = Client()
     me.force_login(ana)
     me.post("/me/", {"face_login": "on"})
@@ -197,3 +197,23 @@ def test_huge_frames_are_refused_from_their_headers_and_the_shape_check_names_no
     many = client.post("/accounts/face-login/", {"username": "ana", "frames": _blank_png(3000, 2500, 10)})
     assert many.status_code == 400 and "in all" in many.json()["detail"], many.content
     assert client.get("/").status_code == 302  # not logged in
+
+
+def test_no_answer_tells_which_accounts_exist_opted_in_or_have_a_photo(ana, people, faces_dir, settings) -> None:
+    """Every frame error (unreadable, no face) is the same for every username, and an unknown
+    account, one without face login, one without a photo and a wrong face all get one answer."""
+    settings.ROLLCALL_LIVENESS = "off"
+    Employee.objects.filter(user=ana).update(face_login=True)
+    User.objects.create_user("bob", password="pw-bob-123")  # exists, no employee row
+    no_photo = User.objects.create_user("cy", password="pw-cy-1234")
+    Employee.objects.create(user=no_photo, code="C", full_name="Cy", face_login=True)
+    answers: dict[str, list[tuple[int, str]]] = {}
+    for username in ("ana", "bob", "cy", "nobody"):
+        answers[username] = []
+        for frames in (lambda: [io.BytesIO(b"garbage")], lambda: _frames(faces_dir / "no_face.jpg", 2),
+                       lambda: _frames(people["alex_lacamoire"][0], 2)):
+            cache.clear()
+            answer = Client().post("/accounts/face-login/", {"username": username, "frames": frames()})
+            answers[username].append((answer.status_code, answer.json()["detail"]))
+    assert answers["ana"] == answers["bob"] == answers["cy"] == answers["nobody"], answers
+    assert [status for status, _ in answers["ana"]] == [400, 400, 401]
