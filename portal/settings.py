@@ -103,6 +103,10 @@ INSTALLED_APPS = [
     "attendance",
 ]
 
+# Flash messages live in the session, not in a cookie: a device token or an enrolment code shown
+# once must not travel (signed but readable) in Set-Cookie and the next request's Cookie header.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
+
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -113,6 +117,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "portal.middleware.ContentSecurityPolicyMiddleware",
+    "portal.middleware.PrivateResponsesMiddleware",
 ]
 
 # Content-Security-Policy of every response (portal/middleware.py): scripts and styles only from

@@ -5,6 +5,7 @@ calls one service; admins manage everything, managers the employees of their own
 from __future__ import annotations
 
 from django.contrib import messages
+from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
@@ -156,6 +157,9 @@ def person_edit(request: HttpRequest, pk: int) -> HttpResponse:
         if data["password"]:
             employee_set_password(employee=employee, username=data["username"] or employee.code,
                                   password=data["password"])
+            if employee.user_id == request.user.pk:  # one's own new password: stay signed in here
+                employee.user.refresh_from_db()
+                update_session_auth_hash(request, employee.user)
         messages.success(request, f"{employee.full_name} saved.")
         if data["photo"]:
             _enroll_photo(request, employee, data["photo"])

@@ -41,7 +41,7 @@ def face_file(request: HttpRequest, pk: int, kind: str) -> FileResponse:
     if kind not in ("image", "crop"):
         raise Http404
     field = face.crop if kind == "crop" else face.image
-    return image_response(field, name=f"face-{face.pk}{'-crop' if kind == 'crop' else ''}", cache_control="private, max-age=300")
+    return image_response(field, name=f"face-{face.pk}{'-crop' if kind == 'crop' else ''}", cache_control="private, no-store")
 
 
 def _managed(request: HttpRequest, pk: int) -> Employee:

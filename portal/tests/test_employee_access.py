@@ -137,3 +137,17 @@ def test_deleting_an_employee_ends_their_login_token_and_sessions(org) -> None:
     assert session.get("/me/").status_code == 302  # the open session is signed out
     assert not Client().login(username="bob", password="pw-bob-long")
     assert not Token.objects.filter(user__username="bob").exists()
+
+
+def test_a_new_password_on_ones_own_row_keeps_this_session_and_ends_the_others(org) -> None:
+    here, elsewhere = Client(), Client()
+    assert here.login(username="admin", password="pw-admin-long")
+    assert elsewhere.login(username="admin", password="pw-admin-long")
+    admin = org["admin"]
+    response = here.post(f"/manage/people/{admin.pk}/", {
+        "code": admin.code, "full_name": admin.full_name, "department": admin.department_id, "role": "admin",
+        "is_active": "on", "username": "admin", "password": "a-New-long-pass-77"})
+    assert response.status_code == 302, response.content[:2000]
+    assert here.get("/manage/people/").status_code == 200  # still signed in here
+    assert elsewhere.get("/manage/people/").status_code == 302  # the other browser is signed out
+    assert Client().login(username="admin", password="a-New-long-pass-77")

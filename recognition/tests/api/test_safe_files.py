@@ -125,3 +125,24 @@ def test_exports_neutralise_formulas(boss) -> None:
     api.force_authenticate(boss.user)
     api_csv = api.get(f"/api/v1/attendance/records?export=csv&from={day}&to={day}").content.decode()
     assert "\n=HYPERLINK" not in api_csv and ",=HYPERLINK" not in api_csv and "'=HYPERLINK" in api_csv
+
+
+def test_signed_in_pages_and_faces_are_not_cached_and_secrets_never_ride_in_a_cookie(boss, people) -> None:
+    """A shared kiosk browser keeps no manager page, export or face after logout (``no-store``);
+    a flash message (a device token, an enrolment code) is kept in the session, not a cookie."""
+    from recognition.services import face_enroll
+
+    ana = Employee.objects.create(biometric_consent_at=timezone.now(), code="A", full_name="Ana", department=boss.department)
+    face = face_enroll(employee=ana, data=people["kit_harington"][0].read_bytes())
+    client = Client()
+    client.force_login(boss.user)
+    for url in ("/", "/reports/today/", f"/people/{ana.pk}/attendance/", "/reports/export.csv",
+                f"/faces/{face.pk}/image/"):
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert "no-store" in response["Cache-Control"] and "private" in response["Cache-Control"], url
+    code = client.post(f"/people/{ana.pk}/enrolment-code/")
+    assert code.status_code == 302
+    assert "messages" not in code.cookies or not code.cookies["messages"].value
+    page = client.get(code["Location"])
+    assert "Enrolment code for Ana" in page.content.decode()
