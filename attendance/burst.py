@@ -276,7 +276,8 @@ class BurstStream:
                 return _Seen(KioskOutcome("liveness_failed", hint, employee.pk, employee.full_name, liveness=liveness,
                                           similarity=similarity), employee, similarity, liveness, thumbnail)
         learn = None
-        if (safety := burst_safety(index, vectors, decision, threshold=threshold)) is not None:
+        proven = settings.ROLLCALL_LIVENESS != "off" or settings.ROLLCALL_LEARN_WITHOUT_LIVENESS  # live, or so allowed
+        if proven and (safety := burst_safety(index, vectors, decision, threshold=threshold)) is not None:
             crop = None
             if middle.get("crop"):
                 crop = cv2.cvtColor(cv2.imdecode(np.frombuffer(base64.b64decode(middle["crop"]), np.uint8),

@@ -142,6 +142,7 @@ def simulate(args: argparse.Namespace, *, finetune: bool) -> dict:
     settings.DATABASES["default"]["NAME"] = str(args.work / f"site-{'ft' if finetune else 'tpl'}.sqlite3")
     call_command("migrate", verbosity=0)
     settings.ROLLCALL_LIVENESS = "off"
+    settings.ROLLCALL_LEARN_WITHOUT_LIVENESS = True  # LFW stills: no blink to prove
     settings.ROLLCALL_LEARN_FINETUNE = finetune
     rows = list(csv.DictReader(open(args.root / "identification.csv", newline="")))
     gallery = [r for r in rows if r["role"] == "gallery"]

@@ -313,6 +313,9 @@ ROLLCALL_MONITOR_KEEP_DAYS = int(os.environ.get("ROLLCALL_MONITOR_KEEP_DAYS", "3
 # Nightly learning (recognition/learning.py): what a check-in must show to be learned from, how
 # many learned photos a person keeps, and the strangers' acceptance rate the gate holds.
 ROLLCALL_LEARN = env_bool("ROLLCALL_LEARN", True)
+# Learning needs a live check-in; with ROLLCALL_LIVENESS=off nothing is learned unless this says so
+# (benchmarks and tests of still photos, or a site that knowingly runs without liveness).
+ROLLCALL_LEARN_WITHOUT_LIVENESS = env_bool("ROLLCALL_LEARN_WITHOUT_LIVENESS", False)
 ROLLCALL_LEARN_MARGIN = float(os.environ.get("ROLLCALL_LEARN_MARGIN", "0.01"))
 ROLLCALL_LEARN_GAP = float(os.environ.get("ROLLCALL_LEARN_GAP", "0.02"))
 ROLLCALL_LEARN_KEEP_DAYS = int(os.environ.get("ROLLCALL_LEARN_KEEP_DAYS", "30"))

@@ -41,6 +41,7 @@ def learned_site(site, people, blink_frames, check_in, settings) -> LearningRun:
     """One real night: Sam's safe check-ins become templates, a head is trained (a few seconds)
     and gated; Barack and Joe come in once; a stranger comes to the door."""
     settings.ROLLCALL_LIVENESS = "off"
+    settings.ROLLCALL_LEARN_WITHOUT_LIVENESS = True  # still photos: no blink to prove
     settings.ROLLCALL_LEARN_MAX_MINUTES = 0.2
     _sam_visits(blink_frames, check_in)
     for hours, name in enumerate(("barack_obama", "joe_biden")):

@@ -55,3 +55,16 @@ def test_a_near_tie_between_two_people_is_not_safe(site, people, check_in, setti
     outcome = check_in([people["barack_obama"][2].read_bytes()] * 3, hours_ago=3)
     assert outcome.outcome in ("checked_in", "unknown")
     assert not LearningCandidate.objects.exists()
+
+
+def test_nothing_is_learned_from_a_check_in_whose_liveness_was_not_checked(site, people, check_in, settings) -> None:
+    """With liveness off the check-in is accepted but no capture is kept, unless the site says
+    ROLLCALL_LEARN_WITHOUT_LIVENESS (the tests and the bench, which send still photos)."""
+    settings.ROLLCALL_LIVENESS = "off"
+    settings.ROLLCALL_LEARN_WITHOUT_LIVENESS = False
+    joe = people["joe_biden"][0].read_bytes()
+    assert check_in([joe] * 3, hours_ago=5).outcome == "checked_in"
+    assert not LearningCandidate.objects.exists()
+    settings.ROLLCALL_LEARN_WITHOUT_LIVENESS = True
+    assert check_in([joe] * 3, hours_ago=2).outcome == "checked_out"
+    assert LearningCandidate.objects.filter(employee=site["JOE"]).count() == 1
