@@ -171,6 +171,9 @@ CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", REDIS_URL or "ca
 # Without a broker (the embedded default) tasks run in the calling thread through the dispatch
 # seam (recognition/jobs.py), with no process-wide flag; with one they go to the workers.
 ROLLCALL_TASKS_IN_PROCESS = env_bool("ROLLCALL_TASKS_IN_PROCESS", not os.environ.get("CELERY_BROKER_URL", REDIS_URL))
+# Long jobs an admin starts from a page ("Run now" of the nightly learning) run on a thread of
+# their own in the embedded default, so the request returns at once and the page shows progress.
+ROLLCALL_DETACHED_JOBS = env_bool("ROLLCALL_DETACHED_JOBS", True)
 # The in-process scheduler runs the nightly job (django-celery-beat's "Close yesterday's
 # attendance" schedule) inside the portal server when tasks run in-process: "auto" (under
 # daphne/runserver only), "on" or "off". With a broker, celery beat runs it.

@@ -28,7 +28,7 @@ from celery.exceptions import TimeoutError as CeleryTimeoutError
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import transaction
+from django.db import connections, transaction
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 from redis.exceptions import RedisError
@@ -182,16 +182,20 @@ def _run_on_worker(name: str, kwargs: dict[str, Any]) -> Any:
         raise RecognitionUnavailable("The recognition service connection was lost (message broker down); try again shortly.") from exc
 
 
-def send_on_commit(name: str, **kwargs: Any) -> None:
+def send_on_commit(name: str, *, detached: bool = False, **kwargs: Any) -> None:
     """Start the task ``name`` once the current transaction commits (at once outside one), without
     waiting for it: a worker never sees a row that was rolled back. In the embedded default it
-    runs in the committing thread, as the management commands expect."""
-    transaction.on_commit(lambda: _send(name, kwargs))
+    runs in the committing thread, as the management commands expect, or, ``detached`` (a long
+    job started from a page) and with ROLLCALL_DETACHED_JOBS, on a thread of its own."""
+    transaction.on_commit(lambda: _send(name, kwargs, detached=detached))
 
 
-def _send(name: str, kwargs: dict[str, Any]) -> None:
+def _send(name: str, kwargs: dict[str, Any], *, detached: bool = False) -> None:
     if settings.ROLLCALL_TASKS_IN_PROCESS:
-        run_in_process(name, **kwargs)
+        if detached and settings.ROLLCALL_DETACHED_JOBS:
+            threading.Thread(target=_run_detached, args=(name, kwargs), name=f"rollcall-{name}", daemon=True).start()
+        else:
+            run_in_process(name, **kwargs)
         return
     try:
         _app().send_task(name, kwargs=kwargs)
@@ -200,6 +204,17 @@ def _send(name: str, kwargs: dict[str, Any]) -> None:
             raise
         # What was committed stands; the job's missing heartbeat gets it restarted later.
         logger.warning("could not send %s (broker down): %s", name, exc)
+
+
+def _run_detached(name: str, kwargs: dict[str, Any]) -> None:
+    """A detached job's thread: the task's own function, its failure logged (the job's row records
+    it), and this thread's database connection closed at the end."""
+    try:
+        run_in_process(name, **kwargs)
+    except Exception:
+        logger.exception("the detached job %s failed", name)
+    finally:
+        connections.close_all()
 
 
 def _discard(names: list[str]) -> None:

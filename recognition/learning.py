@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,18 +52,27 @@ def finetune_module():  # noqa: ANN201 - recognition.pipeline.finetune, or None 
 
 # --- Run now / schedule -------------------------------------------------------------------------
 
-def learning_run_start(*, trigger: str = "manual") -> LearningRun:
-    """Queue a learning run (the admin's "Run now"); one at a time: a live queued or running run
-    is returned instead. The task starts once this transaction commits."""
+def learning_run_start(*, trigger: str = "manual") -> tuple[LearningRun, bool]:
+    """Queue a learning run (the admin's "Run now"): (the run, True); one at a time: (the live
+    queued or running run, False) instead. The task starts once this transaction commits, on a
+    thread of its own in the embedded default (the page returns at once and shows progress)."""
+    with transaction.atomic():
+        run, created = learning_run_claim(trigger=trigger)
+        if created:
+            send_on_commit("recognition.learning_nightly", detached=True, run_id=run.pk)
+    return run, created
+
+
+def learning_run_claim(*, trigger: str) -> tuple[LearningRun, bool]:
+    """(a new queued run, True), or (the live run, False) when one is queued or running: runs never
+    overlap, whether started by hand or by the schedule. Dead runs are reaped first."""
     with transaction.atomic():
         learning_runs_reap()
         live = LearningRun.objects.select_for_update().filter(
             status__in=[LearningRun.Status.QUEUED, LearningRun.Status.RUNNING]).first()
         if live is not None:
-            return live
-        run = LearningRun.objects.create(trigger=trigger, heartbeat_at=timezone.now())
-        send_on_commit("recognition.learning_nightly", run_id=run.pk)
-    return run
+            return live, False
+        return LearningRun.objects.create(trigger=trigger, heartbeat_at=timezone.now()), True
 
 
 def learning_runs_reap() -> int:
@@ -310,7 +320,8 @@ def _learn(run: LearningRun, *, finetune: bool, timings: dict[str, float]) -> di
     if module is not None and plan.positives:
         _beat(run, stage="fine-tuning", progress=0.5)
         t0 = time.perf_counter()
-        tuned = _train(module, chosen_gallery, plan, head)
+        tuned = _train(module, chosen_gallery, plan, head,
+                       heartbeat=lambda fraction: _beat(run, stage="fine-tuning", progress=0.5 + 0.35 * min(fraction, 1.0)))
         timings["finetune"] = time.perf_counter() - t0
         tuned_figures = paired(scores(*chosen_gallery, tuned.head), chosen_scores, chosen_figures.threshold)
         tuned_ok, tuned_reason = beats(tuned_figures, chosen_figures, rate=rate, strict=True, tolerance=tolerance)
@@ -328,12 +339,14 @@ def _learned_of(plan: _Plan) -> list[_Template]:
     return [t for templates in plan.templates.values() for t in templates]
 
 
-def _train(module, gallery: tuple[np.ndarray, np.ndarray], plan: _Plan, parent: Head | None):  # noqa: ANN001, ANN202
+def _train(module, gallery: tuple[np.ndarray, np.ndarray], plan: _Plan, parent: Head | None,  # noqa: ANN001, ANN202
+           *, heartbeat: Callable[[float], None] | None = None):
     views = np.array([view for _, view in plan.positives], dtype=np.float32)
     return module.train_head(anchors=gallery[0], anchor_labels=gallery[1], positives=views,
                              positive_labels=np.array([label for label, _ in plan.positives], dtype=np.int64),
                              parent=parent if isinstance(parent, module.ProjectionHead) else None,
-                             max_minutes=settings.ROLLCALL_LEARN_MAX_MINUTES, device=settings.ROLLCALL_DEVICE)
+                             max_minutes=settings.ROLLCALL_LEARN_MAX_MINUTES, device=settings.ROLLCALL_DEVICE,
+                             heartbeat=heartbeat)
 
 
 def _heads_dir() -> Path:

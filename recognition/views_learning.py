@@ -10,7 +10,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from portal.permissions import may_manage_learning
-from recognition.learning import learning_rollback, learning_run_start
+from recognition.learning import learning_rollback, learning_run_start, learning_runs_reap
 from recognition.models import LearningCandidate, LearningRun, ModelVersion, StrangerSample
 from recognition.views import _refuse
 
@@ -36,6 +36,7 @@ def loss_curve(losses: list[float]) -> str:
 @require_GET
 def learning_page(request: HttpRequest) -> HttpResponse:
     _allowed(request)
+    learning_runs_reap()  # a run whose worker died shows as failed, and Run now is offered again
     runs = list(LearningRun.objects.select_related("candidate")[:30])
     versions = list(ModelVersion.objects.select_related("parent")[:30])
     for version in versions:
@@ -52,8 +53,8 @@ def learning_page(request: HttpRequest) -> HttpResponse:
 @require_POST
 def learning_run_now(request: HttpRequest) -> HttpResponse:
     _allowed(request)
-    run = learning_run_start(trigger="manual")
-    messages.success(request, f"Learning run {run.pk} started.")
+    run, started = learning_run_start(trigger="manual")
+    messages.success(request, f"Learning run {run.pk} started." if started else f"Learning run {run.pk} is already {run.status}.")
     return redirect("learning")
 
 
@@ -61,6 +62,7 @@ def learning_run_now(request: HttpRequest) -> HttpResponse:
 @require_GET
 def learning_progress(request: HttpRequest, pk: int) -> JsonResponse:
     _allowed(request)
+    learning_runs_reap()
     run = get_object_or_404(LearningRun, pk=pk)
     return JsonResponse({"id": run.pk, "status": run.status, "stage": run.stage, "progress": run.progress,
                          "decision": run.decision})

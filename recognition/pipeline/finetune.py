@@ -33,6 +33,7 @@ import io
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +41,7 @@ import numpy as np
 
 from recognition.pipeline.embedding import l2_normalise
 
+HEARTBEAT_SECONDS = 10.0  # how often train_head reports that it is alive
 FORMAT = b"RCHEAD1\n"  # file magic: the rest is one .npy array, (D + 1, D) float32: W rows then b
 
 
@@ -210,7 +212,8 @@ def train_head(*, anchors: np.ndarray, anchor_labels: np.ndarray, positives: np.
                parent: ProjectionHead | None = None, max_minutes: float = 30.0, device: str = "cpu", seed: int = 0,
                margin: float = MARGIN, regularisation: float = REGULARISATION, learning_rate: float = LEARNING_RATE,
                max_steps: int = MAX_STEPS, patience: int = PATIENCE,
-               people_per_batch: int = PEOPLE_PER_BATCH) -> TrainingResult:
+               people_per_batch: int = PEOPLE_PER_BATCH,
+               heartbeat: Callable[[float], None] | None = None) -> TrainingResult:
     """Train a head from ``parent`` (identity when None) with batch-hard triplets.
 
     ``anchors`` (Na, D) float32 gallery vectors with ``anchor_labels`` (Na,) int person ids;
@@ -219,7 +222,9 @@ def train_head(*, anchors: np.ndarray, anchor_labels: np.ndarray, positives: np.
     takes up to ``people_per_batch`` people who have both an anchor and a positive; negatives come
     from everyone. The objective adds ``regularisation`` * ||W - W_parent||^2 + ||b - b_parent||^2.
     Stops when the loss has not improved for ``patience`` steps, after ``max_steps``, or at
-    ``max_minutes``. CUDA is used when ``device`` is "cuda" and available.
+    ``max_minutes``. CUDA is used when ``device`` is "cuda" and available. ``heartbeat``, if
+    given, is called with the fraction of the time allowed that has passed, every HEARTBEAT_SECONDS
+    (the nightly job's sign of life: a run is judged dead when it stops).
     """
     import torch
 
@@ -265,10 +270,15 @@ def train_head(*, anchors: np.ndarray, anchor_labels: np.ndarray, positives: np.
     best, best_step, best_state = float("inf"), 0, None
     stopped = "max_steps"
     full_batch = len(trainable) <= people_per_batch
+    beaten = started
     for step in range(max_steps):
-        if time.monotonic() >= deadline:
+        now = time.monotonic()
+        if now >= deadline:
             stopped = "time"
             break
+        if heartbeat is not None and now - beaten >= HEARTBEAT_SECONDS:
+            heartbeat((now - started) / max(deadline - started, 1e-9))
+            beaten = now
         chosen = trainable if full_batch else generator.choice(trainable, size=people_per_batch, replace=False)
         batch = torch.from_numpy(np.asarray(chosen, dtype=np.int64)).to(dev)
         terms = _triplet_terms(torch, module, a_t, a_lab, p_t, p_lab, batch, margin)
