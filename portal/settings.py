@@ -322,6 +322,8 @@ ROLLCALL_LEARN_WITHOUT_LIVENESS = env_bool("ROLLCALL_LEARN_WITHOUT_LIVENESS", Fa
 ROLLCALL_LEARN_MARGIN = float(os.environ.get("ROLLCALL_LEARN_MARGIN", "0.01"))
 ROLLCALL_LEARN_GAP = float(os.environ.get("ROLLCALL_LEARN_GAP", "0.02"))
 ROLLCALL_LEARN_KEEP_DAYS = int(os.environ.get("ROLLCALL_LEARN_KEEP_DAYS", "30"))
+# How many rollbacks learned photos are kept for (each night that switches is one version).
+ROLLCALL_LEARN_ROLLBACK_DEPTH = int(os.environ.get("ROLLCALL_LEARN_ROLLBACK_DEPTH", "7"))
 ROLLCALL_LEARN_MAX_TEMPLATES = int(os.environ.get("ROLLCALL_LEARN_MAX_TEMPLATES", "3"))
 ROLLCALL_LEARN_STRANGER_RATE = float(os.environ.get("ROLLCALL_LEARN_STRANGER_RATE", "0.01"))
 ROLLCALL_LEARN_STRANGERS_KEPT = int(os.environ.get("ROLLCALL_LEARN_STRANGERS_KEPT", "2000"))

@@ -1,4 +1,4 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db import transaction
 from django.urls import reverse
 from django.utils.html import format_html
@@ -83,11 +83,18 @@ class ModelVersionAdmin(admin.ModelAdmin):
     exclude = ["learned_faces"]
     actions = ["roll_back"]
 
-    @admin.action(description="Roll back: restore the previous active model version")
+    @admin.action(description="Roll back the selected active version: restore its parent")
     def roll_back(self, request, queryset) -> None:  # noqa: ANN001
-        from recognition.learning import learning_rollback
+        from recognition.learning import RollbackUnavailable, learning_rollback
 
-        restored = learning_rollback(reason=f"rolled back in the admin by {request.user.get_username()}")
+        if [version.state for version in queryset] != [ModelVersion.State.ACTIVE]:
+            self.message_user(request, "Select the active version (only it can be rolled back).", level=messages.ERROR)
+            return
+        try:
+            restored = learning_rollback(reason=f"rolled back in the admin by {request.user.get_username()}")
+        except RollbackUnavailable as exc:
+            self.message_user(request, str(exc), level=messages.ERROR)
+            return
         self.message_user(request, f"Now active: {restored.version if restored else 'the base embedder alone'}.")
 
     def has_add_permission(self, request) -> bool:

@@ -446,7 +446,9 @@ def _learned_face(template: _Template) -> FaceImage:
 def model_version_activate(*, version: ModelVersion) -> None:
     """The switch: one transaction retires the active version and activates ``version``; the gallery
     version is bumped so every process rebuilds its index (base vectors under the new head) on its
-    next recognition. Learned photos no version within one rollback holds are deleted."""
+    next recognition. Learned photos are kept for ROLLCALL_LEARN_ROLLBACK_DEPTH rollbacks; a photo
+    no version that near holds is deleted, and an older version that held it is marked as no
+    longer restorable (``learning_rollback`` stops there rather than restore it incompletely)."""
     from recognition.services import gallery_changed
 
     with transaction.atomic():
@@ -454,25 +456,49 @@ def model_version_activate(*, version: ModelVersion) -> None:
             state=ModelVersion.State.RETIRED)
         ModelVersion.objects.filter(pk=version.pk).update(state=ModelVersion.State.ACTIVE, activated_at=timezone.now())
         gallery_changed()
-        keep = set(version.learned_faces.values_list("pk", flat=True))
-        if version.parent_id:
-            keep |= set(ModelVersion.objects.get(pk=version.parent_id).learned_faces.values_list("pk", flat=True))
-        for face in FaceImage.objects.filter(source=FaceImage.Source.LEARNED).exclude(pk__in=keep):
+        keep: set[int] = set()
+        for near in _lineage(version, settings.ROLLCALL_LEARN_ROLLBACK_DEPTH):
+            keep |= set(near.learned_faces.values_list("pk", flat=True))
+        doomed = list(FaceImage.objects.filter(source=FaceImage.Source.LEARNED).exclude(pk__in=keep))
+        for older in ModelVersion.objects.filter(learned_faces__in=doomed).distinct():
+            older.data_counts = {**older.data_counts, PURGED: True}
+            older.save(update_fields=["data_counts"])
+        for face in doomed:
             face.delete()  # recognition.signals removes the files on commit
     version.refresh_from_db()
 
 
+PURGED = "learned_photos_purged"  # a data_counts flag: this version's learned photos are (partly) gone
+
+
+def _lineage(version: ModelVersion, depth: int) -> list[ModelVersion]:
+    """``version`` and up to ``depth`` of its ancestors (the versions rollbacks can reach)."""
+    chain = [version]
+    while len(chain) <= depth and chain[-1].parent_id is not None:
+        chain.append(ModelVersion.objects.get(pk=chain[-1].parent_id))
+    return chain
+
+
+class RollbackUnavailable(Exception):
+    """The previous version cannot be restored exactly (its learned photos were purged)."""
+
+
 def learning_rollback(*, reason: str = "rolled back") -> ModelVersion | None:
     """Restore the previous active version at once (the active one's parent; none: the base
-    embedder alone). Returns the version now active."""
+    embedder alone). Returns the version now active. RollbackUnavailable when the parent's learned
+    photos were purged (more than ROLLCALL_LEARN_ROLLBACK_DEPTH versions back): nothing changes."""
     from recognition.services import gallery_changed
 
     with transaction.atomic():
         active = ModelVersion.objects.select_for_update().filter(state=ModelVersion.State.ACTIVE).first()
         if active is None:
             return None
-        ModelVersion.objects.filter(pk=active.pk).update(state=ModelVersion.State.RETIRED, reason=reason)
         parent = active.parent
+        if parent is not None and parent.data_counts.get(PURGED):
+            raise RollbackUnavailable(
+                f"{parent.version} cannot be restored exactly: its learned photos were deleted (more than "
+                f"{settings.ROLLCALL_LEARN_ROLLBACK_DEPTH} versions back).")
+        ModelVersion.objects.filter(pk=active.pk).update(state=ModelVersion.State.RETIRED, reason=reason)
         if parent is not None:
             ModelVersion.objects.filter(pk=parent.pk).update(state=ModelVersion.State.ACTIVE, activated_at=timezone.now())
             parent.refresh_from_db()

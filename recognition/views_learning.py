@@ -10,7 +10,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from portal.permissions import may_manage_learning
-from recognition.learning import learning_rollback, learning_run_start, learning_runs_reap
+from recognition.learning import RollbackUnavailable, learning_rollback, learning_run_start, learning_runs_reap
 from recognition.models import LearningCandidate, LearningRun, ModelVersion, StrangerSample
 from recognition.views import _refuse
 
@@ -72,6 +72,10 @@ def learning_progress(request: HttpRequest, pk: int) -> JsonResponse:
 @require_POST
 def learning_rollback_view(request: HttpRequest) -> HttpResponse:
     _allowed(request)
-    restored = learning_rollback(reason=f"rolled back by {request.user.get_username()}")
-    messages.success(request, f"Now active: {restored.version if restored else 'the base embedder alone'}.")
+    try:
+        restored = learning_rollback(reason=f"rolled back by {request.user.get_username()}")
+    except RollbackUnavailable as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Now active: {restored.version if restored else 'the base embedder alone'}.")
     return redirect("learning")

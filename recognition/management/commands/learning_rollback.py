@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
-from recognition.learning import learning_rollback
+from recognition.learning import RollbackUnavailable, learning_rollback
 
 
 class Command(BaseCommand):
     help = "Restore the previous active model version (learned photos and head) at once."
 
     def handle(self, *args: object, **options: object) -> None:
-        restored = learning_rollback(reason="rolled back with manage.py learning_rollback")
+        try:
+            restored = learning_rollback(reason="rolled back with manage.py learning_rollback")
+        except RollbackUnavailable as exc:
+            raise CommandError(str(exc)) from None
         if restored is None:
             self.stdout.write("Now active: the base embedder alone (no learned version).")
         else:
