@@ -29,6 +29,7 @@ from portal.permissions import (
 from recognition import workers
 from recognition.models import ErasureRequest, FaceImage
 from recognition.pipeline.errors import PipelineError
+from recognition.selectors import active_model_version
 from recognition.serializers_out import recognized_for
 from recognition.services import enrolment_code_issue, erasure_request_carry_out, face_delete, face_set_primary
 
@@ -69,8 +70,13 @@ def gallery(request: HttpRequest, pk: int) -> HttpResponse:
             _refuse(request)
         return _gallery_add(request, employee)
     pending = employee.erasure_requests.filter(status=ErasureRequest.Status.PENDING).first()
+    faces = list(employee.faces.all())
+    active = active_model_version()
+    in_use = set(active.learned_faces.values_list("pk", flat=True)) if active is not None else set()
+    for face in faces:  # a learned photo the active version does not hold is only kept for a rollback
+        face.kept_for_rollback = face.source == FaceImage.Source.LEARNED and face.pk not in in_use
     return render(request, "recognition/gallery.html",
-                  {"employee": employee, "faces": employee.faces.all(), "manager": manager, "pending": pending})
+                  {"employee": employee, "faces": faces, "manager": manager, "pending": pending})
 
 
 def _gallery_add(request: HttpRequest, employee: Employee) -> HttpResponse:

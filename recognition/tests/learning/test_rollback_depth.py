@@ -8,6 +8,7 @@ from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 from django.test import Client
 
+from recognition.engine import get_pipeline
 from recognition.learning import RollbackUnavailable, learning_rollback, model_version_activate
 from recognition.models import FaceImage, ModelVersion
 from recognition.services import face_enroll
@@ -16,7 +17,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _version(name: str, parent: ModelVersion | None, learned: list[FaceImage]) -> ModelVersion:
-    version = ModelVersion.objects.create(version=name, embedder="e", embedder_version="v", parent=parent)
+    embedder = get_pipeline().embedder
+    version = ModelVersion.objects.create(version=name, embedder=embedder.name, embedder_version=embedder.version,
+                                          parent=parent)
     version.learned_faces.set(learned)
     model_version_activate(version=version)
     return version
@@ -40,13 +43,17 @@ def test_rollback_restores_versions_within_the_depth_exactly_and_refuses_beyond(
     assert set(v2.learned_faces.values_list("pk", flat=True)) == {photos[1].pk}
 
     assert learning_rollback() == v2  # within the depth: v2's remaining photos are all there
+    admin = Client()
+    admin.force_login(User.objects.create_superuser("root", "r@example.com", "pw-12345678"))
+    joe_page = admin.get(f"/people/{site['JOE'].pk}/faces/").content.decode()
+    assert "learned · not in use" in joe_page  # v3's photo: kept for a roll forward, not recognised with
+    barack_page = admin.get(f"/people/{site['OBA'].pk}/faces/").content.decode()
+    assert ">learned</span>" in barack_page and "not in use" not in barack_page, barack_page[barack_page.find("<figure"):][:3000]
     with pytest.raises(RollbackUnavailable, match="v1 cannot be restored"):
         learning_rollback()
     assert ModelVersion.objects.get(state="active") == v2  # the refused rollback changed nothing
     with pytest.raises(CommandError, match="cannot be restored"):
         call_command("learning_rollback")
-    admin = Client()
-    admin.force_login(User.objects.create_superuser("root", "r@example.com", "pw-12345678"))
     page = admin.post("/learning/rollback/", follow=True).content.decode()
     assert "cannot be restored exactly" in page and ModelVersion.objects.get(state="active") == v2
     assert v3.pk  # v3 stays retired, its photos kept for a roll forward by the next night
