@@ -241,12 +241,16 @@ def learning_nightly(*, run: LearningRun | None = None, finetune: bool | None = 
     timings: dict[str, float] = {}
     started = time.perf_counter()
     try:
+        # The night's harvest: captures kept since the last finished run began (counted before any is used).
+        previous = LearningRun.objects.filter(status=LearningRun.Status.FINISHED, created_at__lt=run.created_at).first()
+        fresh = (LearningCandidate.objects.filter(created_at__gte=previous.created_at) if previous is not None
+                 else LearningCandidate.objects.all()).count()
         _beat(run, stage="purging old captures", progress=0.05)
         purged = learning_housekeeping()
         timings["purge"] = time.perf_counter() - started
         _beat(run, stage="choosing templates", progress=0.15)
         result = _learn(run, finetune=settings.ROLLCALL_LEARN_FINETUNE if finetune is None else finetune, timings=timings)
-        run.harvest = {"candidates": LearningCandidate.objects.count(), **purged,
+        run.harvest = {"candidates": LearningCandidate.objects.count(), "new": fresh, **purged,
                        "strangers": StrangerSample.objects.count(), **result.pop("harvest")}
         for key, value in result.items():
             setattr(run, key, value)

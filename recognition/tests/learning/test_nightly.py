@@ -48,6 +48,7 @@ def test_learned_templates_pass_the_gate_and_rollback_restores_the_answers_exact
 
     run = learning_nightly(finetune=False)
     assert run.status == LearningRun.Status.FINISHED, run.last_error
+    assert run.harvest["new"] == 3  # the night's harvest, counted before any capture became a photo
     assert run.decision == "accepted" and run.templates_added >= 1, (run.decision, run.details)
     assert run.details["before"]["heldout"] >= 1 and "templates" in run.details
     version = ModelVersion.objects.get(state=ModelVersion.State.ACTIVE)
@@ -61,6 +62,7 @@ def test_learned_templates_pass_the_gate_and_rollback_restores_the_answers_exact
 
     # A second run the same night has nothing new: no change.
     again = learning_nightly(finetune=False)
+    assert again.harvest["new"] == 0
     assert again.decision == "no change" and ModelVersion.objects.filter(state="active").get() == version
 
     # Rollback restores the previous answers exactly (same people, same scores).
