@@ -239,9 +239,9 @@ class BurstStream:
 
         from attendance.services import LIVENESS_HINTS, NO_FACE_MESSAGE, UNKNOWN_MESSAGE, KioskOutcome, _Seen
         from portal.models import Employee
-        from recognition.engine import get_liveness_checker, match_threshold
+        from recognition.engine import get_liveness_checker
         from recognition.learning_harvest import SafeBurst, burst_safety, clear_stranger
-        from recognition.selectors import gallery_index
+        from recognition.selectors import gallery_index_and_threshold
 
         if not self.results:
             return _Seen(KioskOutcome("no_face", "No picture arrived from the camera."))
@@ -251,8 +251,7 @@ class BurstStream:
         vectors = np.asarray([self.results[i]["vector"] for i in views], dtype=np.float32)
         middle = self.results[views[len(views) // 2]]
         thumbnail = base64.b64decode(middle["thumbnail"]) if middle.get("thumbnail") else None
-        index = gallery_index()
-        threshold = match_threshold()
+        index, threshold = gallery_index_and_threshold()  # one version's index with its own threshold
         decision = index.decide_burst(vectors, threshold=threshold)
         employee = None
         if decision.known and decision.best is not None and len(vectors) * 2 >= min(BURST_VIEWS, self.frames):

@@ -75,7 +75,14 @@ def match_threshold() -> float:
         return settings.ROLLCALL_MATCH_THRESHOLD
     from recognition.selectors import learned_threshold
 
-    # The active learned model version's threshold, re-calibrated for its gallery; never below the embedder's.
-    learned = learned_threshold()
+    return threshold_for(learned_threshold())
+
+
+def threshold_for(learned: float | None) -> float:
+    """The match threshold given the threshold a learned model version was calibrated to (None:
+    the embedder's own): ROLLCALL_MATCH_THRESHOLD if set, else the learned one, never below the
+    embedder's."""
+    if settings.ROLLCALL_MATCH_THRESHOLD is not None:
+        return settings.ROLLCALL_MATCH_THRESHOLD
     default = get_pipeline().embedder.threshold
     return max(default, learned) if learned is not None else default

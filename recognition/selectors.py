@@ -155,17 +155,32 @@ def gallery_index() -> GalleryIndex | ProjectedIndex:
     a reload (a model version switch) or too many employees, or the epoch, embedder or hub
     settings changed.
     """
+    return _current().index
+
+
+def gallery_index_and_threshold() -> tuple[GalleryIndex | ProjectedIndex, float]:
+    """The index and the match threshold it was calibrated with, from one load: a model version
+    switch by another thread between two reads can never pair one version's index with another's
+    threshold."""
+    from recognition.engine import threshold_for
+
+    loaded = _current()
+    return loaded.index, threshold_for(loaded.threshold)
+
+
+def _current() -> _LoadedIndex:
+    """The loaded index, brought up to date (see gallery_index)."""
     global _loaded
     embedder = get_pipeline().embedder
     version = gallery_version()
     cohort = cohort_norm()
     loaded = _loaded
     if loaded is not None and (loaded.version, loaded.embedder_key, loaded.cohort) == (version, embedder.key, cohort):
-        return loaded.index
+        return loaded
     with _lock:
         loaded = _loaded  # another thread may have brought it up to date while this one waited
         if loaded is not None and (loaded.version, loaded.embedder_key, loaded.cohort) == (version, embedder.key, cohort):
-            return loaded.index
+            return loaded
         if (loaded is not None and (loaded.version[0], loaded.embedder_key, loaded.cohort) == (version[0], embedder.key, cohort)
                 and loaded.version[1] < version[1]):
             index = _apply_journal(loaded, upto=version[1])
@@ -174,7 +189,7 @@ def gallery_index() -> GalleryIndex | ProjectedIndex:
                 _loaded = _LoadedIndex(version=version, embedder_key=loaded.embedder_key, cohort=cohort, index=index,
                                        model_version_id=loaded.model_version_id, threshold=loaded.threshold,
                                        model=loaded.model)
-                return index
+                return _loaded
         model = active_model_version()
         vectors, labels, keys = gallery_base_vectors(version=model)
         head = None
@@ -188,7 +203,7 @@ def gallery_index() -> GalleryIndex | ProjectedIndex:
         _loaded = _LoadedIndex(version=version, embedder_key=embedder.key, cohort=cohort, index=index,
                                model_version_id=model.pk if model else None,
                                threshold=model.threshold if model else None, model=model)
-        return index
+        return _loaded
 
 
 def _apply_journal(loaded: _LoadedIndex, *, upto: int) -> GalleryIndex | ProjectedIndex | None:

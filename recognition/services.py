@@ -23,7 +23,7 @@ from PIL import Image
 
 from portal.models import Employee
 from portal.throttling import CACHE_DOWN
-from recognition.engine import get_pipeline, match_threshold
+from recognition.engine import get_pipeline
 from recognition.jobs import RecognitionUnavailable, check_upload_size, send_on_commit
 from recognition.models import (
     EnrolmentCode,
@@ -40,7 +40,7 @@ from recognition.pipeline.errors import ImageTooLargeError, PipelineError
 from recognition.pipeline.image import MIN_SIDE, OPENERS, content_hash, format_suffix, image_format, load_image
 from recognition.pipeline.matching import Match, cosine_to_distance
 from recognition.quality import sharpness, yaw_ratio
-from recognition.selectors import gallery_index
+from recognition.selectors import gallery_index_and_threshold
 
 MIN_SHARPNESS = 12.0  # variance of the Laplacian of the 150 px chip; LFW's soft photos: median 40
 MAX_YAW_RATIO = 0.35
@@ -275,8 +275,7 @@ def face_recognize(*, data: bytes | None = None, image: np.ndarray | None = None
     """Every face in the image, matched against the current gallery (no database writes)."""
     image = decode_upload(data) if image is None else image
     embedded = get_pipeline().embed_all(image)
-    index = gallery_index()
-    threshold = match_threshold()
+    index, threshold = gallery_index_and_threshold()
     results = []
     for item in embedded:
         decision = index.decide(item.vector, threshold=threshold, k=k)
@@ -320,10 +319,10 @@ def face_verify_embedded(*, employee: Employee, probe: EmbeddedFace) -> Verifica
     # On the gallery index's scale (its hub normalisation) when the employee is in it: one
     # threshold means the same for "who is this?" and "is this them?". Otherwise (an inactive
     # employee) the plain cosine with their photos.
-    score = gallery_index().score_label(probe.vector, employee.pk)
+    index, threshold = gallery_index_and_threshold()
+    score = index.score_label(probe.vector, employee.pk)
     if score is None:
         score = float(np.max(np.stack([face.vector for face in faces]) @ probe.vector))
-    threshold = match_threshold()
     return Verification(
         face=probe.face, score=score, distance=cosine_to_distance(score), same=score >= threshold, threshold=threshold
     )
