@@ -87,6 +87,10 @@ def gallery_map_versions(*, employee_ids: list[int], current: tuple[str, str],
     current_key = MapKey((), current[0], current[1], ("", 0), model_version).model
     models[current_key] = {"embedder": current[0], "embedder_version": current[1], "model_version": model_version,
                            "built_at": None}
+    if model_version is not None:  # "before": what a rollback restores (its parent, or the base embedder)
+        parent = ModelVersion.objects.filter(pk=model_version).values_list("parent_id", flat=True).first()
+        models[MapKey((), current[0], current[1], ("", 0), parent).model] = {
+            "embedder": current[0], "embedder_version": current[1], "model_version": parent, "built_at": None}
     audience = f"{MAP_DIR}/{gallery_map_audience(employee_ids)}"
     try:
         folders, _ = default_storage.listdir(audience)

@@ -174,3 +174,25 @@ def test_a_learned_model_version_is_mapped_under_its_head_and_its_parent_stays_s
     code, before = _data(manager, version=earlier)
     assert code == 200 and before["version"] == earlier
     assert {p["face"] for p in before["points"]} == {p["face"] for p in base["points"]}
+
+
+def test_the_before_map_is_offered_even_when_nobody_opened_the_map_before_the_switch(site: dict) -> None:
+    """The version a rollback would restore (here the base embedder) is always listed; choosing it
+    builds its map then."""
+    from recognition.engine import get_pipeline
+    from recognition.learning import model_version_activate
+    from recognition.models import ModelVersion
+
+    embedder = get_pipeline().embedder
+    first = ModelVersion.objects.create(version="night-1", embedder=embedder.name, embedder_version=embedder.version)
+    model_version_activate(version=first)
+    second = ModelVersion.objects.create(version="night-2", embedder=embedder.name, embedder_version=embedder.version,
+                                         parent=first)
+    model_version_activate(version=second)
+    code, after = _data(site["manager"])
+    assert code == 200
+    assert [(v["current"], v["model_version"]) for v in after["versions"]] == [(False, first.pk), (True, second.pk)]
+    earlier = next(v["key"] for v in after["versions"] if not v["current"])
+    code, before = _data(site["manager"], version=earlier)
+    assert code == 200 and before["status"] == "ready" and before["version"] == earlier
+    assert {p["face"] for p in before["points"]} == {p["face"] for p in after["points"]}
