@@ -192,3 +192,24 @@ def test_deleting_an_employee_removes_their_learning_captures_and_learned_photos
     assert not FaceImage.objects.filter(pk__in=[f.pk for f in learned]).exists()
     assert not LearningNegative.objects.exists()  # a departure is no removal of a wrong photo
     assert not any(default_storage.exists(name) for name in files)
+
+
+def test_a_look_alike_stranger_the_door_accepts_night_after_night_never_becomes_a_template(site, people, check_in,
+                                                                                          settings) -> None:
+    """A stranger (Rose, not enrolled) whom the door takes for an employee: the threshold is set
+    just under her best score, so each visit is accepted as that employee, a misidentification,
+    but never a safe one (under the threshold plus ROLLCALL_LEARN_MARGIN, and not clear of the
+    second person by ROLLCALL_LEARN_GAP). Nothing of hers is kept or learned."""
+    settings.ROLLCALL_LIVENESS = "off"
+    rose = people["rose_leslie"][0].read_bytes()
+    best = face_recognize(data=rose)[0].best
+    settings.ROLLCALL_MATCH_THRESHOLD = best.score - settings.ROLLCALL_LEARN_MARGIN / 2
+    taken_for = best.label
+    for night in range(3):
+        outcome = check_in([rose] * 3, hours_ago=20 - 6 * night)
+        assert outcome.outcome in ("checked_in", "checked_out") and outcome.employee_id == taken_for, outcome
+        run = learning_nightly(finetune=False)
+        assert run.status == LearningRun.Status.FINISHED, run.last_error
+        assert run.templates_added == 0, run.details
+    assert not LearningCandidate.objects.exists()
+    assert not FaceImage.objects.filter(source=FaceImage.Source.LEARNED).exists()
