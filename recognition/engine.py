@@ -71,8 +71,6 @@ def cohort_norm() -> CohortNorm | None:
 
 def match_threshold() -> float:
     """Cosine similarity at or above which a face is recognised as a gallery person."""
-    if settings.ROLLCALL_MATCH_THRESHOLD is not None:
-        return settings.ROLLCALL_MATCH_THRESHOLD
     from recognition.selectors import learned_threshold
 
     return threshold_for(learned_threshold())

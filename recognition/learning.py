@@ -28,6 +28,7 @@ from recognition.jobs import send_on_commit
 from recognition.learning_gate import GateFigures, GateScores, beats, candidate_threshold, figures_at, gate_scores
 from recognition.models import (
     FaceImage,
+    GalleryState,
     LearningCandidate,
     LearningNegative,
     LearningRun,
@@ -67,8 +68,9 @@ def learning_run_claim(*, trigger: str) -> tuple[LearningRun, bool]:
     """(a new queued run, True), or (the live run, False) when one is queued or running: runs never
     overlap, whether started by hand or by the schedule. Dead runs are reaped first."""
     with transaction.atomic():
+        GalleryState.objects.select_for_update().get_or_create(pk=1)  # one claim at a time, across processes
         learning_runs_reap()
-        live = LearningRun.objects.select_for_update().filter(
+        live = LearningRun.objects.filter(
             status__in=[LearningRun.Status.QUEUED, LearningRun.Status.RUNNING]).first()
         if live is not None:
             return live, False
@@ -232,17 +234,26 @@ def _gallery_with(plan: _Plan, vectors: np.ndarray, labels: np.ndarray, face_ids
     return new_vectors.astype(np.float32), new_labels
 
 
-def learning_nightly(*, run: LearningRun | None = None, finetune: bool | None = None) -> LearningRun:
+def learning_nightly(*, run: LearningRun | None = None, finetune: bool | None = None,
+                     trigger: str = "command") -> LearningRun:
     """The nightly job: purge, plan templates, (fine-tune a head), gate, switch. Idempotent: a
-    second run the same night finds nothing new to learn and changes nothing."""
-    run = run or LearningRun.objects.create(trigger="schedule", heartbeat_at=timezone.now())
-    LearningRun.objects.filter(pk=run.pk).update(status=LearningRun.Status.RUNNING)
+    second run the same night finds nothing new to learn and changes nothing. Without ``run`` it
+    claims one (``learning_run_claim``); a live run elsewhere is returned untouched, and so is a
+    ``run`` that is no longer queued (reaped while it waited, or taken by another worker)."""
+    if run is None:
+        run, created = learning_run_claim(trigger=trigger)
+        if not created:
+            return run
+    if not LearningRun.objects.filter(pk=run.pk, status=LearningRun.Status.QUEUED).update(
+            status=LearningRun.Status.RUNNING, heartbeat_at=timezone.now()):
+        run.refresh_from_db()
+        return run
     run.status = LearningRun.Status.RUNNING
     timings: dict[str, float] = {}
     started = time.perf_counter()
     try:
-        # The night's harvest: captures kept since the last finished run began (counted before any is used).
-        previous = LearningRun.objects.filter(status=LearningRun.Status.FINISHED, created_at__lt=run.created_at).first()
+        # The night's harvest: captures kept since the previous run began (counted before any is used).
+        previous = LearningRun.objects.filter(created_at__lt=run.created_at).exclude(pk=run.pk).first()
         fresh = (LearningCandidate.objects.filter(created_at__gte=previous.created_at) if previous is not None
                  else LearningCandidate.objects.all()).count()
         _beat(run, stage="purging old captures", progress=0.05)
@@ -324,8 +335,8 @@ def _learn(run: LearningRun, *, finetune: bool, timings: dict[str, float]) -> di
     if module is not None and plan.positives:
         _beat(run, stage="fine-tuning", progress=0.5)
         t0 = time.perf_counter()
-        tuned = _train(module, chosen_gallery, plan, head,
-                       heartbeat=lambda fraction: _beat(run, stage="fine-tuning", progress=0.5 + 0.35 * min(fraction, 1.0)))
+        tuned = _train(module, chosen_gallery, plan, head, heartbeat=lambda fraction: _beat(
+            run, stage="fine-tuning", progress=0.5 + 0.35 * min(fraction, 1.0)))
         timings["finetune"] = time.perf_counter() - t0
         tuned_figures = paired(scores(*chosen_gallery, tuned.head), chosen_scores, chosen_figures.threshold)
         tuned_ok, tuned_reason = beats(tuned_figures, chosen_figures, rate=rate, strict=True, tolerance=tolerance)

@@ -106,6 +106,13 @@ def active_model_version() -> ModelVersion | None:
                                        embedder_version=embedder.version).first()
 
 
+def learned_photos_in_use() -> set[int]:
+    """The ids of the learned photos the active model version holds (recognition uses them; other
+    learned photos are only kept for a rollback)."""
+    active = active_model_version()
+    return set(active.learned_faces.values_list("pk", flat=True)) if active is not None else set()
+
+
 def gallery_base_vectors(*, version: ModelVersion | None, employees: Collection[int] | None = None,
                          ) -> tuple[np.ndarray, list[int], list[int]]:
     """(base vectors, employee ids, face ids) of the gallery under ``version``: the enrolled photos

@@ -35,10 +35,10 @@ from recognition.models import (
     ReembedJob,
 )
 from recognition.pipeline.detection import Face
-from recognition.pipeline.pipeline import EmbeddedFace
 from recognition.pipeline.errors import ImageTooLargeError, PipelineError
 from recognition.pipeline.image import MIN_SIDE, OPENERS, content_hash, format_suffix, image_format, load_image
 from recognition.pipeline.matching import Match, cosine_to_distance
+from recognition.pipeline.pipeline import EmbeddedFace
 from recognition.quality import sharpness, yaw_ratio
 from recognition.selectors import gallery_index_and_threshold
 

@@ -80,15 +80,9 @@ def gallery_reembed(*, job_id: int) -> dict[str, Any]:
 def learning_nightly(*, run_id: int | None = None) -> dict[str, Any]:
     """The nightly learning (django-celery-beat's "Nightly learning", or "Run now")."""
     from recognition.learning import learning_nightly as nightly
-    from recognition.learning import learning_run_claim
 
-    if run_id is None:  # the schedule: never beside a run already going (a "Run now", a slow night)
-        run, created = learning_run_claim(trigger="schedule")
-        if not created:
-            return {"run_id": run.pk, "status": "skipped", "reason": f"run {run.pk} is still {run.status}"}
-    else:
-        run = LearningRun.objects.get(pk=run_id)
-    run = nightly(run=run)
+    # The schedule passes no run: one is claimed, never beside a live one (a "Run now", a slow night).
+    run = nightly(run=LearningRun.objects.get(pk=run_id) if run_id is not None else None, trigger="schedule")
     return {"run_id": run.pk, "status": run.status, "decision": run.decision,
             "templates_added": run.templates_added, "templates_removed": run.templates_removed}
 

@@ -29,7 +29,7 @@ from portal.permissions import (
 from recognition import workers
 from recognition.models import ErasureRequest, FaceImage
 from recognition.pipeline.errors import PipelineError
-from recognition.selectors import active_model_version
+from recognition.selectors import learned_photos_in_use
 from recognition.serializers_out import recognized_for
 from recognition.services import enrolment_code_issue, erasure_request_carry_out, face_delete, face_set_primary
 
@@ -42,7 +42,8 @@ def face_file(request: HttpRequest, pk: int, kind: str) -> FileResponse:
     if kind not in ("image", "crop"):
         raise Http404
     field = face.crop if kind == "crop" else face.image
-    return image_response(field, name=f"face-{face.pk}{'-crop' if kind == 'crop' else ''}", cache_control="private, no-store")
+    return image_response(field, name=f"face-{face.pk}{'-crop' if kind == 'crop' else ''}",
+                          cache_control="private, no-store")
 
 
 def _managed(request: HttpRequest, pk: int) -> Employee:
@@ -71,8 +72,7 @@ def gallery(request: HttpRequest, pk: int) -> HttpResponse:
         return _gallery_add(request, employee)
     pending = employee.erasure_requests.filter(status=ErasureRequest.Status.PENDING).first()
     faces = list(employee.faces.all())
-    active = active_model_version()
-    in_use = set(active.learned_faces.values_list("pk", flat=True)) if active is not None else set()
+    in_use = learned_photos_in_use()
     for face in faces:  # a learned photo the active version does not hold is only kept for a rollback
         face.kept_for_rollback = face.source == FaceImage.Source.LEARNED and face.pk not in in_use
     return render(request, "recognition/gallery.html",

@@ -54,7 +54,8 @@ def learning_page(request: HttpRequest) -> HttpResponse:
 def learning_run_now(request: HttpRequest) -> HttpResponse:
     _allowed(request)
     run, started = learning_run_start(trigger="manual")
-    messages.success(request, f"Learning run {run.pk} started." if started else f"Learning run {run.pk} is already {run.status}.")
+    messages.success(request, f"Learning run {run.pk} started." if started
+                     else f"Learning run {run.pk} is already {run.status}.")
     return redirect("learning")
 
 

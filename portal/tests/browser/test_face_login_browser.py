@@ -75,4 +75,5 @@ def test_face_login_with_a_blink_in_a_real_browser(live_server, tmp_path: Path) 
     path, status = _face_login(live_server, write_y4m(frames, tmp_path / "sam.y4m", fps=24), "sam")
     assert path == "/", status
     stranger_path, stranger_status = _face_login(live_server, write_y4m(frames, tmp_path / "sam2.y4m", fps=24), "nobody")
-    assert stranger_path == "/accounts/face-login/" and "not enabled" in stranger_status  # the one answer for every failed account
+    # The one answer for every failed account.
+    assert stranger_path == "/accounts/face-login/" and "not enabled" in stranger_status

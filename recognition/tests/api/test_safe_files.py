@@ -132,7 +132,8 @@ def test_signed_in_pages_and_faces_are_not_cached_and_secrets_never_ride_in_a_co
     a flash message (a device token, an enrolment code) is kept in the session, not a cookie."""
     from recognition.services import face_enroll
 
-    ana = Employee.objects.create(biometric_consent_at=timezone.now(), code="A", full_name="Ana", department=boss.department)
+    ana = Employee.objects.create(biometric_consent_at=timezone.now(), code="A", full_name="Ana",
+                                  department=boss.department)
     face = face_enroll(employee=ana, data=people["kit_harington"][0].read_bytes())
     client = Client()
     client.force_login(boss.user)

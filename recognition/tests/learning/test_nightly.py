@@ -202,12 +202,16 @@ def test_a_look_alike_stranger_the_door_accepts_night_after_night_never_becomes_
     second person by ROLLCALL_LEARN_GAP). Nothing of hers is kept or learned."""
     settings.ROLLCALL_LIVENESS = "off"
     rose = people["rose_leslie"][0].read_bytes()
-    best = face_recognize(data=rose)[0].best
-    settings.ROLLCALL_MATCH_THRESHOLD = best.score - settings.ROLLCALL_LEARN_MARGIN / 2
-    taken_for = best.label
+    settings.ROLLCALL_MATCH_THRESHOLD = 0.99  # first her closest score, measured by the check-in path itself
+    closest = check_in([rose] * 3, hours_ago=30)
+    assert closest.outcome == "unknown" and closest.similarity is not None, closest
+    settings.ROLLCALL_MATCH_THRESHOLD = closest.similarity - settings.ROLLCALL_LEARN_MARGIN / 2
+    taken_for = None
     for night in range(3):
         outcome = check_in([rose] * 3, hours_ago=20 - 6 * night)
-        assert outcome.outcome in ("checked_in", "checked_out") and outcome.employee_id == taken_for, outcome
+        assert outcome.outcome in ("checked_in", "checked_out"), outcome
+        assert taken_for in (None, outcome.employee_id)  # the same employee each night
+        taken_for = outcome.employee_id
         run = learning_nightly(finetune=False)
         assert run.status == LearningRun.Status.FINISHED, run.last_error
         assert run.templates_added == 0, run.details

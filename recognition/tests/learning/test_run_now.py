@@ -42,8 +42,8 @@ def test_run_now_returns_at_once_and_the_page_follows_the_run(monkeypatch, setti
     settings.ROLLCALL_DETACHED_JOBS = True
     release, entered = threading.Event(), threading.Event()
 
-    def slow_nightly(*, run=None, finetune=None):  # noqa: ANN001, ANN202 - the job's own signature
-        LearningRun.objects.filter(pk=run.pk).update(status="running", stage="choosing templates", progress=0.2)
+    def slow_nightly(*, run=None, finetune=None, trigger="command"):  # noqa: ANN001, ANN202 - the job's signature
+        # No write until released: the test database (SQLite shared cache) fails a second writer at once.
         entered.set()
         release.wait(30)
         LearningRun.objects.filter(pk=run.pk).update(status="finished", progress=1.0, stage="done",
@@ -62,7 +62,7 @@ def test_run_now_returns_at_once_and_the_page_follows_the_run(monkeypatch, setti
         assert 'id="run-now"' in page and "disabled" in page.split('id="run-now"')[1].split(">")[0]
         assert f'data-url="/learning/runs/{run.pk}/progress/"' in page
         again = admin.post("/learning/run/", follow=True).content.decode()
-        assert f"Learning run {run.pk} is already running" in again and LearningRun.objects.count() == 1
+        assert f"Learning run {run.pk} is already queued" in again and LearningRun.objects.count() == 1
     finally:
         release.set()
     assert _wait(lambda: LearningRun.objects.get().status == "finished")
@@ -80,8 +80,14 @@ def test_a_dead_run_is_reaped_where_it_is_shown_and_the_schedule_never_overlaps_
 
     live = LearningRun.objects.create(status="running", stage="fine-tuning", progress=0.5, heartbeat_at=timezone.now())
     answer = nightly_task.run()  # the beat entry's call: no run id
-    assert answer["status"] == "skipped" and str(live.pk) in answer["reason"]
+    assert answer["run_id"] == live.pk and answer["status"] == "running"  # the live run, left be
     assert LearningRun.objects.count() == 2
+    # A run reaped while it waited in the queue is not started when its message finally arrives.
+    stale = LearningRun.objects.create(status="queued", heartbeat_at=old)
+    LearningRun.objects.filter(pk=live.pk).update(status="finished")
+    admin.get("/learning/")  # reaps it
+    assert nightly_task.run(run_id=stale.pk)["status"] == "failed"
+    assert LearningRun.objects.get(pk=stale.pk).stage != "done"
 
 
 def test_training_reports_that_it_is_alive(monkeypatch) -> None:
