@@ -85,9 +85,16 @@ def learning_runs_reap() -> int:
         status=LearningRun.Status.FAILED, last_error="The worker stopped (no heartbeat).", finished_at=timezone.now())
 
 
+class RunAbandoned(Exception):
+    """The run was marked failed (reaped: its heartbeat was judged stopped) while it still worked:
+    it stops at once and changes nothing more, since a new run may already be going."""
+
+
 def _beat(run: LearningRun, *, stage: str, progress: float) -> None:
     run.stage, run.progress, run.heartbeat_at = stage, progress, timezone.now()
-    LearningRun.objects.filter(pk=run.pk).update(stage=stage, progress=progress, heartbeat_at=run.heartbeat_at)
+    if not LearningRun.objects.filter(pk=run.pk, status=LearningRun.Status.RUNNING).update(
+            stage=stage, progress=progress, heartbeat_at=run.heartbeat_at):
+        raise RunAbandoned(f"learning run {run.pk} was marked failed while it worked")
 
 
 # --- The nightly job ------------------------------------------------------------------------------
@@ -266,13 +273,22 @@ def learning_nightly(*, run: LearningRun | None = None, finetune: bool | None = 
         for key, value in result.items():
             setattr(run, key, value)
         run.status = LearningRun.Status.FINISHED
+    except RunAbandoned:
+        logger.warning("learning run %s was reaped while it worked; it stopped", run.pk)
+        run.refresh_from_db()
+        return run
     except Exception as exc:
         logger.exception("learning run %s failed", run.pk)
         run.status, run.last_error = LearningRun.Status.FAILED, f"{type(exc).__name__}: {exc}"
     timings["total"] = time.perf_counter() - started
     run.details = {**run.details, "timings": {key: round(value, 2) for key, value in timings.items()}}
     run.progress, run.stage, run.finished_at = 1.0, "done", timezone.now()
-    run.save()
+    # Only a run still marked running records its end: a reaped one's "failed" stands.
+    LearningRun.objects.filter(pk=run.pk, status=LearningRun.Status.RUNNING).update(
+        status=run.status, last_error=run.last_error, harvest=run.harvest, templates_added=run.templates_added,
+        templates_removed=run.templates_removed, candidate=run.candidate, decision=run.decision, details=run.details,
+        progress=run.progress, stage=run.stage, finished_at=run.finished_at)
+    run.refresh_from_db()
     return run
 
 
@@ -345,8 +361,9 @@ def _learn(run: LearningRun, *, finetune: bool, timings: dict[str, float]) -> di
     _beat(run, stage="switching", progress=0.9)
     version, decision = _record(run, active=active, plan=plan, templates_ok=templates_ok, templates_reason=templates_reason,
                                 before=before, after=after, tuned=tuned, details=details, added=added)
-    return {"harvest": harvest, "templates_added": len(added) if version and templates_ok else 0,
-            "templates_removed": len(removed) if version and templates_ok else 0, "candidate": version,
+    switched = templates_ok and decision.startswith(("accepted", "templates accepted"))
+    return {"harvest": harvest, "templates_added": len(added) if switched else 0,
+            "templates_removed": len(removed) if switched else 0, "candidate": version,
             "decision": decision, "details": details}
 
 
@@ -422,6 +439,15 @@ def _record(run: LearningRun, *, active: ModelVersion | None, plan: _Plan, templ
     final = details["finetuned"] if tuned_ok else after.as_dict()
     reason = details["finetuned"]["reason"] if tuned_ok else templates_reason
     with transaction.atomic():
+        if not _may_switch(run, active):
+            stale = ModelVersion.objects.create(
+                version=f"{embedder.version}+run:{run.pk}+stale", embedder=embedder.name,
+                embedder_version=embedder.version, head_path=head_path, onnx_path=onnx_path, checksum=checksum,
+                parent=active, state=ModelVersion.State.REJECTED, reason=STALE_REASON, threshold=final["threshold"],
+                metrics={"before": before.as_dict(), "after": final, "gate": {"accepted": False, "reason": STALE_REASON}},
+                data_counts={"positives": len(plan.positives), "heldout": len(plan.heldout)})
+            details["stale"] = {"version_id": stale.pk, "reason": STALE_REASON}
+            return stale, "rejected: the active version changed during the run"
         version = ModelVersion.objects.create(
             version=f"{embedder.version}+head:{checksum[:8] if checksum else 'none'}+run:{run.pk}", embedder=embedder.name,
             embedder_version=embedder.version, head_path=head_path, onnx_path=onnx_path, checksum=checksum, parent=active,
@@ -441,12 +467,33 @@ def _record(run: LearningRun, *, active: ModelVersion | None, plan: _Plan, templ
     return version, "accepted" if not tuned_ok else "accepted with fine-tuning"
 
 
+STALE_REASON = ("the active version changed during the run (a rollback or another switch): "
+                "it was measured against another")
+
+
+def _may_switch(run: LearningRun, active: ModelVersion | None) -> bool:
+    """Inside the switch's transaction: this run is still running (not reaped) and the version it
+    measured against is still the active one (no rollback or other switch meanwhile). The gallery
+    state row is the lock the rollback takes too."""
+    embedder = get_pipeline().embedder
+    GalleryState.objects.select_for_update().get_or_create(pk=1)
+    if not LearningRun.objects.filter(pk=run.pk, status=LearningRun.Status.RUNNING).exists():
+        raise RunAbandoned(f"learning run {run.pk} was marked failed while it worked")
+    current = ModelVersion.objects.filter(state=ModelVersion.State.ACTIVE, embedder=embedder.name,
+                                          embedder_version=embedder.version).values_list("pk", flat=True).first()
+    return current == (active.pk if active is not None else None)
+
+
 def _learned_face(template: _Template) -> FaceImage:
     """A chosen capture becomes a learned gallery photo (its crop as image and crop); the capture goes."""
     candidate = template.candidate
     embedder = get_pipeline().embedder
     data = candidate.crop.read() if candidate.crop else b""
     candidate.crop.close()
+    same = FaceImage.objects.filter(employee_id=candidate.employee_id, content_hash=hashlib.sha256(data).hexdigest()).first()
+    if same is not None:  # a byte-identical capture (a still photo shown again) is that photo
+        candidate.delete()
+        return same
     face = FaceImage(employee_id=candidate.employee_id, content_hash=hashlib.sha256(data).hexdigest(),
                      embedding=template.vector.astype(np.float32).tobytes(), embedder=embedder.name,
                      embedder_version=embedder.version, detection_score=1.0, box=[], face_size=0.0, sharpness=0.0,
@@ -505,6 +552,7 @@ def learning_rollback(*, reason: str = "rolled back") -> ModelVersion | None:
     from recognition.services import gallery_changed
 
     with transaction.atomic():
+        GalleryState.objects.select_for_update().get_or_create(pk=1)  # the lock a run's switch takes too
         active = ModelVersion.objects.select_for_update().filter(state=ModelVersion.State.ACTIVE).first()
         if active is None:
             return None
