@@ -143,7 +143,8 @@ def employee_history(request: HttpRequest, pk: int) -> HttpResponse:
     totals = {label: sum(r.status == value for r in records) for value, label in AttendanceRecord.Status.choices}
     return render(request, "attendance/history.html", {
         "employee": employee, "records": records, "start": start, "end": end, "totals": totals,
-        "late": sum(r.late for r in records), "worked_seconds": sum(r.worked_seconds for r in records)})
+        "late": sum(r.late for r in records), "worked_seconds": sum(r.worked_seconds for r in records),
+        "may_correct": may_correct_attendance(request.user, employee)})
 
 
 @login_required

@@ -97,7 +97,8 @@ class EmployeeForm(forms.Form):
 
     def clean(self) -> dict:
         data = super().clean()
-        if data.get("password") and not data.get("username") and (self.employee is None or self.employee.user is None):
+        if (data.get("password") and not data.get("username") and "username" not in self.errors
+                and (self.employee is None or self.employee.user is None)):
             self.add_error("username", "A password needs a login name.")
         if data.get("password"):
             # The site's password rules (settings.AUTH_PASSWORD_VALIDATORS), as on every other password form.

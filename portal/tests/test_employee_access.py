@@ -151,3 +151,12 @@ def test_a_new_password_on_ones_own_row_keeps_this_session_and_ends_the_others(o
     assert here.get("/manage/people/").status_code == 200  # still signed in here
     assert elsewhere.get("/manage/people/").status_code == 302  # the other browser is signed out
     assert Client().login(username="admin", password="a-New-long-pass-77")
+
+
+def test_a_taken_login_name_with_a_password_gets_one_clear_error(org) -> None:
+    from portal.forms import EmployeeForm
+
+    form = EmployeeForm({"code": "NEW", "full_name": "New Person", "role": "employee", "is_active": "on",
+                         "username": "bob", "password": "a-Long-pass-99"}, employee=None)
+    assert not form.is_valid()
+    assert form.errors["username"] == ["This login name is taken."], form.errors

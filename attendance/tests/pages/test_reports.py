@@ -229,3 +229,19 @@ def test_pages_and_exports_use_the_site_time_zone_and_one_format(seeded, setting
     monitor = client.get("/monitor/").content.decode()
     assert 'data-time-zone="Europe/Berlin"' in monitor
     assert 'data-time-zone="Europe/Berlin"' in client.get("/kiosk/").content.decode()
+
+
+def test_the_history_offers_correct_only_where_the_viewer_may_correct(seeded) -> None:
+    """A manager may not correct their own days: their own history shows no "correct" link (each
+    would answer 403), an employee of theirs still does."""
+    from attendance.models import AttendanceRecord
+
+    client = seeded["client"]
+    boss = Employee.objects.get(code="M")
+    attendance_check(employee=boss, at=at(2, 9))
+    attendance_close_day(day=dt.date(2026, 11, 2))
+    record = AttendanceRecord.objects.get(employee=boss, date=dt.date(2026, 11, 2))
+    own = client.get(f"/people/{boss.pk}/attendance/?from=2026-11-01&to=2026-11-30").content.decode()
+    assert "correct</a>" not in own and client.get(f"/records/{record.pk}/correct/").status_code == 403
+    theirs = client.get(f"/people/{seeded['ana'].pk}/attendance/?from=2026-11-01&to=2026-11-30").content.decode()
+    assert theirs.count("correct</a>") == 3

@@ -49,7 +49,9 @@ def test_a_face_uploaded_as_html_is_stored_and_served_as_the_image_it_is(boss, p
         assert served["Content-Type"] == media_type
         assert served["X-Content-Type-Options"] == "nosniff"
         assert re.fullmatch(rf'inline; filename="face-{face.pk}(-crop)?\.png"', served["Content-Disposition"])
-        assert "default-src 'self'" in served["Content-Security-Policy"]
+        # An image's own policy: no script at all, a sandbox; the viewer's inline styles only.
+        assert served["Content-Security-Policy"].startswith("default-src 'none'"), served["Content-Security-Policy"]
+        assert "sandbox" in served["Content-Security-Policy"] and "script" not in served["Content-Security-Policy"]
     assert page.get(f"/faces/{face.pk}/other/").status_code == 404
 
 
