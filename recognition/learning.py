@@ -514,6 +514,7 @@ def model_version_activate(*, version: ModelVersion) -> None:
     from recognition.services import gallery_changed
 
     with transaction.atomic():
+        GalleryState.objects.select_for_update().get_or_create(pk=1)  # first, as rollback and a run's switch do
         ModelVersion.objects.select_for_update().filter(state=ModelVersion.State.ACTIVE).exclude(pk=version.pk).update(
             state=ModelVersion.State.RETIRED)
         ModelVersion.objects.filter(pk=version.pk).update(state=ModelVersion.State.ACTIVE, activated_at=timezone.now())
