@@ -68,7 +68,7 @@ def learning_run_claim(*, trigger: str) -> tuple[LearningRun, bool]:
     """(a new queued run, True), or (the live run, False) when one is queued or running: runs never
     overlap, whether started by hand or by the schedule. Dead runs are reaped first."""
     with transaction.atomic():
-        GalleryState.objects.select_for_update().get_or_create(pk=1)  # one claim at a time, across processes
+        GalleryState.lock()  # one claim at a time, across processes
         learning_runs_reap()
         live = LearningRun.objects.filter(
             status__in=[LearningRun.Status.QUEUED, LearningRun.Status.RUNNING]).first()
@@ -476,7 +476,7 @@ def _may_switch(run: LearningRun, active: ModelVersion | None) -> bool:
     measured against is still the active one (no rollback or other switch meanwhile). The gallery
     state row is the lock the rollback takes too."""
     embedder = get_pipeline().embedder
-    GalleryState.objects.select_for_update().get_or_create(pk=1)
+    GalleryState.lock()
     if not LearningRun.objects.filter(pk=run.pk, status=LearningRun.Status.RUNNING).exists():
         raise RunAbandoned(f"learning run {run.pk} was marked failed while it worked")
     current = ModelVersion.objects.filter(state=ModelVersion.State.ACTIVE, embedder=embedder.name,
@@ -514,7 +514,7 @@ def model_version_activate(*, version: ModelVersion) -> None:
     from recognition.services import gallery_changed
 
     with transaction.atomic():
-        GalleryState.objects.select_for_update().get_or_create(pk=1)  # first, as rollback and a run's switch do
+        GalleryState.lock()  # first, as rollback and a run's switch do
         ModelVersion.objects.select_for_update().filter(state=ModelVersion.State.ACTIVE).exclude(pk=version.pk).update(
             state=ModelVersion.State.RETIRED)
         ModelVersion.objects.filter(pk=version.pk).update(state=ModelVersion.State.ACTIVE, activated_at=timezone.now())
@@ -553,7 +553,7 @@ def learning_rollback(*, reason: str = "rolled back") -> ModelVersion | None:
     from recognition.services import gallery_changed
 
     with transaction.atomic():
-        GalleryState.objects.select_for_update().get_or_create(pk=1)  # the lock a run's switch takes too
+        GalleryState.lock()  # the lock a run's switch takes too
         active = ModelVersion.objects.select_for_update().filter(state=ModelVersion.State.ACTIVE).first()
         if active is None:
             return None

@@ -76,6 +76,13 @@ class GalleryState(models.Model):
     # so a process never mistakes a fresh version 1 for the version 1 it already loaded.
     epoch = models.CharField(max_length=32, default=_new_epoch)
 
+    @classmethod
+    def lock(cls) -> None:
+        """Lock the one row (created if absent) until the caller's transaction ends: the lock that
+        serialises gallery-wide steps across processes (a re-embedding start, a learning run's
+        claim, a model switch, a rollback). Taken first, so these steps lock in one order."""
+        cls.objects.select_for_update().get_or_create(pk=1)
+
 
 class GalleryChange(models.Model):
     """The gallery's change journal: which employees' photos changed at which gallery version,

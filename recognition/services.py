@@ -343,7 +343,7 @@ def gallery_reembed_start() -> ReembedJob | None:
     embedder = get_pipeline().embedder
     with transaction.atomic():
         # One start at a time across processes: the gallery's state row is the lock.
-        GalleryState.objects.select_for_update().get_or_create(pk=1)
+        GalleryState.lock()
         reembed_jobs_reap()
         if not FaceImage.objects.exclude(embedder=embedder.name, embedder_version=embedder.version).exists():
             return None
