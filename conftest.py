@@ -69,6 +69,16 @@ def video_frames(path: Path, *, rgb: bool = False) -> list:
         frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB) if rgb else frame)
 
 
+def earlier_today(delta):
+    """``delta`` before now, or half-way back to the site's last midnight when that is nearer:
+    an instant that is always earlier on the same local day, whenever the tests run."""
+    from django.utils import timezone
+
+    now = timezone.localtime()
+    since_midnight = now - now.replace(hour=0, minute=0, second=0, microsecond=0)
+    return now - min(delta, since_midnight / 2)
+
+
 def browser_login(page, base_url: str, username: str, password: str, next_path: str) -> None:
     """Log a Playwright page in through the portal's login form and wait for ``next_path``."""
     page.goto(f"{base_url}/accounts/login/?next={next_path}")

@@ -9,9 +9,9 @@ import pytest
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.test import Client
-from django.utils import timezone
 
 from attendance.services import attendance_check
+from conftest import earlier_today
 from portal.models import Department, Employee
 from recognition.models import ErasureRequest, FaceImage
 from recognition.services import face_enroll
@@ -26,11 +26,11 @@ def test_employee_sees_own_history_requests_erasure_and_manager_carries_it_out(p
     boss_user = User.objects.create_user("boss")
     Employee.objects.create(user=boss_user, code="M", full_name="Boss", department=team, role="manager")
     face_enroll(employee=ana, data=people["joe_biden"][0].read_bytes())
-    attendance_check(employee=ana, at=timezone.now() - dt.timedelta(hours=3))
+    attendance_check(employee=ana, at=earlier_today(dt.timedelta(hours=3)))
     me = Client()
     me.force_login(ana_user)
     page = me.get("/me/").content.decode()
-    assert "Ana Example" in page and "In progress" in page  # today's record, checked in 3 h ago
+    assert "Ana Example" in page and "In progress" in page  # today's record, checked in earlier today
     assert "my enrolled face 1" in page
     page = me.post("/me/", {"note": "I am leaving"}, follow=True).content.decode()
     assert "was sent to your manager" in page and "you asked for your photos to be deleted".lower() in page.lower()

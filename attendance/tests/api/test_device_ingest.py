@@ -14,6 +14,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from attendance.models import AttendanceEvent, RecognitionLog
+from conftest import earlier_today
 from portal.models import Department, Employee
 from portal.services import device_create, employee_delete
 from recognition.models import EnrolmentCode, FaceImage
@@ -51,7 +52,7 @@ def test_a_repeated_key_gets_the_first_answer_and_is_stored_once(door, ana, peop
     settings.ROLLCALL_LIVENESS = "off"
     settings.ATTENDANCE_REPEAT_WINDOW_SECONDS = 0
     client, device = door
-    captured = timezone.now() - dt.timedelta(minutes=42)  # queued on the device while the portal was down
+    captured = earlier_today(dt.timedelta(minutes=42))  # queued on the device while the portal was down
     body = {"frames": _files(people["joe_biden"][1]), "key": "evt-000000001", "captured_at": captured.isoformat()}
     first = client.post("/api/v1/check-ins", body, format="multipart")
     assert first.status_code == 200 and first.json()["outcome"] == "checked_in"
