@@ -71,12 +71,15 @@ def video_frames(path: Path, *, rgb: bool = False) -> list:
 
 def earlier_today(delta):
     """``delta`` before now, or half-way back to the site's last midnight when that is nearer:
-    an instant that is always earlier on the same local day, whenever the tests run."""
+    an instant that is always earlier on the same local day, whenever the tests run (in UTC, so
+    a day with a DST change counts its real hours)."""
+    import datetime as dt
+
     from django.utils import timezone
 
-    now = timezone.localtime()
-    since_midnight = now - now.replace(hour=0, minute=0, second=0, microsecond=0)
-    return now - min(delta, since_midnight / 2)
+    now = timezone.now()
+    midnight = timezone.make_aware(dt.datetime.combine(timezone.localdate(now), dt.time.min)).astimezone(dt.UTC)
+    return now - min(delta, (now - midnight) / 2)
 
 
 def browser_login(page, base_url: str, username: str, password: str, next_path: str) -> None:

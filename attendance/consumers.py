@@ -4,8 +4,9 @@ Monitor: ``/ws/monitor/``. Session-authenticated managers and admins join the gr
 audience (attendance.events: admins one group; managers their department's, unknown faces' and
 devices' groups) and so receive only the recognition events they may see (admins: all; managers:
 their department's employees, unknown faces, themselves), device online/offline changes and, for one device they choose,
-its low-rate annotated preview frames. A client message ``{"type": "watch", "device": ID or
-null, "preview": bool}`` sets the device filter.
+its low-rate annotated preview frames (the camera view: admins, or every manager with
+``ROLLCALL_CAMERA_VIEW=managers``). A client message ``{"type": "watch", "device": ID or
+null, "preview": bool}`` sets the device filter; the ``watching`` answer says whether the preview was granted.
 
 Device: ``/ws/device/`` with ``Authorization: Device <token>`` on the handshake. Messages:
 ``heartbeat`` (optionally with the device's dead-letter report: ``dead_letters``, a count, and
@@ -69,6 +70,7 @@ from portal.permissions import (
     is_manager,
     kiosk_session_still_valid,
     may_use_kiosk_page,
+    may_view_cameras,
     session_user_now,
 )
 from portal.services import device_connected, device_gone
@@ -103,6 +105,7 @@ class Viewer:
     admin: bool
     employee_id: int | None
     department_id: int | None
+    cameras: bool = False  # may watch a door's camera view (portal.permissions.may_view_cameras)
 
     @property
     def groups(self) -> list[str]:
@@ -116,7 +119,7 @@ def _viewer(user: Any) -> Viewer | None:
         return None
     employee: Employee | None = employee_of(user)
     return Viewer(admin=is_admin(user), employee_id=employee.pk if employee else None,
-                  department_id=employee.department_id if employee else None)
+                  department_id=employee.department_id if employee else None, cameras=may_view_cameras(user))
 
 
 def _viewer_now(session_key: str | None, user_pk: int) -> Viewer | None:
@@ -176,7 +179,7 @@ class MonitorConsumer(JsonTextFrames, AsyncJsonWebsocketConsumer):
             log.warning("monitor: could not re-read the viewer's rights; event not sent", exc_info=True)
             return False
         # The audience is what matters: an admin whose employee row moved still sees everything.
-        if viewer is None or viewer.groups != self.viewer.groups:
+        if viewer is None or (viewer.groups, viewer.cameras) != (self.viewer.groups, self.viewer.cameras):
             self.revoked = True
             await self.send_json({"kind": "error", "code": "not_allowed",
                                   "detail": "Your session ended or your access changed: reload the page."})
@@ -196,7 +199,7 @@ class MonitorConsumer(JsonTextFrames, AsyncJsonWebsocketConsumer):
             await self.send_json({"kind": "error", "code": "bad_request", "detail": "device must be an id or null."})
             return
         self.device_filter = device
-        preview = bool(content.get("preview")) and device is not None
+        preview = bool(content.get("preview")) and device is not None and self.viewer.cameras
         if self.preview_device is not None:
             await self.channel_layer.group_discard(preview_group(self.preview_device), self.channel_name)
             self.preview_device = None

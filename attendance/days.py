@@ -5,12 +5,13 @@ The rules (after Frappe HRMS):
 
 - **Shift.** An employee's shift comes from their own assignment, else their department's.
 - **Day of an event.** Times are read in the site time zone (``settings.TIME_ZONE``, via
-  zoneinfo). An event counts for its local calendar day, except on an overnight shift (one whose
-  end is at or before its start, e.g. 22:00-06:00): an event before the previous day's shift end
-  plus ``Shift.checkout_after_end_minutes`` (default 4 h, so before 10:00 for a 22:00-06:00
-  shift) counts for the previous day, the day the shift started. When the day's own shift starts
-  inside that window (a rota back to days, a 24-hour shift), the two are split halfway between
-  the overnight end and the day's start (at the start if they overlap).
+  zoneinfo). An event counts for its local calendar day, except when the previous day's shift
+  with its check-out allowance runs past midnight (``overnight_cutoff``): an event before the
+  previous day's shift end plus ``Shift.checkout_after_end_minutes`` (default 4 h: before 10:00
+  for a 22:00-06:00 shift, before 03:30 for a 16:00-23:30 one) counts for the previous day, the
+  day the shift started. When the day's own shift starts inside that window (a rota back to
+  days, a 24-hour shift), the two are split halfway between the previous end and the day's start
+  (at the start if they overlap). Without a shift, the calendar day.
 - **In and out by position.** Every recognition is stored as an event with its capture time,
   source and score. A day's events are sorted by capture time; an event within
   ``ATTENDANCE_REPEAT_WINDOW_SECONDS`` after the previous *kept* event is the same visit and is
@@ -158,18 +159,22 @@ def shift_bounds(shift: Shift, day: dt.date) -> tuple[dt.datetime, dt.datetime]:
 
 
 def overnight_cutoff(*, employee: Employee, day: dt.date) -> dt.datetime | None:
-    """For an overnight shift starting on ``day``: the moment on the next day from which events
-    count for the next day (None: not an overnight shift). It is the shift's end plus its
-    check-out allowance, unless the next day's own shift starts before that (a rota back to days,
-    a 24-hour shift): then the two windows are split halfway between the end and the next start,
-    or at the next start when they overlap."""
+    """For a shift starting on ``day`` whose end plus its check-out allowance
+    (``checkout_after_end_minutes``) runs past midnight — every overnight shift, and a late shift
+    whose allowance does: the moment on the next day from which events count for the next day
+    (None: no shift, or the shift and its allowance end by midnight). It is the shift's end plus
+    the allowance, unless the next day's own shift starts before that (a rota back to days, a
+    24-hour shift): then the two windows are split halfway between the end and the next start, or
+    at the next start when they overlap."""
     shift = shift_for(employee=employee, day=day)
-    if shift is None or not shift.overnight:
+    if shift is None:
         return None
     # On UTC instants: the allowance and the halfway point are real time, also on a DST night.
     end = shift_bounds(shift, day)[1].astimezone(UTC)
     cutoff = end + dt.timedelta(minutes=shift.checkout_after_end_minutes)
     following = day + dt.timedelta(days=1)
+    if cutoff <= local_at(following, dt.time.min).astimezone(UTC):
+        return None
     next_shift = shift_for(employee=employee, day=following)
     if next_shift is not None and is_working_day(shift=next_shift, day=following):
         next_start = shift_bounds(next_shift, following)[0].astimezone(UTC)
@@ -178,10 +183,17 @@ def overnight_cutoff(*, employee: Employee, day: dt.date) -> dt.datetime | None:
     return cutoff
 
 
+def may_run_past_midnight(shift: Shift) -> bool:
+    """Whether ``shift``'s end plus its check-out allowance may reach the next day: overnight_cutoff's
+    cheap test, with an hour to spare for a DST night."""
+    end = shift.end.hour * 60 + shift.end.minute
+    return shift.overnight or end + shift.checkout_after_end_minutes > 23 * 60
+
+
 def correction_time(record: AttendanceRecord, time: dt.time) -> dt.datetime:
-    """A clock time a manager typed for ``record``'s day: on an overnight shift, a time on the next
-    morning before the day's cut-off (``overnight_cutoff``) is on the next calendar day (the same
-    rule as for events)."""
+    """A clock time a manager typed for ``record``'s day: when the day's shift runs past midnight
+    (``overnight_cutoff``), a time before the shift's start that is before the cut-off on the next
+    morning is on the next calendar day (the same rule as for events)."""
     shift = shift_for(employee=record.employee, day=record.date)
     cutoff = overnight_cutoff(employee=record.employee, day=record.date)
     if shift is not None and cutoff is not None and time < shift.start:
@@ -342,7 +354,8 @@ def _apply_rules(record: AttendanceRecord, *, closing: bool) -> None:
             record.status = Status.OPEN
         return
     if shift is not None:
-        start, end = shift_bounds(shift, record.date)
+        # On UTC instants: a grace is real minutes, also when it crosses a DST change.
+        start, end = (bound.astimezone(UTC) for bound in shift_bounds(shift, record.date))
         if record.first_in is not None:
             record.late = record.first_in > start + dt.timedelta(minutes=shift.late_grace_minutes)
         if record.last_out is not None:
@@ -373,9 +386,11 @@ CORRECTION_REASON_MAX = 1000
 def attendance_correct(*, record: AttendanceRecord, changed_by: AbstractBaseUser, reason: str,
                        first_in: dt.datetime | None = None, last_out: dt.datetime | None = None,
                        status: str | None = None) -> AttendanceRecord:
-    """A manager's correction: a reason is required and the before/after values are kept. Worked
-    time is last out - first in less the day's breaks inside that window; events that were
-    waiting for review are taken into account and no longer flagged."""
+    """A manager's correction: a reason is required and the before/after values are kept. The
+    times the manager typed (now or in an earlier correction) stand; a time never typed is the
+    day's events' (so events that were waiting for review count, wherever they fall in the
+    day). Worked time is last out - first in less the day's breaks inside that window; the
+    events waiting for review are no longer flagged."""
     if not reason or not reason.strip():
         raise ValueError("A correction needs a reason.")
     if len(reason.strip()) > CORRECTION_REASON_MAX:
@@ -389,10 +404,16 @@ def attendance_correct(*, record: AttendanceRecord, changed_by: AbstractBaseUser
         record = AttendanceRecord.objects.select_for_update().get(pk=record.pk)
         before = _snapshot(record)
         timeline, _ = _rederive(record)
+        # A time the manager types now, or typed before, stands; one never typed follows the day's
+        # events, those that arrived since the last correction included (as if they came in order).
         if first_in is not None:
-            record.first_in = first_in
+            record.first_in, record.first_in_typed = first_in, True
+        elif not record.first_in_typed:
+            record.first_in = timeline.first_in
         if last_out is not None:
-            record.last_out = last_out
+            record.last_out, record.last_out_typed = last_out, True
+        elif not record.last_out_typed:
+            record.last_out = timeline.last_out
         if record.first_in and record.last_out:
             if record.last_out < record.first_in:
                 raise ValueError("The check-out time is before the check-in time.")

@@ -130,6 +130,9 @@ class AttendanceRecord(models.Model):
     early_exit = models.BooleanField(default=False)
     missing_checkout = models.BooleanField(default=False)
     corrected = models.BooleanField(default=False)
+    # Which times a manager typed: those stand; the others follow the day's events at each correction.
+    first_in_typed = models.BooleanField(default=False)
+    last_out_typed = models.BooleanField(default=False)
     needs_review = models.BooleanField(default=False, help_text="Events arrived after the correction; not applied.")
     settled_at = models.DateTimeField(null=True, blank=True, help_text="When the nightly job closed the day.")
     updated_at = models.DateTimeField(auto_now=True)
@@ -205,7 +208,9 @@ class RecognitionLog(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.source}: {self.outcome or self.state}"
+        from django.utils import timezone
+
+        return f"{timezone.localtime(self.at):%Y-%m-%d %H:%M:%S} {self.source}: {self.outcome or self.state}"
 
     @property
     def outcome_label(self) -> str:

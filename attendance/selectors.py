@@ -12,8 +12,8 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from attendance.models import AttendanceRecord, RecognitionLog
-from attendance.services import is_working_day, shift_for
+from attendance.models import AttendanceRecord, RecognitionLog, Shift
+from attendance.services import is_working_day, may_run_past_midnight, overnight_cutoff, shift_for
 from portal.models import Device, Employee
 from portal.permissions import is_admin, visible_employees
 
@@ -53,14 +53,21 @@ class TodayBoard:
         return len(self.inside) + len(self.left) + len(self.not_yet_in) + len(self.absent) + len(self.off)
 
 
-def today_board(user: AbstractBaseUser, *, day: dt.date | None = None, department_id: int | None = None) -> TodayBoard:
-    """Who is in, out, not yet in and absent on ``day`` (the site's today). Without shifts the board
-    still works: a person with no shift and no check-in is "not yet in" until the day closes."""
-    day = day or timezone.localdate()
+def today_board(user: AbstractBaseUser, *, day: dt.date | None = None, department_id: int | None = None,
+                now: dt.datetime | None = None) -> TodayBoard:
+    """Who is in, out, not yet in and absent on ``day`` (the site's today, as at ``now``). Without
+    shifts the board still works: a person with no shift and no check-in is "not yet in" until the
+    day closes. On today's board, a night shift that began yesterday and is still on shows its
+    people in."""
+    now = now or timezone.now()
+    day = day or timezone.localdate(now)
     board = TodayBoard(day=day)
     records = {r.employee_id: r for r in records_for(user, start=day, end=day, department_id=department_id)}
+    night = _still_in_from_last_night(user, day=day, department_id=department_id, now=now)
     for employee in employees_for(user, department_id=department_id):
         record = records.get(employee.pk)
+        if (record is None or record.first_in is None) and employee.pk in night:
+            record = night[employee.pk]  # last night's shift is still on and they are still in
         if record is None or record.first_in is None:
             if record is not None and record.status == Status.ABSENT:
                 board.absent.append(record)
@@ -78,6 +85,32 @@ def today_board(user: AbstractBaseUser, *, day: dt.date | None = None, departmen
         if record.late:
             board.late.append(record)
     return board
+
+
+def _still_in_from_last_night(user: AbstractBaseUser, *, day: dt.date, department_id: int | None,
+                              now: dt.datetime) -> dict[int, AttendanceRecord]:
+    """On today's board: the records of yesterday's shifts that run past midnight and are still on
+    (before the cut-off, attendance.days.overnight_cutoff) of people who have not checked out: they
+    are in the building now, although their day is yesterday's. By employee id."""
+    from attendance.models import AttendanceEvent
+
+    if day != timezone.localdate(now) or not any(may_run_past_midnight(shift) for shift in Shift.objects.all()):
+        return {}
+    previous = day - dt.timedelta(days=1)
+    records = {r.employee_id: r for r in records_for(user, start=previous, end=previous, department_id=department_id)
+               .filter(first_in__isnull=False, employee__is_active=True, corrected=False)}
+    last_kind: dict[int, str] = {}  # each person's last kept event of that day, in one query
+    for employee_id, kind in (AttendanceEvent.objects.filter(employee_id__in=list(records), day=previous)
+                              .exclude(kind=AttendanceEvent.Kind.REPEAT).order_by("employee_id", "-at", "-pk")
+                              .values_list("employee_id", "kind")):
+        last_kind.setdefault(employee_id, kind)
+    night = {}
+    for employee_id, kind in last_kind.items():
+        record = records[employee_id]
+        cutoff = overnight_cutoff(employee=record.employee, day=previous) if kind == AttendanceEvent.Kind.CHECK_IN else None
+        if cutoff is not None and now < cutoff:
+            night[employee_id] = record
+    return night
 
 
 def _is_out(record: AttendanceRecord) -> bool:

@@ -34,6 +34,8 @@ from attendance.days import (
     correction_time,  # noqa: F401
     is_holiday,  # noqa: F401
     is_working_day,  # noqa: F401
+    may_run_past_midnight,  # noqa: F401
+    overnight_cutoff,  # noqa: F401
     shift_for,  # noqa: F401
 )
 from attendance.events import mirror_deletes_published, recognition_published

@@ -32,7 +32,7 @@ from attendance.services import attendance_correct, correction_time
 from portal.api import MAX_ID
 from portal.http import image_response
 from portal.models import Department
-from portal.permissions import is_manager, may_correct_attendance, may_view_reports, visible_employees
+from portal.permissions import is_manager, may_correct_attendance, may_view_cameras, may_view_reports, visible_employees
 
 
 @ensure_csrf_cookie
@@ -188,6 +188,7 @@ def monitor(request: HttpRequest) -> HttpResponse:
         "entries": recognitions_for(request.user, device_id=device_id, limit=50),
         "devices": device_statuses(),
         "device_id": device_id,
+        "camera_view": may_view_cameras(request.user),
         "offline_seconds": settings.ROLLCALL_DEVICE_OFFLINE_SECONDS,
     })
 

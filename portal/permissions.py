@@ -151,6 +151,14 @@ def may_view_reports(actor: User) -> bool:
     return is_manager(actor)
 
 
+def may_view_cameras(actor: User) -> bool:
+    """The monitor's live camera view shows every face at a door, whatever their department:
+    admins only, unless ``ROLLCALL_CAMERA_VIEW=managers`` opens it to every manager."""
+    from django.conf import settings
+
+    return is_admin(actor) or (settings.ROLLCALL_CAMERA_VIEW == "managers" and is_manager(actor))
+
+
 def may_view_gallery_map(actor: User) -> bool:
     """The gallery map (every visible person's photos in 2D): managers and admins; it shows only
     the people ``visible_employees`` gives them."""

@@ -58,6 +58,33 @@ def run_due(*, since: dt.datetime) -> list[str]:
     return ran
 
 
+# The built-in nightly entries (their migrations create them) run in site time: 00:15 and 02:00.
+SITE_TIME_ENTRIES = ("Close yesterday's attendance", "Nightly learning")
+
+
+def follow_site_time_zone(**kwargs: object) -> list[str]:
+    """Move the built-in nightly entries onto the site's time zone (``TIME_ZONE``) when their
+    crontab carries another one (the database was migrated before the zone was set, or the zone
+    changed). Runs after every ``migrate`` (post_migrate). Their hour and minute stay; a crontab
+    shared with another entry is left as it is (the entry gets its own). Returns the names moved."""
+    from django_celery_beat.models import CrontabSchedule, PeriodicTask
+
+    zone = settings.TIME_ZONE
+    moved = []
+    for entry in PeriodicTask.objects.filter(name__in=SITE_TIME_ENTRIES, crontab__isnull=False).select_related("crontab"):
+        crontab = entry.crontab
+        if str(crontab.timezone) == zone:
+            continue
+        entry.crontab, _ = CrontabSchedule.objects.get_or_create(
+            minute=crontab.minute, hour=crontab.hour, day_of_week=crontab.day_of_week,
+            day_of_month=crontab.day_of_month, month_of_year=crontab.month_of_year, timezone=zone)
+        entry.save(update_fields=["crontab"])  # the model's save also tells beat the schedule changed
+        moved.append(entry.name)
+    if moved:
+        logger.info("nightly entries moved to the site's time zone %s: %s", zone, ", ".join(moved))
+    return moved
+
+
 def seconds_to_next(*, since: dt.datetime) -> float:
     """How long until the earliest enabled periodic task is due (at most POLL_SECONDS)."""
     from django_celery_beat.models import PeriodicTask

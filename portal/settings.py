@@ -305,6 +305,11 @@ ATTENDANCE_REPEAT_WINDOW_SECONDS = int(os.environ.get("ATTENDANCE_REPEAT_WINDOW_
 ROLLCALL_LIVENESS = os.environ.get("ROLLCALL_LIVENESS", "blink")
 if ROLLCALL_LIVENESS not in ("blink", "challenge", "off"):
     raise ImproperlyConfigured("ROLLCALL_LIVENESS must be blink, challenge or off")
+# The live monitor's camera view (a door's frames, every face in them): "admins" (default) or
+# "managers" (every manager, whatever their department).
+ROLLCALL_CAMERA_VIEW = os.environ.get("ROLLCALL_CAMERA_VIEW", "admins")
+if ROLLCALL_CAMERA_VIEW not in ("admins", "managers"):
+    raise ImproperlyConfigured("ROLLCALL_CAMERA_VIEW must be admins or managers")
 ROLLCALL_CHALLENGE_SECONDS = int(os.environ.get("ROLLCALL_CHALLENGE_SECONDS", "60"))
 
 # A device is shown offline when it has not been heard from (heartbeat, websocket, check-in) for this long.

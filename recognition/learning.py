@@ -130,8 +130,13 @@ def learning_purge(*, now: dt.datetime | None = None) -> int:
     doomed = set(stale.values_list("pk", flat=True))
     corrected = set(AttendanceRecord.objects.filter(corrected=True).values_list("employee_id", "date"))
     if corrected:
-        for pk, employee_id, at in LearningCandidate.objects.values_list("pk", "employee_id", "captured_at"):
-            if (employee_id, timezone.localdate(at)) in corrected:
+        from attendance.days import attendance_day
+
+        # The attendance day, not the calendar day: a night shift's morning counts for the night.
+        people = Employee.objects.in_bulk({employee_id for employee_id, _ in corrected})
+        for pk, employee_id, at in LearningCandidate.objects.filter(employee_id__in=people).values_list(
+                "pk", "employee_id", "captured_at"):
+            if (employee_id, attendance_day(employee=people[employee_id], at=at)) in corrected:
                 doomed.add(pk)
     count = 0
     with transaction.atomic():

@@ -174,7 +174,9 @@ class EnrolmentCode(models.Model):
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
-        return f"enrolment code for {self.employee} (until {self.expires_at:%H:%M})"
+        from django.utils import timezone
+
+        return f"enrolment code for {self.employee} (until {timezone.localtime(self.expires_at):%H:%M})"
 
 
 # --- Nightly learning (recognition/learning*.py) -------------------------------------------------------

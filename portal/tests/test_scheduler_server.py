@@ -58,3 +58,29 @@ def test_two_portal_processes_run_a_due_nightly_job_exactly_once(tmp_path: Path)
         for process in processes:
             os.killpg(process.pid, signal.SIGTERM)
             process.wait(20)
+
+
+def test_the_nightly_entries_follow_a_time_zone_set_after_the_first_migrate(tmp_path: Path) -> None:
+    """`.ci/start` migrates before an operator sets TIME_ZONE: the next `migrate` moves the two
+    built-in nightly entries to the site's zone (same hour and minute), leaving other entries be."""
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_", "REDIS_", "CELERY_", "TIME_ZONE"))},
+           "ROLLCALL_VAR_DIR": str(tmp_path / "var"), "MEDIA_ROOT": str(tmp_path / "media")}
+    database = tmp_path / "var" / "rollcall.sqlite3"
+    query = ("SELECT t.name, c.hour, c.minute, c.timezone FROM django_celery_beat_periodictask t "
+             "JOIN django_celery_beat_crontabschedule c ON c.id = t.crontab_id ORDER BY t.name")
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
+    with sqlite3.connect(database) as db:
+        assert {zone for *_, zone in db.execute(query)} == {"UTC"}
+        db.execute("INSERT INTO django_celery_beat_crontabschedule (minute, hour, day_of_week, day_of_month, "
+                   "month_of_year, timezone) VALUES ('0', '6', '*', '*', '*', 'UTC')")
+        db.execute("INSERT INTO django_celery_beat_periodictask (name, task, args, kwargs, enabled, total_run_count, "
+                   "one_off, headers, priority, description, date_changed, crontab_id) VALUES ('Site report', "
+                   "'attendance.close_yesterday', '[]', '{}', 1, 0, 0, '{}', NULL, '', datetime('now'), "
+                   "(SELECT max(id) FROM django_celery_beat_crontabschedule))")
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT,
+                   env={**env, "TIME_ZONE": "America/Los_Angeles"}, check=True)
+    with sqlite3.connect(database) as db:
+        rows = list(db.execute(query))
+    assert rows == [("Close yesterday's attendance", "0", "15", "America/Los_Angeles"),
+                    ("Nightly learning", "2", "0", "America/Los_Angeles"),
+                    ("Site report", "6", "0", "UTC")], rows

@@ -4,7 +4,7 @@
   const list = document.getElementById("events");
   const status = document.getElementById("socket");
   const deviceSelect = document.getElementById("device");
-  const previewBox = document.getElementById("preview");
+  const previewBox = document.getElementById("preview"); // absent for those without the camera view
   const camera = document.getElementById("camera");
   const frame = document.getElementById("frame");
   const frameInfo = document.getElementById("frame-info");
@@ -73,8 +73,9 @@
   function watch() {
     if (!socket || socket.readyState !== WebSocket.OPEN) return;
     const device = deviceSelect.value ? Number(deviceSelect.value) : null;
-    socket.send(JSON.stringify({ type: "watch", device, preview: previewBox.checked && device !== null }));
-    camera.hidden = !(previewBox.checked && device !== null);
+    const preview = Boolean(previewBox && previewBox.checked) && device !== null;
+    socket.send(JSON.stringify({ type: "watch", device, preview }));
+    if (camera) camera.hidden = !preview;
     for (const li of list.querySelectorAll("li.event")) li.hidden = device !== null && li.dataset.device !== String(device);
   }
 
@@ -93,7 +94,7 @@
       const e = JSON.parse(message.data);
       if (e.kind === "recognition") addRecognition(e);
       else if (e.kind === "device") { setDevice(e.device_id, e.online, e.last_seen_at); setDeadLetters(e.device_id, e.dead_letters, e.dead_letters_recent); }
-      else if (e.kind === "preview") {
+      else if (e.kind === "preview" && frame) {
         frame.src = `data:image/jpeg;base64,${e.image}`;
         frameInfo.textContent = `${e.faces.length} face(s) · ${clock.format(new Date())}`;
         setDevice(e.device_id, true, new Date().toISOString());
@@ -102,6 +103,6 @@
   }
 
   deviceSelect.addEventListener("change", () => { history.replaceState(null, "", deviceSelect.value ? `?device=${deviceSelect.value}` : location.pathname); watch(); });
-  previewBox.addEventListener("change", watch);
+  if (previewBox) previewBox.addEventListener("change", watch);
   connect();
 })();

@@ -13,6 +13,7 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import transaction
+from django.test import Client
 from django.utils import timezone
 
 from attendance.consumers import MonitorConsumer
@@ -196,8 +197,11 @@ def test_a_device_check_in_is_answered_once_per_key_and_shown_live(people, setti
     assert entry.key == "visit-0001" and entry.device == device and entry.state == "done" and entry.thumbnail
 
 
-def test_device_filter_and_preview_frames_reach_only_watchers() -> None:
-    manager = _user("boss", "manager")
+@pytest.mark.parametrize("camera_view", ["admins", "managers"])
+def test_device_filter_and_preview_frames_reach_only_watchers_allowed_the_camera_view(camera_view, settings) -> None:
+    settings.ROLLCALL_CAMERA_VIEW = camera_view
+    granted = camera_view == "managers"
+    manager, admin = _user("boss", "manager"), _user("root", "admin")
     door, door_token = device_create(name="Front door")
     back, _ = device_create(name="Back door")
 
@@ -206,29 +210,41 @@ def test_device_filter_and_preview_frames_reach_only_watchers() -> None:
             recognition_published(RecognitionLog.objects.create(at=timezone.now(), state="done", outcome="unknown", device=device))
 
     async def scenario() -> None:
-        watcher, everyone = await _monitor(manager), await _monitor(manager)
-        assert (await watcher.connect())[0] and (await everyone.connect())[0]
+        watcher, asker, everyone = await _monitor(admin), await _monitor(manager), await _monitor(manager)
+        assert (await watcher.connect())[0] and (await asker.connect())[0] and (await everyone.connect())[0]
         await watcher.send_json_to({"type": "watch", "device": door.pk, "preview": True})
         assert (await watcher.receive_json_from(timeout=5)) == {"kind": "watching", "device": door.pk, "preview": True}
+        # A manager's camera view is granted only where the site opened it to managers.
+        await asker.send_json_to({"type": "watch", "device": door.pk, "preview": True})
+        assert (await asker.receive_json_from(timeout=5)) == {"kind": "watching", "device": door.pk, "preview": granted}
         await database_sync_to_async(publish)(back)
         await database_sync_to_async(publish)(door)
         assert (await watcher.receive_json_from(timeout=5))["device_id"] == door.pk
+        assert (await asker.receive_json_from(timeout=5))["device_id"] == door.pk
         assert [(await everyone.receive_json_from(timeout=5))["device_id"] for _ in range(2)] == [back.pk, door.pk]
         device = _device_socket(door_token)
         assert (await device.connect())[0]
         await device.receive_json_from(timeout=5)
-        for communicator in (watcher, everyone):
+        for communicator in (watcher, asker, everyone):
             assert (await communicator.receive_json_from(timeout=5))["kind"] == "device"
         await device.send_json_to({"type": "preview", "image": base64.b64encode(b"\xff\xd8jpeg").decode(),
                                    "faces": [{"box": [1, 2, 3, 4]}]})
         preview = await watcher.receive_json_from(timeout=5)
         assert preview["kind"] == "preview" and preview["device_id"] == door.pk and preview["faces"] == [{"box": [1, 2, 3, 4]}]
+        if granted:
+            assert (await asker.receive_json_from(timeout=5))["kind"] == "preview"
+        else:
+            assert await asker.receive_nothing(timeout=0.3)
         assert await everyone.receive_nothing(timeout=0.3)
-        await device.disconnect()
-        await watcher.disconnect()
-        await everyone.disconnect()
+        for communicator in (device, watcher, asker, everyone):
+            await communicator.disconnect()
 
     async_to_sync(scenario)()
+    # The page offers the camera view only to those the socket grants it.
+    for user, offered in ((admin, True), (manager, granted)):
+        page = Client()
+        page.force_login(user)
+        assert ('id="preview"' in page.get("/monitor/").content.decode()) is offered
 
 
 def test_device_socket_answers_non_json_and_binary_frames_and_stays_open() -> None:

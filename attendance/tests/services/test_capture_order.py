@@ -246,6 +246,32 @@ def test_a_night_across_a_dst_change_counts_real_time(team: Department, settings
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(("night", "end", "out", "early"), [
+    # New York springs forward at 02:00 on Sun 8 Mar 2026: the 19:00-03:00 shift ends at 03:00 EDT,
+    # and leaving then is on time (the end minus 15 min grace is 01:45 EST in real time, not 02:45).
+    (dt.date(2026, 3, 7), dt.time(3), dt.datetime(2026, 3, 8, 7, 0, tzinfo=UTC), False),
+    # Berlin falls back at 03:00 on Sun 25 Oct 2026: the shift ends 03:05 CET (02:05 UTC); leaving
+    # at the second 02:30 (CET, 01:30 UTC) is 35 real minutes early, not 35 wall-clock minutes late.
+    (dt.date(2026, 10, 24), dt.time(3, 5), dt.datetime(2026, 10, 25, 1, 30, tzinfo=UTC), True),
+])
+def test_a_grace_across_a_dst_change_is_real_minutes(team: Department, settings, night, end, out, early) -> None:
+    from zoneinfo import ZoneInfo
+
+    zone = "America/New_York" if night.month == 3 else "Europe/Berlin"
+    settings.TIME_ZONE = zone
+    local = ZoneInfo(zone)
+    shift = Shift.objects.create(name="Late", start=dt.time(19) if night.month == 3 else dt.time(20), end=end,
+                                 working_days=[0, 1, 2, 3, 4, 5, 6], early_exit_grace_minutes=15, late_grace_minutes=5)
+    nina = Employee.objects.create(code="N", full_name="Nina Night", department=team)
+    ShiftAssignment.objects.create(shift=shift, employee=nina, valid_from=dt.date(2026, 1, 1))
+    attendance_check(employee=nina, at=dt.datetime.combine(night, shift.start, tzinfo=local).astimezone(UTC))
+    attendance_check(employee=nina, at=out)
+    record = AttendanceRecord.objects.get(employee=nina)
+    assert record.date == night and record.last_out is not None
+    assert record.early_exit is early and not record.late
+
+
+@pytest.mark.django_db
 def test_the_day_is_the_site_time_zones(team: Department, settings) -> None:
     settings.TIME_ZONE = "America/Los_Angeles"
     ana = Employee.objects.create(code="LA", full_name="Ana LA", department=team)

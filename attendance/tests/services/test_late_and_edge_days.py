@@ -130,6 +130,73 @@ def test_today_board_after_a_correction(team) -> None:
         f"inside={[r.employee.code for r in board.inside]} left={[r.employee.code for r in board.left]}")
 
 
+# 5a. Overtime past midnight on a late shift closes the day it belongs to: the check-out at 00:30
+#     counts for the day the shift started (its end + check-out allowance runs past midnight), so
+#     the next day still starts with a check-in — in every order the events arrive.
+@pytest.mark.parametrize(("start", "end", "allowance"), [(dt.time(14), dt.time(22), 240), (dt.time(9), dt.time(17), 480)])
+def test_overtime_past_midnight_counts_for_the_day_the_shift_started(team, settings, start, end, allowance) -> None:
+    import itertools
+
+    settings.TIME_ZONE = "Europe/Berlin"
+    from zoneinfo import ZoneInfo
+
+    local = ZoneInfo("Europe/Berlin")
+    late = Shift.objects.create(name="Late", start=start, end=end, working_days=[0, 1, 2, 3, 4],
+                                checkout_after_end_minutes=allowance)
+    ola = Employee.objects.create(code="O", full_name="Ola", department=team[0])
+    ShiftAssignment.objects.create(shift=late, employee=ola, valid_from=dt.date(2026, 1, 1))
+    monday, tuesday = dt.date(2026, 11, 16), dt.date(2026, 11, 17)
+
+    def when(day: dt.date, time: dt.time) -> dt.datetime:
+        return dt.datetime.combine(day, time, tzinfo=local)
+
+    times = [when(monday, start), when(tuesday, dt.time(0, 30)), when(tuesday, start), when(tuesday, end)]
+    answers = [attendance_check(employee=ola, at=at).kind for at in times]
+    assert answers == ["in", "out", "in", "out"]
+    expected = {monday: (times[0], times[1]), tuesday: (times[2], times[3])}
+    for order in itertools.permutations(times):
+        AttendanceEvent.objects.all().delete()
+        AttendanceRecord.objects.all().delete()
+        for at in order:
+            attendance_check(employee=ola, at=at)
+        days = {r.date: (r.first_in, r.last_out) for r in AttendanceRecord.objects.filter(employee=ola)}
+        assert days == expected, (order, days)
+    monday_record = AttendanceRecord.objects.get(employee=ola, date=monday)
+    assert monday_record.worked_seconds == int((times[1] - times[0]).total_seconds()) and not monday_record.early_exit
+
+
+# 5b. A night worker is "In" on today's board from midnight until they check out (before their
+#     shift's cut-off), although their day is yesterday's; after that, tonight's shift is due.
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Berlin", "Asia/Kolkata"])
+def test_today_board_shows_a_night_shift_in_after_midnight(team, settings, zone) -> None:
+    from zoneinfo import ZoneInfo
+
+    settings.TIME_ZONE = zone
+    local = ZoneInfo(zone)
+    night = Shift.objects.create(name="Night", start=dt.time(22), end=dt.time(6), working_days=[0, 1, 2, 3, 4])
+    nora = Employee.objects.create(code="N", full_name="Nora", department=team[0])
+    ShiftAssignment.objects.create(shift=night, employee=nora, valid_from=dt.date(2026, 1, 1))
+    admin = User.objects.create_superuser("root", password="x")
+
+    def board(day: int, hour: int, minute: int = 0):
+        return today_board(admin, now=dt.datetime(2026, 11, day, hour, minute, tzinfo=local))
+
+    def where(b) -> str:
+        lists = {"in": [r.employee_id for r in b.inside], "out": [r.employee_id for r in b.left],
+                 "not yet in": [e.pk for e in b.not_yet_in], "off": [e.pk for e in b.off]}
+        return next((name for name, ids in lists.items() if nora.pk in ids), "nowhere")
+
+    friday = attendance_check(employee=nora, at=dt.datetime(2026, 11, 13, 22, 0, tzinfo=local)).record
+    assert friday.date == dt.date(2026, 11, 13)
+    assert where(board(14, 2)) == "in"          # Saturday 02:00: still on Friday's night (Saturday is off)
+    assert board(14, 2).day == dt.date(2026, 11, 14)
+    assert where(board(14, 11)) == "off"        # past the cut-off (06:00 + 4 h), nobody checked out: off today
+    attendance_check(employee=nora, at=dt.datetime(2026, 11, 16, 22, 0, tzinfo=local))   # Monday night
+    assert where(board(17, 2)) == "in"          # Tuesday 02:00
+    attendance_check(employee=nora, at=dt.datetime(2026, 11, 17, 6, 1, tzinfo=local))    # Monday night's out
+    assert where(board(17, 6, 30)) == "not yet in"  # she left; Tuesday's night is due
+
+
 # 6. A deactivated employee's past, closed attendance stays in the month sheet, the CSV export and
 #    the records API for the months they worked.
 def test_a_deactivated_employee_stays_in_past_reports(team) -> None:
@@ -180,6 +247,53 @@ def test_correction_clears_missing_checkout_whatever_the_order(team, close_first
         attendance_close_day(day=dt.date(2026, 11, 12))
     fixed.refresh_from_db()
     assert (fixed.status, fixed.worked_seconds, fixed.missing_checkout) == (Status.PRESENT, 8 * 3600, False)
+
+
+# 9b. Events that arrived after a correction count when the manager saves the review, for every
+#     time the manager never typed (a typed time stands): the day ends as if they had come in order.
+@pytest.mark.parametrize("typed", ["last_out", "status"])
+def test_a_review_save_takes_late_events_for_the_times_nobody_typed(team, typed) -> None:
+    boss = User.objects.create_superuser("root", password="x")
+    thursday = dt.date(2026, 11, 12)
+    fix = {"last_out": {"last_out": at(12, 17)}, "status": {"status": Status.PRESENT}}[typed]
+
+    def day(order: list[dt.datetime]) -> tuple:
+        AttendanceCorrection.objects.all().delete()
+        AttendanceEvent.objects.all().delete()
+        AttendanceRecord.objects.all().delete()
+        ana, _ = Employee.objects.get_or_create(code="A", defaults={"full_name": "Ana", "department": team[0]})
+        first, rest = order[0], order[1:]
+        attendance_check(employee=ana, at=first)
+        attendance_close_day(day=thursday)
+        record = attendance_correct(record=AttendanceRecord.objects.get(employee=ana, date=thursday), changed_by=boss,
+                                    reason="the manager's fix", **fix)
+        for late in rest:
+            attendance_check(employee=ana, at=late)
+        record.refresh_from_db()
+        if rest:
+            assert record.needs_review
+            record = attendance_correct(record=record, changed_by=boss, reason="reviewed")  # the form, fields empty
+        record.refresh_from_db()
+        return snap(record)
+
+    in_order = [at(12, 9), at(12, 16)]
+
+    def reference() -> tuple:  # both events first, then the same fix
+        AttendanceCorrection.objects.all().delete()
+        AttendanceEvent.objects.all().delete()
+        AttendanceRecord.objects.all().delete()
+        ana, _ = Employee.objects.get_or_create(code="A", defaults={"full_name": "Ana", "department": team[0]})
+        for event in in_order:
+            attendance_check(employee=ana, at=event)
+        attendance_close_day(day=thursday)
+        record = attendance_correct(record=AttendanceRecord.objects.get(employee=ana, date=thursday), changed_by=boss,
+                                    reason="the manager's fix", **fix)
+        return snap(record)
+
+    expected = reference()
+    assert expected[0] == at(12, 9) and expected[1] == (at(12, 17) if typed == "last_out" else at(12, 16))
+    assert day([at(12, 16), at(12, 9)]) == expected
+    assert day([at(12, 9), at(12, 16)]) == expected
 
 
 # 10. Half an hour of work on a holiday (or a weekly day off) is never settled as "absent".

@@ -51,10 +51,14 @@ def site(people, blink_frames, settings) -> dict[str, Employee]:
 
 @pytest.fixture
 def check_in() -> Callable[..., KioskOutcome]:
-    """A check-in through the real service, captured ``hours_ago`` hours ago (so the visits of one
-    test are never the same visit)."""
+    """A check-in through the real service, captured ``hours_ago`` hours before the latest 23:00
+    site time that has passed (so the visits of one test are never the same visit, and visits
+    less than 23 hours apart fall on one site day whenever the tests run)."""
 
-    base = timezone.now()  # fixed: slow machines must not move two captures of one visit apart
+    today = timezone.localdate()
+    base = timezone.make_aware(dt.datetime.combine(today, dt.time(23)))
+    if base > timezone.now():
+        base = timezone.make_aware(dt.datetime.combine(today - dt.timedelta(days=1), dt.time(23)))
 
     def run(frames: list[bytes], *, hours_ago: float) -> KioskOutcome:
         return kiosk_check_in(frames=frames, captured_at=base - dt.timedelta(hours=hours_ago), source="kiosk")

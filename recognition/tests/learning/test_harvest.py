@@ -68,3 +68,36 @@ def test_nothing_is_learned_from_a_check_in_whose_liveness_was_not_checked(site,
     settings.ROLLCALL_LEARN_WITHOUT_LIVENESS = True
     assert check_in([joe] * 3, hours_ago=2).outcome == "checked_out"
     assert LearningCandidate.objects.filter(employee=site["JOE"]).count() == 1
+
+
+def test_a_corrected_night_shifts_captures_are_purged_with_its_morning_and_no_other_days(site, people, settings) -> None:
+    """A manager corrects a night (a wrong person let in): every capture of that attendance day is
+    dropped by the nightly purge, its morning check-out (the next calendar day) included, and the
+    following night's captures stay."""
+    import datetime as dt
+
+    from django.contrib.auth.models import User
+    from django.utils import timezone
+
+    from attendance.models import AttendanceRecord, Shift, ShiftAssignment
+    from attendance.services import attendance_correct, kiosk_check_in
+    from recognition.learning import learning_purge
+
+    settings.ROLLCALL_LIVENESS = "off"
+    joe = site["JOE"]
+    night = Shift.objects.create(name="Night", start=dt.time(22), end=dt.time(6), working_days=[0, 1, 2, 3, 4, 5, 6])
+    ShiftAssignment.objects.create(shift=night, employee=joe, valid_from=dt.date(2026, 1, 1))
+    first = timezone.localdate() - dt.timedelta(days=3)
+    frames = [people["joe_biden"][1].read_bytes()] * 3
+    for day, time in ((first, dt.time(22, 5)), (first + dt.timedelta(days=1), dt.time(6, 5)),
+                      (first + dt.timedelta(days=1), dt.time(22, 10))):
+        at = timezone.make_aware(dt.datetime.combine(day, time))
+        assert kiosk_check_in(frames=frames, captured_at=at, source="kiosk").employee_id == joe.pk
+    assert LearningCandidate.objects.filter(employee=joe).count() == 3
+    record = AttendanceRecord.objects.get(employee=joe, date=first)
+    assert record.first_in is not None and record.last_out is not None  # the night's in and its morning out
+    attendance_correct(record=record, changed_by=User.objects.create_user("boss"), reason="Someone else at the door",
+                       status=record.status)
+    assert learning_purge() == 2
+    kept = LearningCandidate.objects.get(employee=joe)
+    assert timezone.localtime(kept.captured_at).time() == dt.time(22, 10)
