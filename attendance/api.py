@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from attendance.exports import records_csv
-from attendance.selectors import month_sheet, records_for
+from attendance.selectors import MAX_PERIOD_DAYS, month_sheet, records_for
 from attendance.services import (
     BURST_MAX_FRAMES,
     CAPTURED_AT_DEVICES_ONLY,
@@ -139,6 +139,13 @@ class RecordListApi(APIView):
             fields = super().get_fields()
             fields["from"] = serializers.DateField(required=False, help_text="first day (default: the 1st of this month)")
             return fields
+
+        def validate(self, attrs: dict) -> dict:
+            today = timezone.localdate()
+            start, end = attrs.get("from", today.replace(day=1)), attrs.get("to", today)
+            if end < start or (end - start).days > MAX_PERIOD_DAYS:
+                raise serializers.ValidationError(f"The period must run forward and be at most {MAX_PERIOD_DAYS + 1} days.")
+            return attrs
 
     @extend_schema(
         operation_id="v1_attendance_records_list",

@@ -234,7 +234,8 @@ class BurstStream:
     def decide(self) -> _Seen:
         """Who is in the burst and are they live: the rules of a whole-burst check-in (each
         enrolled person's score their mean over the views, GalleryIndex.decide_burst; enough views;
-        liveness from the frames' landmarks by LivenessChecker's rules; learning and strangers)."""
+        liveness from the frames' landmarks by LivenessChecker's rules, for known and unknown faces
+        alike; learning and strangers)."""
         from django.conf import settings
 
         from attendance.services import LIVENESS_HINTS, NO_FACE_MESSAGE, UNKNOWN_MESSAGE, KioskOutcome, _Seen
@@ -256,24 +257,29 @@ class BurstStream:
         employee = None
         if decision.known and decision.best is not None and len(vectors) * 2 >= min(BURST_VIEWS, self.frames):
             employee = Employee.objects.filter(pk=decision.best.label, is_active=True).first()
-        if employee is None:
-            closest = decision.best.score if decision.best is not None else None
-            stranger = vectors if clear_stranger(closest, threshold=threshold) else None  # no near miss of a person
-            return _Seen(KioskOutcome("unknown", UNKNOWN_MESSAGE, similarity=closest), thumbnail=thumbnail,
-                         stranger=stranger)
-        similarity = decision.best.score
+        closest = decision.best.score if decision.best is not None else None
         liveness = "off"
         if settings.ROLLCALL_LIVENESS != "off":
             checker = get_liveness_checker()
             # A challenge (a screen asked for a head turn) is verified by head pose; without one the
-            # burst must show a blink (door units have no screen to ask on).
+            # burst must show a blink (door units have no screen to ask on). Liveness comes first,
+            # whoever the face is: a photo held up is refused alike whether or not its face is
+            # enrolled, so the door never tells a caller who is (recognize hides that too).
             result = (checker.turn_from_points(self.points(), self.challenge, frames=self.frames) if self.challenge
                       else checker.check_points(self.points(), self.fps))
             liveness = result.reason
             if not result.live:
                 hint = LIVENESS_HINTS.get(result.reason, LIVENESS_HINTS["no_blink"])
+                if employee is None:
+                    return _Seen(KioskOutcome("liveness_failed", hint, liveness=liveness, similarity=closest),
+                                 similarity=closest, liveness=liveness, thumbnail=thumbnail)
                 return _Seen(KioskOutcome("liveness_failed", hint, employee.pk, employee.full_name, liveness=liveness,
-                                          similarity=similarity), employee, similarity, liveness, thumbnail)
+                                          similarity=closest), employee, closest, liveness, thumbnail)
+        if employee is None:
+            stranger = vectors if clear_stranger(closest, threshold=threshold) else None  # no near miss of a person
+            return _Seen(KioskOutcome("unknown", UNKNOWN_MESSAGE, similarity=closest), thumbnail=thumbnail,
+                         stranger=stranger)
+        similarity = closest
         learn = None
         proven = settings.ROLLCALL_LIVENESS != "off" or settings.ROLLCALL_LEARN_WITHOUT_LIVENESS  # live, or so allowed
         if proven and (safety := burst_safety(index, vectors, decision, threshold=threshold)) is not None:

@@ -74,6 +74,7 @@ from portal.permissions import (
     session_user_now,
 )
 from portal.services import device_connected, device_gone
+from portal.throttling import socket_bad_token, socket_device_allowed
 from recognition.pipeline.errors import PipelineError
 
 MAX_PREVIEW_BYTES = 256 * 1024
@@ -307,6 +308,23 @@ def _device_still_valid(device: Device) -> bool:
     return Device.objects.filter(pk=device.pk, token_hash=device.token_hash, is_active=True).exists()
 
 
+def _device_message_refusal(device: Device, scope: dict[str, Any]) -> str | None:
+    """Why a device's (non-frame) socket message is refused: "revoked", "throttled" (its REST and
+    socket messages share one per-device rate), or None."""
+    if not _device_still_valid(device):
+        return "revoked"
+    return None if socket_device_allowed(scope, device) else "throttled"
+
+
+def _device_from_socket(scope: dict[str, Any]) -> tuple[Device | None, bool]:
+    """The device whose token the handshake carries, and whether a wrong token was offered from
+    an address already over the failed-token limit (counted as a wrong REST token is)."""
+    device = _device_for(scope.get("headers", []))
+    if device is None and any(name == b"authorization" for name, _ in scope.get("headers", [])):
+        return None, socket_bad_token(scope)
+    return device, False
+
+
 @dataclass
 class _OpenBurst:
     key: str
@@ -483,15 +501,16 @@ def _error_of(exc: BaseException) -> tuple[str, str]:
 # session that ended or lost its right; 4403 the device was deactivated, deleted or its token
 # rotated while connected, or (on /ws/monitor/, at connect) a caller who is no manager.
 CLOSE_NOT_ALLOWED = 4401
+CLOSE_THROTTLED = 4429
 CLOSE_DEVICE_REVOKED = 4403
 CLOSE_NOT_A_MONITOR = 4403
 
 
 class DeviceConsumer(JsonTextFrames, BurstStreaming, AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
-        self.device = await database_sync_to_async(_device_for)(self.scope.get("headers", []))
+        self.device, over_limit = await database_sync_to_async(_device_from_socket)(self.scope)
         if self.device is None:
-            await self.close(code=CLOSE_NOT_ALLOWED)
+            await self.close(code=CLOSE_THROTTLED if over_limit else CLOSE_NOT_ALLOWED)
             return
         await self.channel_layer.group_add(device_group(self.device.pk), self.channel_name)
         await self.accept()
@@ -525,10 +544,17 @@ class DeviceConsumer(JsonTextFrames, BurstStreaming, AsyncJsonWebsocketConsumer)
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         kind = content.get("type") if isinstance(content, dict) else None
         key = content.get("key") if isinstance(content, dict) else None
-        # A streamed frame is not checked against the database (12 a second); its burst_start and
-        # burst_end are, and a revoked device is closed by its group's message anyway.
-        if kind != "frame" and not await database_sync_to_async(_device_still_valid)(self.device):
+        # A streamed frame is not checked against the database or counted (12 a second, at most
+        # BURST_MAX_FRAMES a burst); its burst_start and burst_end are, and a revoked device is
+        # closed by its group's message anyway.
+        refusal = None if kind == "frame" else await database_sync_to_async(_device_message_refusal)(
+            self.device, self.scope)
+        if refusal == "revoked":
             await self._revoke("inactive")
+            return
+        if refusal == "throttled":
+            await self.send_json({"type": "error", "key": key, "code": "throttled",
+                                  "detail": "Too many messages from this device; try again shortly."})
             return
         try:
             if kind in ("burst_start", "frame", "burst_end"):
@@ -578,7 +604,10 @@ class KioskConsumer(JsonTextFrames, BurstStreaming, AsyncJsonWebsocketConsumer):
         self.actor = await database_sync_to_async(_kiosk_session)(self.scope.get("user"))
         self.device = None
         if self.actor is None:
-            self.device = await database_sync_to_async(_device_for)(self.scope.get("headers", []))
+            self.device, over_limit = await database_sync_to_async(_device_from_socket)(self.scope)
+            if over_limit:
+                await self.close(code=CLOSE_THROTTLED)
+                return
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
@@ -606,6 +635,10 @@ class KioskConsumer(JsonTextFrames, BurstStreaming, AsyncJsonWebsocketConsumer):
                 valid = isinstance(token, str) and token
                 device = await database_sync_to_async(Device.for_token)(token) if valid else None
                 if device is None:
+                    if await database_sync_to_async(socket_bad_token)(self.scope):
+                        await self._burst_error(None, "throttled", "Too many failed token attempts from this address.")
+                        await self.close(code=CLOSE_THROTTLED)
+                        return
                     await self._burst_error(None, "not_allowed", "This device token is not valid.")
                     await self.close(code=CLOSE_NOT_ALLOWED)
                     return

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -240,7 +240,13 @@ def _day_events(record: AttendanceRecord) -> list[AttendanceEvent]:
 def _rederive(record: AttendanceRecord) -> tuple[Timeline, list[AttendanceEvent]]:
     """Recompute the kinds of the day's events from capture order; store the ones that changed."""
     events = _day_events(record)
-    timeline = derive([(e.pk, e.at) for e in events], window=repeat_window())
+    # Events captured at the same instant are ranked by what they say (source, then the higher
+    # score), not by arrival: which of them is kept is the same whatever order they came in.
+    ranked = sorted(events, key=lambda e: (e.at, e.source, -(e.score if e.score is not None else -2.0), e.pk))
+    pk_of = [e.pk for e in ranked]
+    by_rank = derive([(rank, e.at) for rank, e in enumerate(ranked)], window=repeat_window())
+    timeline = replace(by_rank, kinds={pk_of[rank]: kind for rank, kind in by_rank.kinds.items()},
+                       repeats_of={pk_of[rank]: pk_of[kept] for rank, kept in by_rank.repeats_of.items()})
     changed = []
     for event in events:
         if event.kind != timeline.kinds[event.pk]:

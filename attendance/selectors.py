@@ -123,6 +123,7 @@ def _is_out(record: AttendanceRecord) -> bool:
     return last is not None and last.kind == AttendanceEvent.Kind.CHECK_OUT
 
 
+MAX_PERIOD_DAYS = 366  # a report or export covers at most a year (first and last day included: 367 days)
 TOTAL_LETTERS = "PLHAVO"
 TOTAL_LABELS = {"P": "Present", "L": "Late", "H": "Half day", "A": "Absent", "V": "On leave", "O": "Holiday"}
 

@@ -20,6 +20,7 @@ from attendance.charts import late_chart, rate_chart
 from attendance.exports import sheet_csv, sheet_xlsx
 from attendance.models import AttendanceRecord, RecognitionLog
 from attendance.selectors import (
+    MAX_PERIOD_DAYS,
     TOTAL_LABELS,
     TOTAL_LETTERS,
     device_statuses,
@@ -109,7 +110,7 @@ def export(request: HttpRequest, fmt: str) -> HttpResponse:
             end = dt.date.fromisoformat(request.GET.get("to", today_date.isoformat()))
         except ValueError:
             return HttpResponse("Dates must be YYYY-MM-DD.", status=400, content_type="text/plain")
-        if end < start or (end - start).days > 366:
+        if end < start or (end - start).days > MAX_PERIOD_DAYS:
             return HttpResponse("The period must run forward and be at most a year.", status=400, content_type="text/plain")
     else:
         year, number = _month(request)

@@ -23,6 +23,7 @@ from portal.permissions import (
     may_delete,
     may_edit,
     may_place_in_department,
+    visible_departments,
     visible_employees,
 )
 from portal.services import (
@@ -146,7 +147,7 @@ class DepartmentListApi(APIView):
 
     @extend_schema(responses=DepartmentOutput(many=True))
     def get(self, request: Request) -> Response:
-        return Response(DepartmentOutput(Department.objects.all(), many=True).data)
+        return Response(DepartmentOutput(visible_departments(request.user), many=True).data)
 
     class DepartmentInput(serializers.Serializer):
         name = serializers.CharField(max_length=120)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
 
-from portal.models import Employee
+from portal.models import Department, Employee
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -54,6 +54,16 @@ def visible_employees(user: User) -> QuerySet[Employee]:
     if employee.role == Employee.Role.MANAGER and employee.is_active and employee.department_id is not None:
         return Employee.objects.filter(department_id=employee.department_id)
     return Employee.objects.filter(pk=employee.pk)
+
+
+def visible_departments(user: User) -> QuerySet[Department]:
+    """The departments ``user`` may list: admins every one; anyone else their own (if any)."""
+    if is_admin(user):
+        return Department.objects.all()
+    employee = employee_of(user)
+    if employee is None or not employee.is_active or employee.department_id is None:
+        return Department.objects.none()
+    return Department.objects.filter(pk=employee.department_id)
 
 
 def manageable_employees(user: User) -> QuerySet[Employee]:

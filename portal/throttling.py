@@ -171,6 +171,36 @@ class BadCredentialsLimiter(_Throttle):
             log.warning("failed-token count skipped: the cache is unreachable", exc_info=True)
 
 
+# --- Websockets ------------------------------------------------------------------------------------
+
+class _SocketCaller:
+    """A websocket's scope as the throttles read a request: its address (``client_ip``'s rules,
+    X-Forwarded-For from a trusted proxy included) and, for a device's socket, its Device."""
+
+    def __init__(self, scope: dict[str, Any], device: Device | None = None) -> None:
+        headers = dict(scope.get("headers", []))
+        client = scope.get("client") or ("unknown", 0)
+        self.META = {"REMOTE_ADDR": client[0],
+                     "HTTP_X_FORWARDED_FOR": headers.get(b"x-forwarded-for", b"").decode("latin-1")}
+        self.auth = device
+
+
+def socket_bad_token(scope: dict[str, Any]) -> bool:
+    """Count a wrong device token offered on a websocket, as a wrong REST token is counted
+    (BadCredentialsLimiter, per address); True when that address is over the limit."""
+    try:
+        BadCredentialsLimiter().refuse(_SocketCaller(scope))
+    except Throttled:
+        return True
+    return False
+
+
+def socket_device_allowed(scope: dict[str, Any], device: Device) -> bool:
+    """A device's websocket message, counted against the same per-device rate as its REST calls
+    (DeviceThrottle: one budget for every socket and request of that device)."""
+    return DeviceThrottle().allow_request(_SocketCaller(scope, device), None)
+
+
 # --- Password login lockout (django-axes) ------------------------------------------------------------
 
 def login_lockout_response(request: HttpRequest, original_response: HttpResponse | None = None,

@@ -162,7 +162,8 @@ class EnrolmentCode(models.Model):
 
     employee = models.ForeignKey(Employee, on_delete=models.CASCADE, related_name="enrolment_codes")
     code_hash = models.CharField(max_length=64, db_index=True, editable=False)
-    issued_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # None: issued by an operator's script or command; a deleted issuer's codes go with them.
+    issued_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     expires_at = models.DateTimeField()
     used_at = models.DateTimeField(null=True, blank=True)
     used_by_device = models.CharField(max_length=120, blank=True)

@@ -504,6 +504,17 @@ def enrolment_code_issue(*, employee: Employee, issued_by: AbstractBaseUser | No
     return entry, code
 
 
+def _issuer_still_may(entry: EnrolmentCode) -> bool:
+    """The code's person is active and its issuer may still give them a code (portal.permissions);
+    a code without an issuer came from an operator's command or script."""
+    from portal.permissions import may_issue_enrolment_code
+
+    issuer = entry.issued_by
+    if not entry.employee.is_active:
+        return False
+    return issuer is None or (issuer.is_active and may_issue_enrolment_code(issuer, entry.employee))
+
+
 def enrolment_code_claim(*, device_name: str, code: str, key: str = "") -> EnrolmentCode:
     """Take a valid code for one enrolment (wrong codes are counted per device and locked out).
     The same device resending the same request (same ``key``) gets the code it already used,
@@ -531,7 +542,15 @@ def enrolment_code_claim(*, device_name: str, code: str, key: str = "") -> Enrol
         raise EnrolmentCodeRejected("Too many wrong enrolment codes from this device; wait 15 minutes.",
                                     code="too_many_attempts")
     now = timezone.now()
-    entry = EnrolmentCode.objects.filter(code_hash=_code_hash(code), used_at__isnull=True, expires_at__gt=now).first()
+    entry = (EnrolmentCode.objects.filter(code_hash=_code_hash(code), used_at__isnull=True, expires_at__gt=now)
+             .select_related("employee", "issued_by").first())
+    if entry is not None and not _issuer_still_may(entry):
+        # The person was promoted, moved or deactivated, or the issuer lost the right, since the
+        # code was given: it is void (a manager cannot plant a face in an admin's gallery).
+        EnrolmentCode.objects.filter(pk=entry.pk, used_at__isnull=True).update(expires_at=now)
+        _give_back_try(failures_key)
+        raise EnrolmentCodeRejected("This enrolment code is no longer valid: the person or the rights of the manager "
+                                    "who gave it changed since. Ask for a new code.")
     # The conditional update is the claim: of requests racing with one code, exactly one wins.
     if entry is not None and EnrolmentCode.objects.filter(pk=entry.pk, used_at__isnull=True).update(
             used_at=now, used_by_device=device_name, request_key=key):

@@ -82,7 +82,21 @@ def test_a_device_is_told_nobody_on_liveness_failed_also_on_a_retried_key(world,
     assert stored.answer["employee_id"] == world["ana"].pk  # the monitor (managers who may see) keeps it
 
 
-def test_an_unknown_face_shows_its_closest_similarity_to_admins_only(world, people) -> None:
+def test_a_photo_held_up_is_refused_alike_whether_or_not_its_face_is_enrolled(world, people) -> None:
+    """Liveness comes before the match: a caller who may not see the person (another department's
+    manager, a device) cannot use still photos to learn whether a face is enrolled here."""
+    for caller in ("other", "door"):
+        enrolled = _post(world[caller], _frames(people["joe_biden"][1], 12)).json()
+        stranger = _post(world[caller], _frames(people["alex_lacamoire"][0], 12)).json()
+        assert enrolled["outcome"] == stranger["outcome"] == "liveness_failed", caller
+        assert {k: v for k, v in enrolled.items() if k != "similarity"} == {
+            k: v for k, v in stranger.items() if k != "similarity"}, caller
+        assert enrolled == {**enrolled, **HIDDEN} and stranger == {**stranger, **HIDDEN}
+    assert not RecognitionLog.objects.filter(outcome__in=["checked_in", "checked_out"]).exists()
+
+
+def test_an_unknown_face_shows_its_closest_similarity_to_admins_only(world, people, settings) -> None:
+    settings.ROLLCALL_LIVENESS = "off"  # a live stranger (liveness is checked first: tests/api above)
     stranger = people["alex_lacamoire"][0]
     for caller in ("other", "own", "door"):
         answer = _post(world[caller], _frames(stranger, 3)).json()
@@ -122,7 +136,8 @@ def test_the_device_websocket_decision_hides_the_person_on_liveness_failed(world
     assert again == first
 
 
-def test_a_capture_time_without_a_zone_is_refused_over_rest_as_over_the_websocket(world, people) -> None:
+def test_a_capture_time_without_a_zone_is_refused_over_rest_as_over_the_websocket(world, people, settings) -> None:
+    settings.ROLLCALL_LIVENESS = "off"
     naive = _post(world["door"], _frames(people["joe_biden"][1], 3), key="naive-time-1",
                   captured_at="2026-11-30T10:00:00")
     assert naive.status_code == 400 and naive.json()["code"] == "captured_at_invalid", naive.json()

@@ -135,6 +135,41 @@ def test_enrolment_with_a_managers_one_time_code(door, people) -> None:
     assert FaceImage.objects.count() == 1
 
 
+@pytest.mark.parametrize("change", ["promoted", "moved", "issuer_demoted", "deactivated"])
+def test_a_code_dies_when_its_person_or_its_issuers_rights_change(door, people, change) -> None:
+    """A manager's code for an employee cannot plant a face after the employee became an admin (or
+    left the department, or left), or after the manager lost the role: the device is refused and
+    the code is void even if things change back."""
+    client, _ = door
+    team, other = Department.objects.create(name="Team"), Department.objects.create(name="Other")
+    boss_user = User.objects.create_user("boss")
+    boss_row = Employee.objects.create(user=boss_user, code="M", full_name="Boss", role="manager", department=team)
+    rose = Employee.objects.create(biometric_consent_at=timezone.now(), code="R", full_name="Rose Leslie", department=team)
+    boss = APIClient()
+    boss.force_authenticate(boss_user)
+    code = boss.post(f"/api/v1/employees/{rose.pk}/enrolment-code").json()["code"]
+    if change == "promoted":
+        Employee.objects.filter(pk=rose.pk).update(role="admin")
+    elif change == "moved":
+        Employee.objects.filter(pk=rose.pk).update(department=other)
+    elif change == "issuer_demoted":
+        Employee.objects.filter(pk=boss_row.pk).update(role="employee")
+    else:
+        Employee.objects.filter(pk=rose.pk).update(is_active=False)
+
+    def enrol():
+        handle = io.BytesIO(people["kit_harington"][0].read_bytes())  # someone else's face
+        handle.name = "photo.jpg"
+        return client.post("/api/v1/device/enrol", {"code": code, "photo": handle}, format="multipart")
+
+    refused = enrol()
+    assert refused.status_code == 403 and "no longer valid" in refused.json()["detail"]
+    Employee.objects.filter(pk__in=[rose.pk, boss_row.pk]).update(role="employee", department=team, is_active=True)
+    Employee.objects.filter(pk=boss_row.pk).update(role="manager")
+    assert enrol().status_code == 403  # void, not paused
+    assert not FaceImage.objects.filter(employee=rose).exists()
+
+
 def test_monitor_page_history_thumbnails_and_erasure(door, ana, people, settings) -> None:
     settings.ROLLCALL_LIVENESS = "off"
     client, _ = door

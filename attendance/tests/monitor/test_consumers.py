@@ -266,6 +266,50 @@ def test_device_socket_answers_non_json_and_binary_frames_and_stays_open() -> No
     async_to_sync(scenario)()
 
 
+def test_sockets_count_wrong_tokens_and_a_devices_messages_like_rest(settings) -> None:
+    """Wrong tokens on /ws/device/ and /ws/kiosk/ count towards the same per-address limit as wrong
+    REST tokens (then the handshake closes 4429); a device's socket messages share its REST rate
+    (then "throttled", and the socket stays up). A valid token always connects."""
+    settings.ROLLCALL_THROTTLE_RATES = {**settings.ROLLCALL_THROTTLE_RATES, "bad_credentials": "3/minute",
+                                        "device": "2/minute"}
+    _, token = device_create(name="Side door")
+
+    async def closed_with(communicator) -> int | None:
+        connected, code = await communicator.connect()
+        if not connected:
+            return code
+        await communicator.send_json_to({"type": "auth", "token": "a-guess"})
+        reply = await communicator.receive_json_from(timeout=5)
+        output = await communicator.receive_output(timeout=5)
+        assert output["type"] == "websocket.close"
+        return {"not_allowed": 4401, "throttled": 4429}[reply["code"]]
+
+    async def scenario() -> None:
+        codes = [await closed_with(_device_socket("wrong-token")) for _ in range(2)]
+        kiosk = WebsocketCommunicator(application, "/ws/kiosk/", headers=[(b"origin", b"http://localhost"),
+                                                                           (b"host", b"localhost")])
+        codes.append(await closed_with(kiosk))
+        codes.append(await closed_with(_device_socket("wrong-token")))
+        assert codes == [4401, 4401, 4401, 4429], codes
+        device = _device_socket(token)
+        assert (await device.connect())[0]
+        assert (await device.receive_json_from(timeout=5))["type"] == "hello"
+        replies = []
+        for _ in range(3):
+            await device.send_json_to({"type": "heartbeat"})
+            replies.append(await device.receive_json_from(timeout=5))
+        assert [r["type"] for r in replies] == ["heartbeat", "heartbeat", "error"] and replies[2]["code"] == "throttled"
+        second = _device_socket(token)  # another socket of the same device shares the budget
+        assert (await second.connect())[0]
+        await second.receive_json_from(timeout=5)
+        await second.send_json_to({"type": "heartbeat"})
+        assert (await second.receive_json_from(timeout=5))["code"] == "throttled"
+        await device.disconnect()
+        await second.disconnect()
+
+    async_to_sync(scenario)()
+
+
 def test_the_monitor_socket_answers_bad_frames_and_stays_open() -> None:
     manager = _user("boss", "manager")
 

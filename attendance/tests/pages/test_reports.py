@@ -155,6 +155,12 @@ def test_records_api_filters_pages_scopes_and_csv(seeded) -> None:
     assert as_csv["Content-Type"] == "text/csv" and len(as_csv.content.decode().strip().splitlines()) == 7
     bad = boss.get("/api/v1/attendance/records?from=soon")
     assert bad.status_code == 400 and bad.json()["code"] == "invalid"
+    # The same period rule as the web export: forward, and at most a year.
+    for period in ("from=0001-01-01&to=9999-12-31&export=csv", "from=2026-12-01&to=2026-11-01",
+                   "from=2025-11-28&to=2026-11-30"):
+        refused = boss.get(f"/api/v1/attendance/records?{period}")
+        assert refused.status_code == 400 and refused.json()["code"] == "invalid", period
+    assert boss.get("/api/v1/attendance/records?from=2025-11-30&to=2026-11-30").status_code == 200
     ana_user = User.objects.create_user("ana-user")
     Employee.objects.filter(pk=seeded["ana"].pk).update(user=ana_user)
     ana = APIClient()

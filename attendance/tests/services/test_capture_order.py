@@ -11,7 +11,8 @@ import itertools
 import pytest
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
-from hypothesis import HealthCheck, given, settings as hyp_settings
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 
 from attendance.days import derive, worked_within

@@ -296,6 +296,28 @@ def test_a_review_save_takes_late_events_for_the_times_nobody_typed(team, typed)
     assert day([at(12, 9), at(12, 16)]) == expected
 
 
+# 9c. Two events captured at the same instant (a kiosk and a door camera): which one is kept and
+#     which is the repeat is the same whatever order they arrive in — the event list too, not only
+#     the record.
+def test_events_at_the_same_instant_keep_the_same_one_in_every_arrival_order(team) -> None:
+    import itertools
+
+    ana = Employee.objects.create(code="A", full_name="Ana", department=team[0])
+    events = [(at(12, 9), "kiosk", 0.71), (at(12, 9), "device:Door", 0.80), (at(12, 9), "device:Door", 0.65),
+              (at(12, 17), "kiosk", 0.7)]
+    seen = set()
+    for order in itertools.permutations(events):
+        AttendanceEvent.objects.all().delete()
+        AttendanceRecord.objects.all().delete()
+        for when, source, score in order:
+            attendance_check(employee=ana, at=when, source=source, score=score)
+        seen.add(tuple(AttendanceEvent.objects.order_by("at", "source", "-score").values_list("source", "score", "kind")))
+    assert len(seen) == 1, seen
+    (listing,) = seen
+    assert [kind for *_, kind in listing].count(AttendanceEvent.Kind.REPEAT) == 2
+    assert ("device:Door", 0.80, AttendanceEvent.Kind.CHECK_IN) in listing  # the door's better view is kept
+
+
 # 10. Half an hour of work on a holiday (or a weekly day off) is never settled as "absent".
 @pytest.mark.parametrize("day", [11, 14])  # Wed 11 Nov is a holiday of the shift, Sat 14 Nov a day off
 def test_brief_work_on_a_holiday_or_day_off_is_not_an_absence(team, day) -> None:

@@ -237,7 +237,10 @@ def test_schema_documents_the_api(org) -> None:
 
 def test_remaining_people_and_device_endpoints(org, people) -> None:
     admin, boss, ana = client_for("admin"), client_for("boss"), client_for("ana")
-    assert sorted(d["name"] for d in ana.get("/api/v1/departments").json()) == ["Ops", "Sales"]
+    # Departments: admins list every one, anyone else their own.
+    assert sorted(d["name"] for d in admin.get("/api/v1/departments").json()) == ["Ops", "Sales"]
+    assert [d["name"] for d in ana.get("/api/v1/departments").json()] == ["Sales"]
+    assert [d["name"] for d in boss.get("/api/v1/departments").json()] == ["Sales"]
     # PATCH: a manager renames and deactivates someone in their department, not elsewhere
     upload(boss, org["ana"], people["barack_obama"][0])
     changed = boss.patch(f"/api/v1/employees/{org['ana'].pk}", {"full_name": "Ana B.", "is_active": False}, format="json")
