@@ -167,20 +167,64 @@ def overnight_cutoff(*, employee: Employee, day: dt.date) -> dt.datetime | None:
     24-hour shift): then the two windows are split halfway between the end and the next start, or
     at the next start when they overlap."""
     shift = shift_for(employee=employee, day=day)
-    if shift is None:
+    if shift is None or cutoff_between(shift, day, None) is None:
         return None
+    following = day + dt.timedelta(days=1)
+    next_shift = shift_for(employee=employee, day=following)
+    working = next_shift is not None and is_working_day(shift=next_shift, day=following)
+    return cutoff_between(shift, day, next_shift if working else None)
+
+
+def cutoff_between(shift: Shift, day: dt.date, next_shift: Shift | None) -> dt.datetime | None:
+    """overnight_cutoff's rule for ``shift`` starting on ``day`` and ``next_shift``, the next day's
+    shift if it works that day (None: it does not, or there is none)."""
     # On UTC instants: the allowance and the halfway point are real time, also on a DST night.
     end = shift_bounds(shift, day)[1].astimezone(UTC)
     cutoff = end + dt.timedelta(minutes=shift.checkout_after_end_minutes)
     following = day + dt.timedelta(days=1)
     if cutoff <= local_at(following, dt.time.min).astimezone(UTC):
         return None
-    next_shift = shift_for(employee=employee, day=following)
-    if next_shift is not None and is_working_day(shift=next_shift, day=following):
+    if next_shift is not None:
         next_start = shift_bounds(next_shift, following)[0].astimezone(UTC)
         if next_start < cutoff:
             cutoff = next_start if next_start <= end else end + (next_start - end) / 2
     return cutoff
+
+
+@dataclass(frozen=True)
+class DayShifts:
+    """Everyone's shift on one day, read in two queries: ``shift_for``, ``is_working_day`` and
+    ``is_holiday`` for many people at once (the today board)."""
+
+    day: dt.date
+    own: dict[int, Shift]
+    team: dict[int, Shift]
+    holiday_lists: frozenset[int]
+
+    def shift(self, employee: Employee) -> Shift | None:
+        own = self.own.get(employee.pk)
+        return own if own is not None else self.team.get(employee.department_id)
+
+    def holiday(self, shift: Shift | None) -> bool:
+        return shift is not None and shift.holiday_list_id in self.holiday_lists
+
+    def working(self, shift: Shift | None) -> bool:
+        return shift is not None and self.day.weekday() in (shift.working_days or []) and not self.holiday(shift)
+
+
+def day_shifts(day: dt.date) -> DayShifts:
+    """The assignments valid on ``day`` (the latest first, as ``shift_for`` takes them) and the
+    holiday lists with a holiday that day."""
+    own: dict[int, Shift] = {}
+    team: dict[int, Shift] = {}
+    valid = ShiftAssignment.objects.filter(valid_from__lte=day).filter(Q(valid_to__isnull=True) | Q(valid_to__gte=day))
+    for assignment in valid.select_related("shift"):
+        if assignment.employee_id is not None:
+            own.setdefault(assignment.employee_id, assignment.shift)
+        elif assignment.department_id is not None:
+            team.setdefault(assignment.department_id, assignment.shift)
+    holiday_lists = frozenset(Holiday.objects.filter(date=day).values_list("holiday_list_id", flat=True))
+    return DayShifts(day=day, own=own, team=team, holiday_lists=holiday_lists)
 
 
 def may_run_past_midnight(shift: Shift) -> bool:

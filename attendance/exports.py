@@ -119,18 +119,23 @@ def sheet_xlsx(sheet: MonthSheet, *, department: Department | None = None) -> by
     for col in range(first_day_col, last_day_col + 1):
         grid.cell(row=1, column=col).number_format = "d mmm"
         grid.column_dimensions[get_column_letter(col)].width = 6.5
+    # Rows and the last column are counted here: openpyxl's max_row scans every cell, which made
+    # a 1,000-person month quadratic (minutes).
+    worked_col, line = last_day_col + len(TOTAL_LETTERS) + 1, 1
     for row in sheet.rows:
         employee = row.employee
         grid.append([safe_cell(employee.full_name), safe_cell(employee.code),
                      safe_cell(employee.department.name if employee.department else ""), *row.letters,
                      *[row.totals[letter] for letter in TOTAL_LETTERS], dt.timedelta(seconds=row.worked_seconds)])
-        grid.cell(row=grid.max_row, column=grid.max_column).number_format = "[h]:mm"
+        line += 1
+        grid.cell(row=line, column=worked_col).number_format = "[h]:mm"
     totals = sheet.totals
     grid.append(["Total", None, None, *[None] * len(sheet.days), *[totals[letter] for letter in TOTAL_LETTERS],
                  dt.timedelta(seconds=sheet.worked_seconds)])
-    for cell in grid[grid.max_row]:
+    line += 1
+    for cell in grid[line]:
         cell.font = bold
-    grid.cell(row=grid.max_row, column=grid.max_column).number_format = "[h]:mm"
+    grid.cell(row=line, column=worked_col).number_format = "[h]:mm"
     grid.column_dimensions["A"].width = 24
     grid.column_dimensions["C"].width = 16
     grid.freeze_panes = grid.cell(row=2, column=first_day_col)
@@ -140,6 +145,7 @@ def sheet_xlsx(sheet: MonthSheet, *, department: Department | None = None) -> by
                  "Worked (h:mm)", "Late", "Left early", "No check-out", "Corrected"])
     for cell in days[1]:
         cell.font, cell.fill = bold, head_fill
+    line = 1
     for row in sheet.rows:
         employee = row.employee
         for cell in row.cells:
@@ -151,7 +157,7 @@ def sheet_xlsx(sheet: MonthSheet, *, department: Department | None = None) -> by
                          dt.timedelta(seconds=record.worked_seconds) if record else None,
                          *[("yes" if record and getattr(record, flag) else "")
                            for flag in ("late", "early_exit", "missing_checkout", "corrected")]])
-            line = days.max_row
+            line += 1
             days.cell(row=line, column=1).number_format = "d mmm yyyy"
             days.cell(row=line, column=6).number_format = "hh:mm"
             days.cell(row=line, column=7).number_format = "hh:mm"

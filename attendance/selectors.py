@@ -12,8 +12,8 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from attendance.models import AttendanceRecord, RecognitionLog, Shift
-from attendance.services import is_working_day, may_run_past_midnight, overnight_cutoff, shift_for
+from attendance.models import AttendanceEvent, AttendanceRecord, RecognitionLog, Shift
+from attendance.services import DayShifts, cutoff_between, day_shifts, may_run_past_midnight
 from portal.models import Device, Employee
 from portal.permissions import is_admin, visible_employees
 
@@ -57,17 +57,23 @@ def today_board(user: AbstractBaseUser, *, day: dt.date | None = None, departmen
                 now: dt.datetime | None = None) -> TodayBoard:
     """Who is in, out, not yet in and absent on ``day`` (the site's today, as at ``now``). Without
     shifts the board still works: a person with no shift and no check-in is "not yet in" until the
-    day closes. On today's board, a night shift that began yesterday and is still on shows its
-    people in."""
+    day closes. On today's board, a shift that began yesterday and is still on shows its people
+    in. A handful of queries whatever the headcount."""
     now = now or timezone.now()
     day = day or timezone.localdate(now)
     board = TodayBoard(day=day)
     records = {r.employee_id: r for r in records_for(user, start=day, end=day, department_id=department_id)}
-    night = _still_in_from_last_night(user, day=day, department_id=department_id, now=now)
+    shifts = day_shifts(day)
+    night = _still_in_from_last_night(user, day=day, department_id=department_id, now=now, today=shifts)
+    last = _last_kinds(day, [r for r in records.values() if r.first_in is not None and not r.corrected])
     for employee in employees_for(user, department_id=department_id):
         record = records.get(employee.pk)
         if (record is None or record.first_in is None) and employee.pk in night:
             record = night[employee.pk]  # last night's shift is still on and they are still in
+            board.inside.append(record)
+            if record.late:
+                board.late.append(record)
+            continue
         if record is None or record.first_in is None:
             if record is not None and record.status == Status.ABSENT:
                 board.absent.append(record)
@@ -75,52 +81,53 @@ def today_board(user: AbstractBaseUser, *, day: dt.date | None = None, departmen
             if record is not None and record.status in (Status.ON_LEAVE, Status.HOLIDAY):
                 board.off.append(employee)
                 continue
-            shift = shift_for(employee=employee, day=day)
-            if shift is None or is_working_day(shift=shift, day=day):
+            shift = shifts.shift(employee)
+            if shift is None or shifts.working(shift):
                 board.not_yet_in.append(employee)
             else:
                 board.off.append(employee)
             continue
-        (board.left if _is_out(record) else board.inside).append(record)
+        # The manager's values stand on a corrected day, else the day's last kept event.
+        out = record.last_out is not None if record.corrected else last.get(employee.pk) == AttendanceEvent.Kind.CHECK_OUT
+        (board.left if out else board.inside).append(record)
         if record.late:
             board.late.append(record)
     return board
 
 
+def _last_kinds(day: dt.date, records: list[AttendanceRecord]) -> dict[int, str]:
+    """Each of these records' person's last kept (not repeated) event of ``day``: in or out, one query."""
+    last: dict[int, str] = {}
+    events = (AttendanceEvent.objects.filter(employee_id__in=[r.employee_id for r in records], day=day)
+              .exclude(kind=AttendanceEvent.Kind.REPEAT).order_by("employee_id", "-at", "-pk")
+              .values_list("employee_id", "kind"))
+    for employee_id, kind in events:
+        last.setdefault(employee_id, kind)
+    return last
+
+
 def _still_in_from_last_night(user: AbstractBaseUser, *, day: dt.date, department_id: int | None,
-                              now: dt.datetime) -> dict[int, AttendanceRecord]:
+                              now: dt.datetime, today: DayShifts) -> dict[int, AttendanceRecord]:
     """On today's board: the records of yesterday's shifts that run past midnight and are still on
     (before the cut-off, attendance.days.overnight_cutoff) of people who have not checked out: they
     are in the building now, although their day is yesterday's. By employee id."""
-    from attendance.models import AttendanceEvent
-
     if day != timezone.localdate(now) or not any(may_run_past_midnight(shift) for shift in Shift.objects.all()):
         return {}
     previous = day - dt.timedelta(days=1)
-    records = {r.employee_id: r for r in records_for(user, start=previous, end=previous, department_id=department_id)
-               .filter(first_in__isnull=False, employee__is_active=True, corrected=False)}
-    last_kind: dict[int, str] = {}  # each person's last kept event of that day, in one query
-    for employee_id, kind in (AttendanceEvent.objects.filter(employee_id__in=list(records), day=previous)
-                              .exclude(kind=AttendanceEvent.Kind.REPEAT).order_by("employee_id", "-at", "-pk")
-                              .values_list("employee_id", "kind")):
-        last_kind.setdefault(employee_id, kind)
+    records = list(records_for(user, start=previous, end=previous, department_id=department_id)
+                   .filter(first_in__isnull=False, employee__is_active=True, corrected=False))
+    last = _last_kinds(previous, records)
+    yesterday = day_shifts(previous)
     night = {}
-    for employee_id, kind in last_kind.items():
-        record = records[employee_id]
-        cutoff = overnight_cutoff(employee=record.employee, day=previous) if kind == AttendanceEvent.Kind.CHECK_IN else None
+    for record in records:
+        shift = yesterday.shift(record.employee)
+        if last.get(record.employee_id) != AttendanceEvent.Kind.CHECK_IN or shift is None:
+            continue
+        following = today.shift(record.employee)
+        cutoff = cutoff_between(shift, previous, following if today.working(following) else None)
         if cutoff is not None and now < cutoff:
-            night[employee_id] = record
+            night[record.employee_id] = record
     return night
-
-
-def _is_out(record: AttendanceRecord) -> bool:
-    from attendance.models import AttendanceEvent
-
-    if record.corrected:  # the manager's values stand, not the events'
-        return record.last_out is not None
-    last = (AttendanceEvent.objects.filter(employee_id=record.employee_id, day=record.date)
-            .exclude(kind=AttendanceEvent.Kind.REPEAT).order_by("-at", "-pk").first())
-    return last is not None and last.kind == AttendanceEvent.Kind.CHECK_OUT
 
 
 MAX_PERIOD_DAYS = 366  # a report or export covers at most a year (first and last day included: 367 days)
@@ -181,7 +188,9 @@ def period_sheet(user: AbstractBaseUser, *, start: dt.date, end: dt.date, depart
     department, if given), and every deactivated one with a record in the period; every day, each
     with its record (if any) and totals."""
     days = [start + dt.timedelta(days=n) for n in range((end - start).days + 1)]
-    found = list(records_for(user, start=start, end=end, department_id=department_id))
+    # The rows come from the people query: records without their employee and department objects
+    # (three model objects a record cost a year-long sheet of 1,000 people seconds).
+    found = list(records_for(user, start=start, end=end, department_id=department_id).select_related(None))
     records = {(r.employee_id, r.date): r for r in found}
     people = visible_employees(user).filter(Q(is_active=True) | Q(pk__in={r.employee_id for r in found}))
     if department_id:

@@ -27,11 +27,14 @@ from django.utils import timezone
 # The attendance rules (attendance.days), exposed to callers of this module.
 from attendance.days import (
     CheckResult,  # noqa: F401
+    DayShifts,  # noqa: F401
     attendance_check,  # noqa: F401
     attendance_close_day,  # noqa: F401
     attendance_correct,  # noqa: F401
     attendance_day,  # noqa: F401
     correction_time,  # noqa: F401
+    cutoff_between,  # noqa: F401
+    day_shifts,  # noqa: F401
     is_holiday,  # noqa: F401
     is_working_day,  # noqa: F401
     may_run_past_midnight,  # noqa: F401

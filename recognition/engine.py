@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import threading
 from typing import TYPE_CHECKING
 
@@ -48,7 +49,45 @@ def get_pipeline() -> FacePipeline:
     OnnxEmbedder.default_threads = settings.ROLLCALL_ONNX_THREADS or settings.ROLLCALL_TORCH_THREADS
     detector = MtcnnDetector(min_face_size=settings.ROLLCALL_DETECTOR_MIN_FACE, device=settings.ROLLCALL_DEVICE)
     embedder = create_embedder(settings.ROLLCALL_EMBEDDER, **settings.ROLLCALL_EMBEDDER_OPTIONS)
+    _remember_identity(embedder.name, embedder.version, embedder.threshold)
     return FacePipeline(detector=detector, embedder=embedder)
+
+
+def _identity_key() -> str:
+    options = repr(sorted(settings.ROLLCALL_EMBEDDER_OPTIONS.items()))
+    return "rollcall:embedder-identity:" + hashlib.sha256(f"{settings.ROLLCALL_EMBEDDER}|{options}".encode()).hexdigest()[:32]
+
+
+def _remember_identity(name: str, version: str, threshold: float) -> None:
+    from django.core.cache import cache
+
+    from portal.throttling import CACHE_DOWN
+
+    try:
+        cache.set(_identity_key(), (name, version, threshold), None)
+    except CACHE_DOWN:
+        pass  # pages then build the pipeline themselves (embedder_identity)
+
+
+def embedder_identity() -> tuple[str, str, float]:
+    """The (name, version, own threshold) of the embedder ROLLCALL_EMBEDDER builds. Pages that only
+    need to know which model and gallery are active (the face gallery, the gallery map) read it
+    from the shared cache, where any process that built the pipeline left it, instead of loading
+    the networks into a web process; only when no process did yet is the pipeline built here."""
+    from django.core.cache import cache
+
+    from portal.throttling import CACHE_DOWN
+
+    if not get_pipeline.cache_info().currsize:
+        try:
+            known = cache.get(_identity_key())
+        except CACHE_DOWN:
+            known = None
+        if known is not None:
+            name, version, threshold = known
+            return name, version, threshold
+    embedder = get_pipeline().embedder
+    return embedder.name, embedder.version, embedder.threshold
 
 
 @_built_once
@@ -82,5 +121,5 @@ def threshold_for(learned: float | None) -> float:
     embedder's."""
     if settings.ROLLCALL_MATCH_THRESHOLD is not None:
         return settings.ROLLCALL_MATCH_THRESHOLD
-    default = get_pipeline().embedder.threshold
+    default = embedder_identity()[2]
     return max(default, learned) if learned is not None else default

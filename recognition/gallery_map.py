@@ -321,7 +321,7 @@ def current_model_version() -> int | None:
 
 def current_model() -> tuple[str, str, float]:
     """The active embedder's (name, version) and its match threshold (cosine)."""
-    from recognition.engine import get_pipeline, match_threshold
+    from recognition.engine import embedder_identity, match_threshold
 
-    embedder = get_pipeline().embedder
-    return embedder.name, embedder.version, match_threshold()
+    name, version, _ = embedder_identity()
+    return name, version, match_threshold()

@@ -13,7 +13,7 @@ import numpy as np
 from django.conf import settings
 from django.db import models
 
-from recognition.engine import cohort_norm, get_pipeline
+from recognition.engine import cohort_norm, embedder_identity, get_pipeline
 from recognition.models import FaceImage, GalleryChange, GalleryState, ModelVersion
 from recognition.pipeline.matching import CohortNorm, Decision, GalleryIndex, Match
 
@@ -101,9 +101,8 @@ def load_head(path: str) -> Head | None:
 
 def active_model_version() -> ModelVersion | None:
     """The active model version for the current embedder (None: the base embedder alone)."""
-    embedder = get_pipeline().embedder
-    return ModelVersion.objects.filter(state=ModelVersion.State.ACTIVE, embedder=embedder.name,
-                                       embedder_version=embedder.version).first()
+    name, version, _ = embedder_identity()
+    return ModelVersion.objects.filter(state=ModelVersion.State.ACTIVE, embedder=name, embedder_version=version).first()
 
 
 def learned_photos_in_use() -> set[int]:

@@ -109,3 +109,30 @@ def test_admin_enrols_a_photo_and_deletes_an_employee_with_their_faces(boss_clie
     assert f"/faces/{ana.faces.get().pk}/crop/" in page
     client.post(f"/admin/portal/employee/{ana.pk}/delete/", {"post": "yes"})
     assert not Employee.objects.filter(pk=ana.pk).exists() and FaceImage.objects.count() == 0
+
+
+def test_gallery_pages_do_not_load_the_face_models_into_a_web_process(boss_client, people, monkeypatch) -> None:
+    """The face gallery page and the gallery map's data only need to know which embedder is active:
+    a web process reads that from the shared cache (left by whichever process built the pipeline)
+    instead of loading the networks (10 s and about 900 MB on a web process's first gallery view)."""
+    from types import SimpleNamespace
+
+    from recognition import engine
+
+    client, ana = boss_client
+    face_enroll(employee=ana, data=people["joe_biden"][0].read_bytes())
+    identity = engine.embedder_identity()  # this test process built the pipeline: it is remembered
+    engine._remember_identity(*identity)  # (each test starts from an empty cache)
+
+    class NeverBuilt:  # a web process that never built the pipeline; building it now fails the test
+        def cache_info(self) -> SimpleNamespace:
+            return SimpleNamespace(currsize=0)
+
+        def __call__(self) -> None:
+            raise AssertionError("a gallery page loaded the face models")
+
+    monkeypatch.setattr(engine, "get_pipeline", NeverBuilt())
+    assert engine.embedder_identity() == identity
+    page = client.get(f"/people/{ana.pk}/faces/")
+    assert page.status_code == 200 and "Ana Sales" in page.content.decode()
+    assert client.get("/gallery/map/data/").status_code in (200, 202)
