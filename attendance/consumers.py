@@ -64,13 +64,13 @@ from attendance.services import (
 )
 from portal.models import Device, Employee
 from portal.permissions import (
+    cameras_for,
     check_in_answer_for,
     employee_of,
     is_admin,
     is_manager,
     kiosk_session_still_valid,
     may_use_kiosk_page,
-    may_view_cameras,
     session_user_now,
 )
 from portal.services import device_connected, device_gone
@@ -119,8 +119,9 @@ def _viewer(user: Any) -> Viewer | None:
     if user is None or not is_manager(user):
         return None
     employee: Employee | None = employee_of(user)
-    return Viewer(admin=is_admin(user), employee_id=employee.pk if employee else None,
-                  department_id=employee.department_id if employee else None, cameras=may_view_cameras(user))
+    admin = is_admin(user)
+    return Viewer(admin=admin, employee_id=employee.pk if employee else None,
+                  department_id=employee.department_id if employee else None, cameras=cameras_for(admin=admin, manager=True))
 
 
 def _viewer_now(session_key: str | None, user_pk: int) -> Viewer | None:

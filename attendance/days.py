@@ -129,11 +129,12 @@ def worked_within(timeline: Timeline, *, first_in: dt.datetime, last_out: dt.dat
 def shift_for(*, employee: Employee, day: dt.date) -> Shift | None:
     """The employee's own assignment valid on ``day``, else their department's."""
     valid = ShiftAssignment.objects.filter(valid_from__lte=day).filter(Q(valid_to__isnull=True) | Q(valid_to__gte=day))
-    own = valid.filter(employee=employee).select_related("shift").first()
+    own = valid.filter(employee=employee).select_related("shift").order_by("-valid_from", "-pk").first()
     if own:
         return own.shift
     if employee.department_id:
-        team = valid.filter(department_id=employee.department_id, employee__isnull=True).select_related("shift").first()
+        team = (valid.filter(department_id=employee.department_id, employee__isnull=True).select_related("shift")
+                .order_by("-valid_from", "-pk").first())
         if team:
             return team.shift
     return None
@@ -201,15 +202,18 @@ class DayShifts:
     team: dict[int, Shift]
     holiday_lists: frozenset[int]
 
-    def shift(self, employee: Employee) -> Shift | None:
+    def shift_of(self, employee: Employee) -> Shift | None:
+        """``shift_for`` on this day."""
         own = self.own.get(employee.pk)
         return own if own is not None else self.team.get(employee.department_id)
 
-    def holiday(self, shift: Shift | None) -> bool:
+    def is_holiday(self, shift: Shift | None) -> bool:
+        """``is_holiday`` on this day."""
         return shift is not None and shift.holiday_list_id in self.holiday_lists
 
-    def working(self, shift: Shift | None) -> bool:
-        return shift is not None and self.day.weekday() in (shift.working_days or []) and not self.holiday(shift)
+    def is_working(self, shift: Shift | None) -> bool:
+        """``is_working_day`` on this day."""
+        return shift is not None and self.day.weekday() in (shift.working_days or []) and not self.is_holiday(shift)
 
 
 def day_shifts(day: dt.date) -> DayShifts:
@@ -218,7 +222,7 @@ def day_shifts(day: dt.date) -> DayShifts:
     own: dict[int, Shift] = {}
     team: dict[int, Shift] = {}
     valid = ShiftAssignment.objects.filter(valid_from__lte=day).filter(Q(valid_to__isnull=True) | Q(valid_to__gte=day))
-    for assignment in valid.select_related("shift"):
+    for assignment in valid.select_related("shift").order_by("-valid_from", "-pk"):
         if assignment.employee_id is not None:
             own.setdefault(assignment.employee_id, assignment.shift)
         elif assignment.department_id is not None:
@@ -284,9 +288,9 @@ def _day_events(record: AttendanceRecord) -> list[AttendanceEvent]:
 def _rederive(record: AttendanceRecord) -> tuple[Timeline, list[AttendanceEvent]]:
     """Recompute the kinds of the day's events from capture order; store the ones that changed."""
     events = _day_events(record)
-    # Events captured at the same instant are ranked by what they say (source, then the higher
-    # score), not by arrival: which of them is kept is the same whatever order they came in.
-    ranked = sorted(events, key=lambda e: (e.at, e.source, -(e.score if e.score is not None else -2.0), e.pk))
+    # Events captured at the same instant are ranked by what they say (the higher score, then the
+    # source), not by arrival: which of them is kept is the same whatever order they came in.
+    ranked = sorted(events, key=lambda e: (e.at, -(e.score if e.score is not None else -2.0), e.source, e.pk))
     pk_of = [e.pk for e in ranked]
     by_rank = derive([(rank, e.at) for rank, e in enumerate(ranked)], window=repeat_window())
     timeline = replace(by_rank, kinds={pk_of[rank]: kind for rank, kind in by_rank.kinds.items()},
@@ -350,7 +354,12 @@ def _clock(at: dt.datetime) -> str:
 
 
 def _still_running(*, employee: Employee, day: dt.date) -> bool:
-    """``day``'s overnight shift (with its check-out allowance) has not ended yet: too early to settle."""
+    """``day``'s overnight shift (with its check-out allowance) has not ended yet: too early to
+    settle. A late shift that ended before midnight is settled by the 00:15 close; a check-out in
+    its allowance after that arrives as a late event and settles the day again."""
+    shift = shift_for(employee=employee, day=day)
+    if shift is None or not shift.overnight:
+        return False
     cutoff = overnight_cutoff(employee=employee, day=day)
     return cutoff is not None and timezone.now() < cutoff
 

@@ -167,11 +167,11 @@ def sheet_xlsx(sheet: MonthSheet, *, department: Department | None = None) -> by
     days.freeze_panes = "C2"
 
     about = book.create_sheet("About")
-    for line in (("Report", "Attendance"), ("From", sheet.days[0]), ("To", sheet.days[-1]),
+    for entry in (("Report", "Attendance"), ("From", sheet.days[0]), ("To", sheet.days[-1]),
                  ("Department", safe_cell(department.name) if department else "All the exporter may see"),
                  ("Time zone", zone), ("Exported at", timezone.localtime().replace(tzinfo=None, microsecond=0)),
                  ("Letters", "P present · L late · H half day · A absent · V on leave · O holiday · • in progress")):
-        about.append(list(line))
+        about.append(list(entry))
     about["B2"].number_format = about["B3"].number_format = "d mmm yyyy"
     about["B6"].number_format = "d mmm yyyy hh:mm"
     about.column_dimensions["A"].width, about.column_dimensions["B"].width = 14, 40

@@ -69,11 +69,8 @@ def today_board(user: AbstractBaseUser, *, day: dt.date | None = None, departmen
     for employee in employees_for(user, department_id=department_id):
         record = records.get(employee.pk)
         if (record is None or record.first_in is None) and employee.pk in night:
-            record = night[employee.pk]  # last night's shift is still on and they are still in
-            board.inside.append(record)
-            if record.late:
-                board.late.append(record)
-            continue
+            board.inside.append(night[employee.pk])  # last night's shift is still on and they are in
+            continue  # (last night's lateness is last night's board)
         if record is None or record.first_in is None:
             if record is not None and record.status == Status.ABSENT:
                 board.absent.append(record)
@@ -81,8 +78,8 @@ def today_board(user: AbstractBaseUser, *, day: dt.date | None = None, departmen
             if record is not None and record.status in (Status.ON_LEAVE, Status.HOLIDAY):
                 board.off.append(employee)
                 continue
-            shift = shifts.shift(employee)
-            if shift is None or shifts.working(shift):
+            shift = shifts.shift_of(employee)
+            if shift is None or shifts.is_working(shift):
                 board.not_yet_in.append(employee)
             else:
                 board.off.append(employee)
@@ -120,11 +117,11 @@ def _still_in_from_last_night(user: AbstractBaseUser, *, day: dt.date, departmen
     yesterday = day_shifts(previous)
     night = {}
     for record in records:
-        shift = yesterday.shift(record.employee)
+        shift = yesterday.shift_of(record.employee)
         if last.get(record.employee_id) != AttendanceEvent.Kind.CHECK_IN or shift is None:
             continue
-        following = today.shift(record.employee)
-        cutoff = cutoff_between(shift, previous, following if today.working(following) else None)
+        following = today.shift_of(record.employee)
+        cutoff = cutoff_between(shift, previous, following if today.is_working(following) else None)
         if cutoff is not None and now < cutoff:
             night[record.employee_id] = record
     return night

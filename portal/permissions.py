@@ -13,6 +13,7 @@ change roles, departments, devices and use the Django admin site.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
 
@@ -164,9 +165,12 @@ def may_view_reports(actor: User) -> bool:
 def may_view_cameras(actor: User) -> bool:
     """The monitor's live camera view shows every face at a door, whatever their department:
     admins only, unless ``ROLLCALL_CAMERA_VIEW=managers`` opens it to every manager."""
-    from django.conf import settings
+    return cameras_for(admin=is_admin(actor), manager=is_manager(actor))
 
-    return is_admin(actor) or (settings.ROLLCALL_CAMERA_VIEW == "managers" and is_manager(actor))
+
+def cameras_for(*, admin: bool, manager: bool) -> bool:
+    """``may_view_cameras`` for a caller whose roles are already known (the monitor socket)."""
+    return admin or (manager and settings.ROLLCALL_CAMERA_VIEW == "managers")
 
 
 def may_view_gallery_map(actor: User) -> bool:

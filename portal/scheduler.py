@@ -67,15 +67,20 @@ def follow_site_time_zone(**kwargs: object) -> list[str]:
     crontab carries another one (the database was migrated before the zone was set, or the zone
     changed). Runs after every ``migrate`` (post_migrate). Their hour and minute stay; a crontab
     shared with another entry is left as it is (the entry gets its own). Returns the names moved."""
+    from django.db import connections
     from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
+    using = kwargs.get("using") or "default"
+    if PeriodicTask._meta.db_table not in connections[using].introspection.table_names():
+        return []  # a partial migrate (``migrate portal`` on a new database): beat's tables come later
     zone = settings.TIME_ZONE
     moved = []
-    for entry in PeriodicTask.objects.filter(name__in=SITE_TIME_ENTRIES, crontab__isnull=False).select_related("crontab"):
+    entries = PeriodicTask.objects.using(using).filter(name__in=SITE_TIME_ENTRIES, crontab__isnull=False)
+    for entry in entries.select_related("crontab"):
         crontab = entry.crontab
         if str(crontab.timezone) == zone:
             continue
-        entry.crontab, _ = CrontabSchedule.objects.get_or_create(
+        entry.crontab, _ = CrontabSchedule.objects.using(using).get_or_create(
             minute=crontab.minute, hour=crontab.hour, day_of_week=crontab.day_of_week,
             day_of_month=crontab.day_of_month, month_of_year=crontab.month_of_year, timezone=zone)
         entry.save(update_fields=["crontab"])  # the model's save also tells beat the schedule changed

@@ -178,10 +178,10 @@ class _SocketCaller:
     X-Forwarded-For from a trusted proxy included) and, for a device's socket, its Device."""
 
     def __init__(self, scope: dict[str, Any], device: Device | None = None) -> None:
-        headers = dict(scope.get("headers", []))
+        # Repeated X-Forwarded-For lines are joined with commas, as Django's ASGI request does.
+        forwarded = [value.decode("latin-1") for name, value in scope.get("headers", []) if name.lower() == b"x-forwarded-for"]
         client = scope.get("client") or ("unknown", 0)
-        self.META = {"REMOTE_ADDR": client[0],
-                     "HTTP_X_FORWARDED_FOR": headers.get(b"x-forwarded-for", b"").decode("latin-1")}
+        self.META = {"REMOTE_ADDR": client[0], "HTTP_X_FORWARDED_FOR": ",".join(forwarded)}
         self.auth = device
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -53,9 +54,19 @@ def get_pipeline() -> FacePipeline:
     return FacePipeline(detector=detector, embedder=embedder)
 
 
+@functools.cache
+def _code_fingerprint() -> str:
+    """The embedders' code (their versions are constants there): a release that changes a version
+    string changes the identity's cache key, so no process reads a stale identity."""
+    from recognition.pipeline import embedding
+
+    return hashlib.sha256(Path(embedding.__file__).read_bytes()).hexdigest()[:16]
+
+
 def _identity_key() -> str:
     options = repr(sorted(settings.ROLLCALL_EMBEDDER_OPTIONS.items()))
-    return "rollcall:embedder-identity:" + hashlib.sha256(f"{settings.ROLLCALL_EMBEDDER}|{options}".encode()).hexdigest()[:32]
+    seed = f"{settings.ROLLCALL_EMBEDDER}|{options}|{_code_fingerprint()}"
+    return "rollcall:embedder-identity:" + hashlib.sha256(seed.encode()).hexdigest()[:32]
 
 
 def _remember_identity(name: str, version: str, threshold: float) -> None:

@@ -133,10 +133,14 @@ def learning_purge(*, now: dt.datetime | None = None) -> int:
         from attendance.days import attendance_day
 
         # The attendance day, not the calendar day: a night shift's morning counts for the night.
+        # An event's day is its calendar day or the one before, so only captures on a corrected
+        # day or the morning after need the (shift-reading) rule.
         people = Employee.objects.in_bulk({employee_id for employee_id, _ in corrected})
         for pk, employee_id, at in LearningCandidate.objects.filter(employee_id__in=people).values_list(
                 "pk", "employee_id", "captured_at"):
-            if (employee_id, attendance_day(employee=people[employee_id], at=at)) in corrected:
+            calendar_day = timezone.localdate(at)
+            if {(employee_id, calendar_day), (employee_id, calendar_day - dt.timedelta(days=1))} & corrected and (
+                    employee_id, attendance_day(employee=people[employee_id], at=at)) in corrected:
                 doomed.add(pk)
     count = 0
     with transaction.atomic():

@@ -165,6 +165,21 @@ def test_overtime_past_midnight_counts_for_the_day_the_shift_started(team, setti
     assert monday_record.worked_seconds == int((times[1] - times[0]).total_seconds()) and not monday_record.early_exit
 
 
+# 5c. The 00:15 close settles a late shift that ended before midnight (a no-show is absent now,
+#     not a day later), while a night shift still running is left for the catch-up.
+def test_the_close_settles_a_late_shift_at_once_and_leaves_a_running_night_open(team) -> None:
+    every_day = [0, 1, 2, 3, 4, 5, 6]
+    late = Shift.objects.create(name="Late", start=dt.time(14), end=dt.time(22), working_days=every_day)
+    night = Shift.objects.create(name="Night", start=dt.time(22), end=dt.time(6), working_days=every_day)
+    lena, nick = (Employee.objects.create(code=code, full_name=code, department=team[0]) for code in ("LENA", "NICK"))
+    ShiftAssignment.objects.create(shift=late, employee=lena, valid_from=dt.date(2026, 1, 1))
+    ShiftAssignment.objects.create(shift=night, employee=nick, valid_from=dt.date(2026, 1, 1))
+    with mock.patch("attendance.days.timezone.now", return_value=at(17, 0, 15)):
+        attendance_close_day(day=dt.date(2026, 11, 16))
+    assert AttendanceRecord.objects.get(employee=lena).status == Status.ABSENT
+    assert AttendanceRecord.objects.get(employee=nick).settled_at is None  # still on until 10:00
+
+
 # 5b. A night worker is "In" on today's board from midnight until they check out (before their
 #     shift's cut-off), although their day is yesterday's; after that, tonight's shift is due.
 @pytest.mark.parametrize("zone", ["UTC", "Europe/Berlin", "Asia/Kolkata"])
