@@ -377,6 +377,27 @@ def test_admin_only_action(world: World, caller: str, action: str) -> None:
 
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("caller", CALLERS)
+def test_department_list_and_the_camera_view(world: World, caller: str, settings) -> None:
+    """Departments: admins list every one, anyone else their own. The monitor's camera view (every
+    face at a door): admins only by default; every manager with ROLLCALL_CAMERA_VIEW=managers."""
+    listed = world.client(caller).get("/api/v1/departments")
+    if caller not in PEOPLE_CALLERS:
+        assert listed.status_code in (401, 403)
+    else:
+        expected = ["Department A", "Department B"] if _role(caller) == "admin" else [f"Department {PEOPLE[caller][1]}"]
+        assert sorted(d["name"] for d in listed.json()) == expected
+    for camera_view in ("admins", "managers"):
+        settings.ROLLCALL_CAMERA_VIEW = camera_view
+        page = world.client(caller).get("/monitor/")
+        if caller not in PEOPLE_CALLERS or _role(caller) == "employee":
+            assert page.status_code in (302, 403, 404)
+            continue
+        offered = _role(caller) == "admin" or camera_view == "managers"
+        assert page.status_code == 200 and ('id="preview"' in page.content.decode()) is offered
+
+
 # --- The administration pages (/manage/): who opens and who writes ------------------------------------
 
 ADMIN_ONLY_PAGES = {
