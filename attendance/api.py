@@ -144,7 +144,7 @@ class RecordListApi(APIView):
             today = timezone.localdate()
             start, end = attrs.get("from", today.replace(day=1)), attrs.get("to", today)
             if end < start or (end - start).days > MAX_PERIOD_DAYS:
-                raise serializers.ValidationError(f"The period must run forward and be at most {MAX_PERIOD_DAYS + 1} days.")
+                raise serializers.ValidationError("The period must run forward and be at most a year.")
             return attrs
 
     @extend_schema(
