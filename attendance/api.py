@@ -142,8 +142,9 @@ class RecordListApi(APIView):
 
         def validate(self, attrs: dict) -> dict:
             today = timezone.localdate()
-            start, end = attrs.get("from", today.replace(day=1)), attrs.get("to", today)
-            if end < start or (end - start).days > MAX_PERIOD_DAYS:
+            attrs.setdefault("from", today.replace(day=1))
+            attrs.setdefault("to", today)
+            if attrs["to"] < attrs["from"] or (attrs["to"] - attrs["from"]).days > MAX_PERIOD_DAYS:
                 raise serializers.ValidationError("The period must run forward and be at most a year.")
             return attrs
 
@@ -156,9 +157,7 @@ class RecordListApi(APIView):
         query = self.RecordFilter(data={k: v for k, v in request.query_params.items() if v != "" and k != "page"})
         query.is_valid(raise_exception=True)
         _check_department(query.validated_data.get("department"))
-        today = timezone.localdate()
-        start = query.validated_data.get("from", today.replace(day=1))
-        end = query.validated_data.get("to", today)
+        start, end = query.validated_data["from"], query.validated_data["to"]  # defaults filled by validate
         records = records_for(request.user, start=start, end=end, department_id=query.validated_data.get("department"))
         if "employee" in query.validated_data:
             records = records.filter(employee_id=query.validated_data["employee"])

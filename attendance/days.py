@@ -168,7 +168,13 @@ def overnight_cutoff(*, employee: Employee, day: dt.date) -> dt.datetime | None:
     24-hour shift): then the two windows are split halfway between the end and the next start, or
     at the next start when they overlap."""
     shift = shift_for(employee=employee, day=day)
-    if shift is None or cutoff_between(shift, day, None) is None:
+    return None if shift is None else _cutoff_after(shift, employee=employee, day=day)
+
+
+def _cutoff_after(shift: Shift, *, employee: Employee, day: dt.date) -> dt.datetime | None:
+    """overnight_cutoff for ``employee``'s ``shift`` on ``day``, already read (the next day's shift
+    is read only when the allowance passes midnight)."""
+    if cutoff_between(shift, day, None) is None:
         return None
     following = day + dt.timedelta(days=1)
     next_shift = shift_for(employee=employee, day=following)
@@ -243,7 +249,7 @@ def correction_time(record: AttendanceRecord, time: dt.time) -> dt.datetime:
     (``overnight_cutoff``), a time before the shift's start that is before the cut-off on the next
     morning is on the next calendar day (the same rule as for events)."""
     shift = shift_for(employee=record.employee, day=record.date)
-    cutoff = overnight_cutoff(employee=record.employee, day=record.date)
+    cutoff = None if shift is None else _cutoff_after(shift, employee=record.employee, day=record.date)
     if shift is not None and cutoff is not None and time < shift.start:
         next_morning = local_at(record.date + dt.timedelta(days=1), time)
         if next_morning < cutoff:
@@ -360,7 +366,7 @@ def _still_running(*, employee: Employee, day: dt.date) -> bool:
     shift = shift_for(employee=employee, day=day)
     if shift is None or not shift.overnight:
         return False
-    cutoff = overnight_cutoff(employee=employee, day=day)
+    cutoff = _cutoff_after(shift, employee=employee, day=day)
     return cutoff is not None and timezone.now() < cutoff
 
 
